@@ -1,0 +1,625 @@
+//! Applies inputs, fires due timers, and runs the timer loop.
+//!
+//! Every call that changes state opens one unit of work: a `BEGIN IMMEDIATE`
+//! transaction in which meetings are loaded (in bulk), inputs are run through
+//! [`machine::transition`] in order — with due timers interleaved at their
+//! instants — and everything the steps produced (meetings, timers, history,
+//! outbox rows, seen event ids, dead letters) is flushed with multi-row
+//! statements before one commit. Many inputs share a transaction (group
+//! commit); effects run only after the commit.
+//!
+//! Timer order is global: `(due, rank, meeting id)`, with rank safety net <
+//! re-check < cap. The unit of work merges the timers of the meetings it holds
+//! in memory with the ones still in SQLite, loading those lazily and in pages,
+//! so a million overdue timers stream through a bounded amount of memory.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::machine::{self, Command, Effect, Input, Meeting, MeetingId, Outcome, Rejection, State, Step, Timers};
+use crate::policy::Policy;
+use crate::record::{DeadLetter, Decoded, Item, RecordError};
+use crate::store::{NewDeadLetter, NewEffect, NewHistory, Store, StoreError, StoreOptions, TimerKey, Tx, Writes};
+use crate::time::{Span, Timestamp};
+
+/// Timers loaded from SQLite per page.
+const TIMER_PAGE: i64 = 1024;
+/// Timer fires per transaction when catching up.
+const FIRES_PER_TX: usize = 2000;
+
+/// An engine error.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no meeting {0}")]
+    UnknownMeeting(MeetingId),
+}
+
+/// One input line's worth of work for [`Engine::apply`]: a decoded record or a
+/// dead letter, and where it came from (`file:line`, `shard/sequence`).
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub item: Item,
+    pub origin: String,
+}
+
+/// What a unit of work did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Records applied (including duplicates and records ignored after termination).
+    pub records: u64,
+    pub duplicates: u64,
+    /// Records for meetings already terminated.
+    pub ignored: u64,
+    pub created: u64,
+    pub dead_letters: BTreeMap<String, u64>,
+    pub timers_fired: u64,
+    pub terminated: BTreeMap<String, u64>,
+    pub effects_queued: u64,
+    /// Largest timer lateness seen (fire instant − due), microseconds.
+    pub max_lateness_us: i64,
+}
+
+impl Report {
+    pub fn merge(&mut self, o: &Report) {
+        self.records += o.records;
+        self.duplicates += o.duplicates;
+        self.ignored += o.ignored;
+        self.created += o.created;
+        for (k, v) in &o.dead_letters {
+            *self.dead_letters.entry(k.clone()).or_default() += v;
+        }
+        self.timers_fired += o.timers_fired;
+        for (k, v) in &o.terminated {
+            *self.terminated.entry(k.clone()).or_default() += v;
+        }
+        self.effects_queued += o.effects_queued;
+        self.max_lateness_us = self.max_lateness_us.max(o.max_lateness_us);
+    }
+
+    pub fn dead_letter_total(&self) -> u64 {
+        self.dead_letters.values().sum()
+    }
+}
+
+/// The outcome of an operator command.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandResult {
+    pub meeting_id: String,
+    pub outcome: Outcome,
+    pub state: State,
+    pub notes: Vec<String>,
+}
+
+/// The durable meeting engine: a store, a policy and a clock.
+pub struct Engine {
+    store: Store,
+    policy: Policy,
+    clock: Arc<dyn Clock>,
+    timers_changed: Arc<Notify>,
+    effects_queued: Arc<Notify>,
+}
+
+impl Engine {
+    /// Open (creating and migrating) the database at `path`.
+    pub async fn open(
+        path: &Path,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+        options: &StoreOptions,
+    ) -> Result<Engine, EngineError> {
+        Ok(Engine::new(Store::open(path, options).await?, policy, clock))
+    }
+
+    pub fn new(store: Store, policy: Policy, clock: Arc<dyn Clock>) -> Engine {
+        Engine {
+            store,
+            policy,
+            clock,
+            timers_changed: Arc::new(Notify::new()),
+            effects_queued: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Notified after a commit that queued effects (the executor waits on it).
+    pub fn effects_notify(&self) -> Arc<Notify> {
+        self.effects_queued.clone()
+    }
+
+    /// Wake the timer loop (e.g. another process armed a timer).
+    pub fn wake_timers(&self) {
+        self.timers_changed.notify_one();
+    }
+
+    /// Apply a batch of records (and dead letters) in one transaction, in order,
+    /// firing due timers before each record as the spec orders them.
+    pub async fn apply(&self, items: Vec<Incoming>) -> Result<Report, EngineError> {
+        let mut w = Work::begin(self).await?;
+        // Bulk-load every meeting and eventID this batch touches.
+        let mut ids: Vec<MeetingId> = Vec::new();
+        let mut events: Vec<&str> = Vec::new();
+        for i in &items {
+            if let Item::Record(d) = &i.item {
+                ids.push(d.change.meeting_id.clone());
+                if let Some(e) = &d.change.event_id {
+                    events.push(e);
+                }
+            }
+        }
+        w.preload(ids).await?;
+        w.seen_db = w.tx.seen(&events).await?;
+        for i in items {
+            match i.item {
+                Item::Record(d) => w.record(*d, &i.origin).await?,
+                Item::Dead(d) => w.dead_letter(d, &i.origin),
+            }
+        }
+        w.commit().await
+    }
+
+    /// Fire timers due at or before the clock's now, at most `limit` in one
+    /// transaction. Returns the report and whether more are due.
+    pub async fn fire_due(&self, limit: usize) -> Result<(Report, bool), EngineError> {
+        let mut w = Work::begin(self).await?;
+        let target = self.clock.now();
+        let more = w.fire_through(target, limit).await?;
+        Ok((w.commit().await?, more))
+    }
+
+    /// Virtual time: run the clock on, firing every timer due at or before
+    /// `until` (all of them with `Timestamp::MAX`), committing in chunks.
+    pub async fn run_until(&self, until: Timestamp) -> Result<Report, EngineError> {
+        let mut total = Report::default();
+        loop {
+            let mut w = Work::begin(self).await?;
+            let more = w.fire_through(until, FIRES_PER_TX).await?;
+            total.merge(&w.commit().await?);
+            if !more {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Apply an operator command to one meeting.
+    pub async fn command(&self, id: &MeetingId, cmd: Command) -> Result<CommandResult, EngineError> {
+        let mut w = Work::begin(self).await?;
+        w.preload(vec![id.clone()]).await?;
+        let target = self.clock.now();
+        w.fire_through(target, usize::MAX).await?;
+        let now = w.instant(target);
+        let meeting = w.get(id).await?;
+        let name = match &cmd {
+            Command::Terminate => "terminate",
+            Command::Schedule { .. } => "schedule",
+        };
+        let step = match machine::transition(meeting.as_ref(), &Input::Command(cmd), now, &self.policy) {
+            Ok(s) => s,
+            Err(Rejection::UnknownMeeting) | Err(Rejection::NoStart(_)) => {
+                w.tx.rollback().await?;
+                return Err(EngineError::UnknownMeeting(id.clone()));
+            }
+        };
+        let result = CommandResult {
+            meeting_id: id.to_string(),
+            outcome: step.outcome,
+            state: step.meeting.state,
+            notes: step.notes.clone(),
+        };
+        w.apply_step(step, now, "command", name.to_string(), None);
+        w.fire_through(now, usize::MAX).await?;
+        w.commit().await?;
+        Ok(result)
+    }
+
+    /// The timer loop: sleep until the next due timer (no polling), wake early
+    /// when an earlier one is armed, fire what is due, until `shutdown`.
+    /// Overdue timers (a restart) fire at once, each exactly once.
+    pub async fn run_timers(&self, shutdown: impl Future<Output = ()>) -> Result<(), EngineError> {
+        tokio::pin!(shutdown);
+        loop {
+            loop {
+                let (report, more) = self.fire_due(FIRES_PER_TX).await?;
+                if report.timers_fired > 0 {
+                    tracing::debug!(fired = report.timers_fired, "timers fired");
+                }
+                if !more {
+                    break;
+                }
+            }
+            let wait = match self.store.next_due().await? {
+                Some(due) => {
+                    let us = due.as_micros().saturating_sub(self.clock.now().as_micros()).max(0);
+                    Duration::from_micros(us as u64)
+                }
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.timers_changed.notified() => {}
+                _ = &mut shutdown => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Where the SQLite page of timers has been read up to.
+#[derive(Debug, Clone)]
+enum Horizon {
+    Nothing,
+    Key(TimerKey),
+    Through(Timestamp),
+}
+
+struct Cached {
+    meeting: Meeting,
+    loaded_version: Option<i64>,
+    loaded_timers: Timers,
+    dirty: bool,
+}
+
+/// One transaction's worth of work.
+struct Work<'e> {
+    engine: &'e Engine,
+    tx: Tx,
+    /// Meetings held in memory: `None` = known not to exist.
+    cache: HashMap<MeetingId, Option<Cached>>,
+    /// Pending timers of cached meetings (authoritative for them).
+    overlay: BTreeSet<TimerKey>,
+    /// Timers of uncached meetings read from SQLite, all those ≤ `horizon`.
+    db_queue: BTreeSet<TimerKey>,
+    horizon: Horizon,
+    seen_db: HashSet<String>,
+    seen_new: HashSet<String>,
+    writes: Writes,
+    last: Timestamp,
+    report: Report,
+    armed: bool,
+}
+
+impl<'e> Work<'e> {
+    async fn begin(engine: &'e Engine) -> Result<Work<'e>, EngineError> {
+        let mut tx = engine.store.begin().await?;
+        let last = tx.last_instant().await?.unwrap_or(Timestamp::MIN);
+        Ok(Work {
+            engine,
+            tx,
+            cache: HashMap::new(),
+            overlay: BTreeSet::new(),
+            db_queue: BTreeSet::new(),
+            horizon: Horizon::Nothing,
+            seen_db: HashSet::new(),
+            seen_new: HashSet::new(),
+            writes: Writes::default(),
+            last,
+            report: Report::default(),
+            armed: false,
+        })
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        self.engine.clock.as_ref()
+    }
+
+    /// The engine instant for an input at `target`: the virtual clock moves
+    /// there; instants never go backwards.
+    fn instant(&mut self, target: Timestamp) -> Timestamp {
+        self.clock().advance_to(target);
+        let now = self.clock().now().max(self.last);
+        self.last = now;
+        now
+    }
+
+    fn cache_insert(&mut self, m: Meeting) {
+        for (kind, due) in m.timers.pending() {
+            let key = TimerKey::new(m.id.clone(), kind, due);
+            self.db_queue.remove(&key);
+            self.overlay.insert(key);
+        }
+        let entry = Cached { loaded_version: Some(m.version), loaded_timers: m.timers, meeting: m, dirty: false };
+        self.cache.insert(entry.meeting.id.clone(), Some(entry));
+    }
+
+    async fn preload(&mut self, mut ids: Vec<MeetingId>) -> Result<(), EngineError> {
+        ids.sort();
+        ids.dedup();
+        ids.retain(|id| !self.cache.contains_key(id));
+        let found = self.tx.load_meetings(&ids).await?;
+        for m in found {
+            self.cache_insert(m);
+        }
+        for id in ids {
+            self.cache.entry(id).or_insert(None);
+        }
+        Ok(())
+    }
+
+    async fn get(&mut self, id: &MeetingId) -> Result<Option<Meeting>, EngineError> {
+        if !self.cache.contains_key(id) {
+            self.preload(vec![id.clone()]).await?;
+        }
+        Ok(self.cache.get(id).and_then(|c| c.as_ref()).map(|c| c.meeting.clone()))
+    }
+
+    fn covers(&self, target: Timestamp) -> bool {
+        match &self.horizon {
+            Horizon::Nothing => false,
+            Horizon::Key(k) => k.due > target,
+            Horizon::Through(t) => *t >= target,
+        }
+    }
+
+    /// Read the next page of SQLite timers due at or before `target`.
+    async fn extend(&mut self, target: Timestamp) -> Result<(), EngineError> {
+        let rows = match &self.horizon {
+            Horizon::Nothing => self.tx.due_timers(None, target, TIMER_PAGE).await?,
+            Horizon::Key(k) => {
+                let k = k.clone();
+                self.tx.due_timers(Some(&k), target, TIMER_PAGE).await?
+            }
+            Horizon::Through(t) => {
+                let after =
+                    TimerKey { due: *t, rank: i64::MAX, meeting_id: MeetingId::new("\u{10FFFF}").expect("non-empty") };
+                self.tx.due_timers(Some(&after), target, TIMER_PAGE).await?
+            }
+        };
+        let full = rows.len() as i64 == TIMER_PAGE;
+        self.horizon = match rows.last() {
+            Some(last) if full => Horizon::Key(last.clone()),
+            _ => Horizon::Through(target),
+        };
+        for key in rows {
+            if !self.cache.contains_key(&key.meeting_id) {
+                self.db_queue.insert(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// The next pending timer due at or before `target`, in fire order.
+    async fn next_due(&mut self, target: Timestamp) -> Result<Option<TimerKey>, EngineError> {
+        loop {
+            if self.db_queue.is_empty() && !self.covers(target) {
+                self.extend(target).await?;
+                continue;
+            }
+            let next = match (self.db_queue.first(), self.overlay.first()) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (None, None) => return Ok(None),
+            };
+            return Ok((next.due <= target).then(|| next.clone()));
+        }
+    }
+
+    /// Fire timers due at or before `target`, in order, at most `limit`.
+    /// Returns whether more are due.
+    async fn fire_through(&mut self, target: Timestamp, limit: usize) -> Result<bool, EngineError> {
+        let mut fired = 0;
+        while let Some(key) = self.next_due(target).await? {
+            if fired == limit {
+                return Ok(true);
+            }
+            fired += 1;
+            let meeting = self.get(&key.meeting_id).await?;
+            let Some(meeting) = meeting else {
+                // A timer without its meeting cannot happen through the engine;
+                // drop it rather than loop on it.
+                self.db_queue.remove(&key);
+                self.overlay.remove(&key);
+                continue;
+            };
+            let now = self.instant(key.due);
+            let kind = key.kind();
+            let step =
+                machine::transition(Some(&meeting), &Input::Timer { kind, due: key.due }, now, &self.engine.policy)
+                    .expect("a timer on a known meeting is always applicable");
+            let lateness = now.since(key.due);
+            self.report.timers_fired += 1;
+            self.report.max_lateness_us = self.report.max_lateness_us.max(lateness.as_micros());
+            // A stale key (should not happen) must not be fired again.
+            self.overlay.remove(&key);
+            self.apply_step(step, now, "timer", format!("{kind} due {}", key.due), Some(lateness));
+        }
+        Ok(false)
+    }
+
+    fn dead_letter(&mut self, d: DeadLetter, origin: &str) {
+        *self.report.dead_letters.entry(d.reason.kind().to_string()).or_default() += 1;
+        let at = self.clock().now().max(self.last);
+        self.writes.dead.push(NewDeadLetter {
+            at,
+            origin: origin.to_string(),
+            kind: d.reason.kind(),
+            reason: d.reason.to_string(),
+            event_id: d.event_id,
+            raw: d.raw,
+        });
+    }
+
+    async fn record(&mut self, d: Decoded, origin: &str) -> Result<(), EngineError> {
+        let change = d.change;
+        let existing = self.get(&change.meeting_id).await?;
+        // Rule 1, the part that needs the store: a new meeting needs a start.
+        let has_start = change.image.as_ref().is_some_and(|i| i.meet_time.or(i.created_at).is_some());
+        if existing.is_none() && !has_start {
+            let reason = RecordError::NoStart(change.meeting_id.to_string());
+            self.dead_letter(DeadLetter { reason, raw: d.raw, event_id: change.event_id }, origin);
+            return Ok(());
+        }
+        // The instant: virtual time moves to the event time; timers due by then fire first.
+        let clock_now = self.clock().now();
+        let target =
+            if self.clock().is_virtual() { clock_now.max(change.event_time.unwrap_or(clock_now)) } else { clock_now };
+        self.fire_through(target, usize::MAX).await?;
+        let now = self.instant(target);
+        self.report.records += 1;
+        let cause_ref = format!("{} {}", change.event_name, change.event_id.as_deref().unwrap_or("(no eventID)"));
+
+        // Rule 2: duplicates.
+        if let Some(eid) = &change.event_id {
+            if self.seen_db.contains(eid) || !self.seen_new.insert(eid.clone()) {
+                self.report.duplicates += 1;
+                if let Some(m) = self.get(&change.meeting_id).await? {
+                    self.writes.history.push(NewHistory {
+                        meeting_id: m.id.clone(),
+                        at: now,
+                        cause: "duplicate",
+                        cause_ref,
+                        from_state: Some(m.state),
+                        to_state: m.state,
+                        outcome: "ignored",
+                        reason: None,
+                        lateness: None,
+                        notes: vec![format!("eventID {eid} was already applied: duplicate ignored")],
+                    });
+                }
+                return Ok(());
+            }
+            self.writes.seen.push((eid.clone(), change.meeting_id.clone(), now));
+        }
+        let meeting = self.get(&change.meeting_id).await?;
+        let input = Input::Record(change);
+        match machine::transition(meeting.as_ref(), &input, now, &self.engine.policy) {
+            Ok(step) => {
+                if step.outcome == Outcome::Ignored {
+                    self.report.ignored += 1;
+                }
+                if step.from.is_none() {
+                    self.report.created += 1;
+                }
+                self.apply_step(step, now, "record", cause_ref, None);
+            }
+            Err(e) => unreachable!("start checked above: {e}"),
+        }
+        // Timers this input armed in the past fire right after it.
+        self.fire_through(now, usize::MAX).await?;
+        Ok(())
+    }
+
+    /// Take a step's results into the cache and the write buffer.
+    fn apply_step(
+        &mut self,
+        step: Step,
+        now: Timestamp,
+        cause: &'static str,
+        cause_ref: String,
+        lateness: Option<Span>,
+    ) {
+        let Step { meeting, from, outcome, effects, timers, notes } = step;
+        let id = meeting.id.clone();
+        let reason = (outcome == Outcome::Terminated).then(|| meeting.ended.map(|e| e.reason)).flatten();
+        if let Some(r) = reason {
+            *self.report.terminated.entry(r.to_string()).or_default() += 1;
+        }
+        self.writes.history.push(NewHistory {
+            meeting_id: id.clone(),
+            at: now,
+            cause,
+            cause_ref,
+            from_state: from,
+            to_state: meeting.state,
+            outcome: match outcome {
+                Outcome::Created => "created",
+                Outcome::Updated => "updated",
+                Outcome::Terminated => "terminated",
+                Outcome::Ignored => "ignored",
+            },
+            reason,
+            lateness,
+            notes,
+        });
+        for e in effects {
+            let (kind, payload) = match &e {
+                Effect::Terminate { instances } => ("terminate", serde_json::json!({ "instances": instances })),
+                Effect::WriteBack { reason, terminated_at } => (
+                    "write_back",
+                    serde_json::json!({ "reason": reason.as_str(), "terminated_at": terminated_at.to_rfc3339() }),
+                ),
+            };
+            self.report.effects_queued += 1;
+            self.writes.effects.push(NewEffect {
+                key: format!("{id}/{kind}"),
+                meeting_id: id.clone(),
+                kind,
+                payload,
+                at: now,
+            });
+        }
+        if outcome == Outcome::Ignored {
+            return;
+        }
+        if !timers.is_empty() {
+            self.armed = true;
+        }
+        let old_timers = match self.cache.get(&id) {
+            Some(Some(c)) => c.meeting.timers,
+            _ => Timers::default(),
+        };
+        for (kind, due) in old_timers.pending() {
+            self.overlay.remove(&TimerKey::new(id.clone(), kind, due));
+        }
+        for (kind, due) in meeting.timers.pending() {
+            self.overlay.insert(TimerKey::new(id.clone(), kind, due));
+        }
+        match self.cache.get_mut(&id) {
+            Some(Some(c)) => {
+                c.meeting = meeting;
+                c.dirty = true;
+            }
+            _ => {
+                self.cache.insert(
+                    id,
+                    Some(Cached { meeting, loaded_version: None, loaded_timers: Timers::default(), dirty: true }),
+                );
+            }
+        }
+    }
+
+    async fn commit(mut self) -> Result<Report, EngineError> {
+        for c in self.cache.values().flatten() {
+            if c.dirty {
+                self.writes.meetings.push((c.meeting.clone(), c.loaded_version));
+                if c.meeting.timers != c.loaded_timers {
+                    self.writes.timers.push((c.meeting.id.clone(), c.meeting.timers));
+                }
+            }
+        }
+        if self.writes.is_empty() {
+            self.tx.rollback().await?;
+            return Ok(self.report);
+        }
+        if self.last > Timestamp::MIN {
+            self.writes.last_instant = Some(self.last);
+        }
+        self.tx.write(&self.writes).await?;
+        self.tx.commit().await?;
+        if self.armed {
+            self.engine.timers_changed.notify_one();
+        }
+        if !self.writes.effects.is_empty() {
+            self.engine.effects_queued.notify_one();
+        }
+        Ok(self.report)
+    }
+}

@@ -1,0 +1,463 @@
+//! The `spindown` command line: a thin layer over the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use spindown::clock::{Clock, ManualClock, SystemClock};
+use spindown::engine::Engine;
+use spindown::feed::LineFeed;
+use spindown::inspect::{self, OutcomeLine};
+use spindown::machine::{Command, MeetingId, Reason, State};
+use spindown::policy::Policy;
+use spindown::replay::{replay, ReplayOptions, ReplaySummary};
+use spindown::store::{Durability, MeetingFilter, Store, StoreOptions};
+use spindown::time::Timestamp;
+
+/// spindown — a durable state machine that spins down meeting EC2 instances.
+///
+/// Each meeting is a persisted state machine in a SQLite file: DynamoDB Stream
+/// records move it, durable timers (the old safety net) end it, and its
+/// effects (terminate instances, write back to DynamoDB) run from an outbox.
+#[derive(Parser, Debug)]
+#[command(name = "spindown", version, propagate_version = true)]
+struct Cli {
+    /// SQLite database file (created if missing).
+    #[arg(long, global = true, env = "SPINDOWN_DB", default_value = "spindown.db", value_name = "PATH")]
+    db: PathBuf,
+
+    /// SQLite synchronous setting: `full` fsyncs every commit, `normal` only
+    /// at checkpoints (a crash loses nothing, a power cut may lose the last commits).
+    #[arg(long, global = true, default_value = "full", value_name = "full|normal")]
+    synchronous: Durability,
+
+    /// More logging (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the engine on a virtual clock over a file of stream records and print each meeting's outcome.
+    ///
+    /// Records are applied in file order; the clock moves to each record's
+    /// ApproximateCreationDateTime and timers due before it fire first. Then the
+    /// clock runs on until no timer is pending (or --until). Effects are dry-run:
+    /// each meeting's history says what would have been terminated and written.
+    /// Malformed records are dead-lettered (see `dead-letters`), never fatal.
+    /// Uses a temporary database unless --db is given explicitly.
+    Replay(ReplayArgs),
+    /// Apply a file of stream records to the database on the system clock (back-fill, migration).
+    ///
+    /// Timers that are already due fire at once. Effects are queued in the
+    /// outbox for the worker to run.
+    Ingest(IngestArgs),
+    /// Show a meeting: facts, state, pending timers, effects and full history (oldest first).
+    Show(ShowArgs),
+    /// List meetings, optionally filtered by state or reason.
+    List(ListArgs),
+    /// List pending timers, soonest first.
+    Timers(TimersArgs),
+    /// List dead-lettered input with the reason and the raw record.
+    DeadLetters(DeadLettersArgs),
+    /// Terminate a meeting now (reason MANUAL); its effects are queued in the outbox.
+    Terminate(TerminateArgs),
+    /// Counts: meetings by state and reason, timers, effects, dead letters.
+    Status(StatusArgs),
+}
+
+#[derive(Args, Debug)]
+struct PolicyArg {
+    /// Policy file (TOML, see workflows/meeting.toml). Default: the built-in policy, identical to that file.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// Records, one JSON object (or {"Records": [...]}) per line. `-` reads standard input.
+    file: PathBuf,
+    #[command(flatten)]
+    policy: PolicyArg,
+    /// Stop the virtual clock at this instant (RFC 3339): later records are not applied, later timers do not fire.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
+    until: Option<Timestamp>,
+    /// Print the spec's JSON line per meeting instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Records per transaction.
+    #[arg(long, default_value_t = 1000, hide = true)]
+    batch: usize,
+}
+
+#[derive(Args, Debug)]
+struct IngestArgs {
+    /// Records, one JSON object (or {"Records": [...]}) per line. `-` reads standard input.
+    file: PathBuf,
+    #[command(flatten)]
+    policy: PolicyArg,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Records per transaction.
+    #[arg(long, default_value_t = 1000, hide = true)]
+    batch: usize,
+}
+
+#[derive(Args, Debug)]
+struct ShowArgs {
+    /// Meeting id.
+    id: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ListArgs {
+    /// Only meetings in this state (Scheduled, InProgress, Partial, Complete, Terminated).
+    #[arg(long, value_parser = |s: &str| s.parse::<State>())]
+    state: Option<State>,
+    /// Only meetings terminated for this reason (e.g. NO_SHOW_TIMEOUT).
+    #[arg(long, value_parser = |s: &str| s.parse::<Reason>())]
+    reason: Option<Reason>,
+    /// At most this many.
+    #[arg(long)]
+    limit: Option<i64>,
+    /// One JSON object per meeting.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct TimersArgs {
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct DeadLettersArgs {
+    /// At most this many.
+    #[arg(long, default_value_t = 1000)]
+    limit: i64,
+    /// One JSON object per dead letter, raw input included in full.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct TerminateArgs {
+    /// Meeting id.
+    id: String,
+    #[command(flatten)]
+    policy: PolicyArg,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_instant(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_iso(s).map_err(|e| format!("{s:?} is not an RFC 3339 instant: {e}"))
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},sqlx=warn")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn load_policy(arg: &PolicyArg) -> Result<Policy> {
+    match &arg.policy {
+        Some(p) => Policy::load(p).with_context(|| format!("policy {}", p.display())),
+        None => Ok(Policy::default()),
+    }
+}
+
+fn open_input(path: &Path) -> Result<(Box<dyn std::io::Read + Send>, String)> {
+    if path == Path::new("-") {
+        return Ok((Box::new(std::io::stdin()), "stdin".into()));
+    }
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+    Ok((Box::new(f), name))
+}
+
+fn store_options(cli: &Cli) -> StoreOptions {
+    StoreOptions { durability: cli.synchronous, ..StoreOptions::default() }
+}
+
+async fn open_store(cli: &Cli) -> Result<Store> {
+    Store::open(&cli.db, &store_options(cli)).await.with_context(|| format!("opening {}", cli.db.display()))
+}
+
+/// Read-only commands must not create a database by accident.
+async fn open_existing(cli: &Cli) -> Result<Store> {
+    if !cli.db.exists() {
+        bail!("no database at {} (use --db PATH, or run `spindown ingest`/`run` first)", cli.db.display());
+    }
+    open_store(cli).await
+}
+
+fn db_given_explicitly() -> bool {
+    std::env::args_os().any(|a| a == "--db" || a.to_string_lossy().starts_with("--db="))
+        || std::env::var_os("SPINDOWN_DB").is_some()
+}
+
+async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> Result<()> {
+    let policy = load_policy(&args.policy)?;
+    let (input, name) = open_input(&args.file)?;
+    let temp;
+    let db = if db_given_explicitly() {
+        cli.db.clone()
+    } else {
+        temp = tempfile::tempdir().context("creating a temporary directory")?;
+        temp.path().join("replay.db")
+    };
+    let store = Store::open(&db, &StoreOptions { durability: Durability::Normal, ..store_options(cli) })
+        .await
+        .with_context(|| format!("opening {}", db.display()))?;
+    let clock = ManualClock::new(Timestamp::EPOCH);
+    if let Some(last) = store.meta("last_instant").await?.and_then(|v| v.parse::<i64>().ok()) {
+        clock.advance_to(Timestamp::from_micros(last));
+    }
+    let engine = Engine::new(store.clone(), policy, Arc::new(clock.clone()));
+    let options = ReplayOptions { until: args.until, batch: args.batch, dry_run_effects: true };
+    let summary = replay(&engine, &clock, LineFeed::new(input, name.clone()), &options).await?;
+    let meetings = store.list_meetings(&MeetingFilter::default()).await?;
+    let mut out = String::new();
+    if args.json {
+        for m in &meetings {
+            out.push_str(&OutcomeLine::from(m).to_json());
+            out.push('\n');
+        }
+    } else {
+        out = inspect::render_meetings(&meetings);
+    }
+    print_stdout(&out)?;
+    eprint!("{}", replay_summary(&name, &summary, &store).await?);
+    store.close().await;
+    Ok(())
+}
+
+async fn replay_summary(name: &str, s: &ReplaySummary, store: &Store) -> Result<String> {
+    let e = &s.engine;
+    let counts = store.counts().await?;
+    let pairs = |m: &std::collections::BTreeMap<String, u64>| {
+        if m.is_empty() {
+            "none".to_string()
+        } else {
+            m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let mut out = format!(
+        "{name}: {} lines, {} records applied ({} duplicates, {} after termination), {} dead letters ({})\n",
+        s.lines,
+        e.records,
+        e.duplicates,
+        e.ignored,
+        e.dead_letter_total(),
+        pairs(&e.dead_letters),
+    );
+    let total: i64 = counts.meetings_by_state.iter().map(|(_, n)| n).sum();
+    out += &format!(
+        "{total} meetings ({}); terminated by reason: {}\n",
+        counts.meetings_by_state.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "),
+        counts.terminated_by_reason.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "),
+    );
+    out += &format!(
+        "{} timers fired, {} still pending; {} effects run (dry run); clock stopped at {}\n",
+        e.timers_fired,
+        counts.timers_pending,
+        s.effects.done,
+        s.clock.map_or("-".into(), |c| c.to_rfc3339())
+    );
+    if s.after_until > 0 {
+        out += &format!("{} records after --until were not applied\n", s.after_until);
+    }
+    Ok(out)
+}
+
+async fn cmd_ingest(cli: &Cli, args: &IngestArgs) -> Result<()> {
+    let policy = load_policy(&args.policy)?;
+    let (input, name) = open_input(&args.file)?;
+    let engine = Engine::new(open_store(cli).await?, policy, Arc::new(SystemClock));
+    let mut feed = LineFeed::new(input, name.clone());
+    let mut report = spindown::engine::Report::default();
+    while let Some(batch) = feed.next_batch(args.batch.max(1))? {
+        report.merge(&engine.apply(batch).await?);
+    }
+    loop {
+        let (r, more) = engine.fire_due(2000).await?;
+        report.merge(&r);
+        if !more {
+            break;
+        }
+    }
+    if args.json {
+        print_stdout(&(serde_json::to_string(&report)? + "\n"))?;
+    } else {
+        let counts = engine.store().counts().await?;
+        println!(
+            "{name}: {} lines, {} records applied ({} duplicates, {} after termination, {} new meetings), {} dead letters, {} timers fired, {} effects queued",
+            feed.lines,
+            report.records,
+            report.duplicates,
+            report.ignored,
+            report.created,
+            report.dead_letter_total(),
+            report.timers_fired,
+            report.effects_queued
+        );
+        print!("{}", inspect::render_counts(&counts));
+    }
+    engine.store().close().await;
+    Ok(())
+}
+
+fn meeting_id(s: &str) -> Result<MeetingId> {
+    MeetingId::new(s).context("meeting id must not be empty")
+}
+
+async fn cmd_show(cli: &Cli, args: &ShowArgs) -> Result<()> {
+    let store = open_existing(cli).await?;
+    let id = meeting_id(&args.id)?;
+    let Some(i) = inspect::inspect(&store, &id).await? else { bail!("no meeting {id} in {}", cli.db.display()) };
+    if args.json {
+        print_stdout(&(serde_json::to_string_pretty(&i)? + "\n"))?;
+    } else {
+        print_stdout(&inspect::render_show(&i))?;
+    }
+    Ok(())
+}
+
+async fn cmd_list(cli: &Cli, args: &ListArgs) -> Result<()> {
+    let store = open_existing(cli).await?;
+    let ms = store.list_meetings(&MeetingFilter { state: args.state, reason: args.reason, limit: args.limit }).await?;
+    if args.json {
+        let mut out = String::new();
+        for m in &ms {
+            out += &serde_json::to_string(&inspect::MeetingView::from(m))?;
+            out.push('\n');
+        }
+        print_stdout(&out)
+    } else {
+        print_stdout(&inspect::render_meetings(&ms))
+    }
+}
+
+async fn cmd_timers(cli: &Cli, args: &TimersArgs) -> Result<()> {
+    let store = open_existing(cli).await?;
+    let ts = store.timers(None, args.limit).await?;
+    if args.json {
+        let mut out = String::new();
+        for t in &ts {
+            out += &serde_json::to_string(t)?;
+            out.push('\n');
+        }
+        print_stdout(&out)
+    } else {
+        print_stdout(&inspect::render_timers(&ts, Timestamp::now()))
+    }
+}
+
+async fn cmd_dead_letters(cli: &Cli, args: &DeadLettersArgs) -> Result<()> {
+    let store = open_existing(cli).await?;
+    let ds = store.dead_letters(args.limit).await?;
+    if args.json {
+        let mut out = String::new();
+        for d in &ds {
+            out += &serde_json::to_string(d)?;
+            out.push('\n');
+        }
+        print_stdout(&out)
+    } else {
+        print_stdout(&inspect::render_dead_letters(&ds))
+    }
+}
+
+async fn cmd_terminate(cli: &Cli, args: &TerminateArgs) -> Result<()> {
+    let policy = load_policy(&args.policy)?;
+    let store = open_existing(cli).await?;
+    let engine = Engine::new(store, policy, Arc::new(SystemClock));
+    let id = meeting_id(&args.id)?;
+    let r = engine.command(&id, Command::Terminate).await?;
+    if args.json {
+        print_stdout(&(serde_json::to_string(&r)? + "\n"))?;
+    } else {
+        println!("{}: {} ({:?})", r.meeting_id, r.state, r.outcome);
+        for n in &r.notes {
+            println!("  {n}");
+        }
+    }
+    Ok(())
+}
+
+async fn cmd_status(cli: &Cli, args: &StatusArgs) -> Result<()> {
+    let store = open_existing(cli).await?;
+    let counts = store.counts().await?;
+    if args.json {
+        print_stdout(&(serde_json::to_string_pretty(&counts)? + "\n"))
+    } else {
+        print_stdout(&inspect::render_counts(&counts))
+    }
+}
+
+/// Print to stdout, treating a closed pipe (`| head`) as success.
+fn print_stdout(s: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Cmd::Replay(a) => cmd_replay(&cli, a).await,
+        Cmd::Ingest(a) => cmd_ingest(&cli, a).await,
+        Cmd::Show(a) => cmd_show(&cli, a).await,
+        Cmd::List(a) => cmd_list(&cli, a).await,
+        Cmd::Timers(a) => cmd_timers(&cli, a).await,
+        Cmd::DeadLetters(a) => cmd_dead_letters(&cli, a).await,
+        Cmd::Terminate(a) => cmd_terminate(&cli, a).await,
+        Cmd::Status(a) => cmd_status(&cli, a).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,838 @@
+//! SQLite: migrations, one transaction per batch of inputs, timers, effects, history.
+//!
+//! The store is concrete (no trait): a real SQLite file in WAL mode, written
+//! by one writer connection at a time (`BEGIN IMMEDIATE`) and read by a small
+//! pool. Writes are buffered by the engine into a [`Writes`] and flushed with
+//! multi-row statements, so many inputs share one transaction (group commit).
+//! Every instant is bound as a parameter; no SQL `now()`.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use crate::machine::{Ended, Facts, InstanceId, Meeting, MeetingId, Reason, State, TimerKind, Timers};
+use crate::time::{Span, Timestamp};
+
+/// Rows per multi-row statement (keeps well under SQLite's parameter limit).
+const CHUNK: usize = 400;
+
+/// A store error, classified for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("meeting {0} was changed by another writer; retry")]
+    Conflict(String),
+    #[error("database holds an unreadable value: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// The SQLite extended result code, when the error came from SQLite.
+    pub fn sqlite_code(&self) -> Option<String> {
+        let e = match self {
+            StoreError::Open { source, .. } | StoreError::Sql(source) => source,
+            _ => return None,
+        };
+        e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
+    }
+}
+
+/// How hard SQLite tries to keep a commit across power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous = FULL`: every commit is fsynced (survives power loss).
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: WAL is fsynced at checkpoints only; a process
+    /// crash (SIGKILL) loses nothing, a power loss may lose the last commits.
+    Normal,
+}
+
+impl FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "full" => Ok(Durability::Full),
+            "normal" => Ok(Durability::Normal),
+            _ => Err(format!("unknown synchronous setting {s:?} (expected full or normal)")),
+        }
+    }
+}
+
+/// Options for [`Store::open`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub durability: Durability,
+    /// How long a writer waits for another process holding the write lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { durability: Durability::Full, busy_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// The engine's database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    path: PathBuf,
+}
+
+/// A pending timer's position in fire order: due, tie rank, meeting.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerKey {
+    pub due: Timestamp,
+    pub rank: i64,
+    pub meeting_id: MeetingId,
+}
+
+impl TimerKey {
+    pub fn new(meeting_id: MeetingId, kind: TimerKind, due: Timestamp) -> Self {
+        TimerKey { due, rank: kind.rank(), meeting_id }
+    }
+    pub fn kind(&self) -> TimerKind {
+        TimerKind::ALL.iter().copied().find(|k| k.rank() == self.rank).unwrap_or(TimerKind::Cap)
+    }
+}
+
+/// One history row to write.
+#[derive(Debug, Clone)]
+pub struct NewHistory {
+    pub meeting_id: MeetingId,
+    pub at: Timestamp,
+    pub cause: &'static str,
+    pub cause_ref: String,
+    pub from_state: Option<State>,
+    pub to_state: State,
+    pub outcome: &'static str,
+    pub reason: Option<Reason>,
+    pub lateness: Option<Span>,
+    pub notes: Vec<String>,
+}
+
+/// One outbox row to write.
+#[derive(Debug, Clone)]
+pub struct NewEffect {
+    pub key: String,
+    pub meeting_id: MeetingId,
+    pub kind: &'static str,
+    pub payload: serde_json::Value,
+    pub at: Timestamp,
+}
+
+/// One dead letter to write.
+#[derive(Debug, Clone)]
+pub struct NewDeadLetter {
+    pub at: Timestamp,
+    pub origin: String,
+    pub kind: &'static str,
+    pub reason: String,
+    pub event_id: Option<String>,
+    pub raw: Vec<u8>,
+}
+
+/// Everything one transaction writes, buffered by the engine.
+#[derive(Debug, Default)]
+pub struct Writes {
+    /// Meetings to upsert, with the version they were loaded at (`None` = new).
+    pub meetings: Vec<(Meeting, Option<i64>)>,
+    /// Meetings whose pending timers are replaced by their `timers` field.
+    pub timers: Vec<(MeetingId, Timers)>,
+    pub history: Vec<NewHistory>,
+    pub effects: Vec<NewEffect>,
+    pub seen: Vec<(String, MeetingId, Timestamp)>,
+    pub dead: Vec<NewDeadLetter>,
+    pub last_instant: Option<Timestamp>,
+}
+
+impl Writes {
+    pub fn is_empty(&self) -> bool {
+        self.meetings.is_empty()
+            && self.timers.is_empty()
+            && self.history.is_empty()
+            && self.effects.is_empty()
+            && self.seen.is_empty()
+            && self.dead.is_empty()
+    }
+}
+
+/// A history row as read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub seq: i64,
+    pub at: Timestamp,
+    pub cause: String,
+    pub cause_ref: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub lateness_us: Option<i64>,
+    pub notes: Vec<String>,
+}
+
+/// An outbox row as read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct EffectRow {
+    pub id: i64,
+    pub key: String,
+    pub meeting_id: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub result: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A pending timer as read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimerRow {
+    pub meeting_id: String,
+    pub kind: String,
+    pub due: Timestamp,
+}
+
+/// A dead letter as read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetterRow {
+    pub id: i64,
+    pub at: Timestamp,
+    pub origin: String,
+    pub kind: String,
+    pub reason: String,
+    pub event_id: Option<String>,
+    #[serde(serialize_with = "raw_as_text")]
+    pub raw: Vec<u8>,
+}
+
+fn raw_as_text<S: serde::Serializer>(raw: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(raw))
+}
+
+/// Filters for [`Store::list_meetings`].
+#[derive(Debug, Clone, Default)]
+pub struct MeetingFilter {
+    pub state: Option<State>,
+    pub reason: Option<Reason>,
+    pub limit: Option<i64>,
+}
+
+/// Counts for summaries and `status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub meetings_by_state: Vec<(String, i64)>,
+    pub terminated_by_reason: Vec<(String, i64)>,
+    pub timers_pending: i64,
+    pub next_timer_due: Option<Timestamp>,
+    pub effects_by_status: Vec<(String, i64)>,
+    pub dead_letters: i64,
+    pub dead_letters_by_kind: Vec<(String, i64)>,
+}
+
+fn ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp::from_micros)
+}
+
+fn meeting_from_row(row: &SqliteRow) -> Result<Meeting, StoreError> {
+    let id: String = row.try_get("id")?;
+    let bad = |what: &str| StoreError::Corrupt(format!("meeting {id}: {what}"));
+    let state: String = row.try_get("state")?;
+    let state = State::from_str(&state).map_err(|e| bad(&e))?;
+    let reason: Option<String> = row.try_get("reason")?;
+    let ended = match (reason, row.try_get::<Option<i64>, _>("terminated_at")?) {
+        (Some(r), Some(at)) => {
+            Some(Ended { reason: Reason::from_str(&r).map_err(|e| bad(&e))?, at: Timestamp::from_micros(at) })
+        }
+        (None, None) => None,
+        _ => return Err(bad("reason and terminated_at disagree")),
+    };
+    let instances: String = row.try_get("instances")?;
+    let instances: BTreeSet<InstanceId> =
+        serde_json::from_str(&instances).map_err(|e| bad(&format!("instances: {e}")))?;
+    Ok(Meeting {
+        id: MeetingId::new(id.clone()).ok_or_else(|| bad("empty id"))?,
+        facts: Facts {
+            meet_time: ts(row.try_get("meet_time")?),
+            created_at: ts(row.try_get("created_at")?),
+            duration: row.try_get::<Option<i64>, _>("duration_us")?.map(Span::from_micros),
+            status: row.try_get("status")?,
+            teacher_data: row.try_get("teacher_data")?,
+            student_data: row.try_get("student_data")?,
+        },
+        instances,
+        state,
+        ended,
+        timers: Timers::default(),
+        created: Timestamp::from_micros(row.try_get("first_seen")?),
+        version: row.try_get("version")?,
+    })
+}
+
+fn kind_from_str(s: &str) -> Result<TimerKind, StoreError> {
+    TimerKind::from_str(s).map_err(StoreError::Corrupt)
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`): holds the single write lock.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, Sqlite>,
+}
+
+impl Store {
+    /// Open (creating if missing) and migrate the database at `path`.
+    pub async fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match options.durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(false);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(3600))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect.clone())
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("./migrations").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(connect)
+            .await
+            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        Ok(Store { writer, reader, path: path.to_path_buf() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Begin a write transaction, waiting for the write lock.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Tx { tx })
+    }
+
+    /// Close both pools (flushes the WAL on last close).
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// `PRAGMA integrity_check` — `"ok"` for a healthy file.
+    pub async fn integrity_check(&self) -> Result<String, StoreError> {
+        let rows = sqlx::query("PRAGMA integrity_check").fetch_all(&self.reader).await?;
+        let lines: Vec<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+        Ok(lines.join("\n"))
+    }
+
+    /// A meeting with its pending timers.
+    pub async fn meeting(&self, id: &MeetingId) -> Result<Option<Meeting>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        Ok(load_meetings(&mut conn, std::slice::from_ref(id)).await?.pop())
+    }
+
+    /// Meetings in id order (timers not loaded).
+    pub async fn list_meetings(&self, filter: &MeetingFilter) -> Result<Vec<Meeting>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM meetings WHERE 1 = 1");
+        if let Some(s) = filter.state {
+            q.push(" AND state = ").push_bind(s.as_str());
+        }
+        if let Some(r) = filter.reason {
+            q.push(" AND reason = ").push_bind(r.as_str());
+        }
+        q.push(" ORDER BY id");
+        if let Some(l) = filter.limit {
+            q.push(" LIMIT ").push_bind(l);
+        }
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(meeting_from_row).collect()
+    }
+
+    /// A meeting's history, oldest first.
+    pub async fn history(&self, id: &MeetingId) -> Result<Vec<HistoryEntry>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM history WHERE meeting_id = ? ORDER BY at, seq")
+            .bind(id.as_str())
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let details: String = r.try_get("details")?;
+                Ok(HistoryEntry {
+                    seq: r.try_get("seq")?,
+                    at: Timestamp::from_micros(r.try_get("at")?),
+                    cause: r.try_get("cause")?,
+                    cause_ref: r.try_get("cause_ref")?,
+                    from_state: r.try_get("from_state")?,
+                    to_state: r.try_get("to_state")?,
+                    outcome: r.try_get("outcome")?,
+                    reason: r.try_get("reason")?,
+                    lateness_us: r.try_get("lateness_us")?,
+                    notes: serde_json::from_str(&details).map_err(|e| StoreError::Corrupt(format!("history: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Effects of one meeting (or every effect with `None`), oldest first.
+    pub async fn effects(
+        &self,
+        meeting: Option<&MeetingId>,
+        status: Option<&str>,
+    ) -> Result<Vec<EffectRow>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM effects WHERE 1 = 1");
+        if let Some(m) = meeting {
+            q.push(" AND meeting_id = ").push_bind(m.as_str());
+        }
+        if let Some(s) = status {
+            q.push(" AND status = ").push_bind(s);
+        }
+        q.push(" ORDER BY id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(effect_from_row).collect()
+    }
+
+    /// Pending timers, soonest first.
+    pub async fn timers(&self, meeting: Option<&MeetingId>, limit: i64) -> Result<Vec<TimerRow>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT meeting_id, kind, due FROM timers WHERE 1 = 1");
+        if let Some(m) = meeting {
+            q.push(" AND meeting_id = ").push_bind(m.as_str());
+        }
+        q.push(" ORDER BY due, rank, meeting_id LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TimerRow {
+                    meeting_id: r.try_get("meeting_id")?,
+                    kind: r.try_get("kind")?,
+                    due: Timestamp::from_micros(r.try_get("due")?),
+                })
+            })
+            .collect()
+    }
+
+    /// The due instant of the soonest pending timer.
+    pub async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar("SELECT MIN(due) FROM timers").fetch_one(&self.reader).await?;
+        Ok(ts(due))
+    }
+
+    /// Dead letters, newest last.
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetterRow>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM dead_letters ORDER BY id LIMIT ?").bind(limit).fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetterRow {
+                    id: r.try_get("id")?,
+                    at: Timestamp::from_micros(r.try_get("at")?),
+                    origin: r.try_get("origin")?,
+                    kind: r.try_get("kind")?,
+                    reason: r.try_get("reason")?,
+                    event_id: r.try_get("event_id")?,
+                    raw: r.try_get("raw")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Counts for summaries.
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        let pairs = |rows: Vec<SqliteRow>| -> Vec<(String, i64)> {
+            rows.iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()
+        };
+        let by_state = sqlx::query("SELECT state, COUNT(*) FROM meetings GROUP BY state ORDER BY state")
+            .fetch_all(&self.reader)
+            .await?;
+        let by_reason = sqlx::query(
+            "SELECT reason, COUNT(*) FROM meetings WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let effects = sqlx::query("SELECT status, COUNT(*) FROM effects GROUP BY status ORDER BY status")
+            .fetch_all(&self.reader)
+            .await?;
+        let dead = sqlx::query("SELECT kind, COUNT(*) FROM dead_letters GROUP BY kind ORDER BY kind")
+            .fetch_all(&self.reader)
+            .await?;
+        let (timers, next): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MIN(due) FROM timers").fetch_one(&self.reader).await?;
+        let dead = pairs(dead);
+        Ok(Counts {
+            meetings_by_state: pairs(by_state),
+            terminated_by_reason: pairs(by_reason),
+            timers_pending: timers,
+            next_timer_due: ts(next),
+            effects_by_status: pairs(effects),
+            dead_letters: dead.iter().map(|(_, n)| n).sum(),
+            dead_letters_by_kind: dead,
+        })
+    }
+
+    /// Up to `limit` pending effects due at `now`, oldest first.
+    pub async fn due_effects(&self, now: Timestamp, limit: i64) -> Result<Vec<EffectRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM effects WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+        )
+        .bind(now.as_micros())
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(effect_from_row).collect()
+    }
+
+    /// When the soonest pending effect is due.
+    pub async fn next_effect_attempt(&self) -> Result<Option<Timestamp>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM effects WHERE status = 'pending'")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(ts(at))
+    }
+
+    /// A value from the `meta` table.
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.reader).await?)
+    }
+}
+
+fn effect_from_row(r: &SqliteRow) -> Result<EffectRow, StoreError> {
+    let payload: String = r.try_get("payload")?;
+    Ok(EffectRow {
+        id: r.try_get("id")?,
+        key: r.try_get("key")?,
+        meeting_id: r.try_get("meeting_id")?,
+        kind: r.try_get("kind")?,
+        payload: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(format!("effect payload: {e}")))?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: Timestamp::from_micros(r.try_get("next_attempt_at")?),
+        last_error: r.try_get("last_error")?,
+        result: r.try_get("result")?,
+        created_at: Timestamp::from_micros(r.try_get("created_at")?),
+        updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
+    })
+}
+
+/// Load meetings and their pending timers, in any order.
+async fn load_meetings(conn: &mut sqlx::SqliteConnection, ids: &[MeetingId]) -> Result<Vec<Meeting>, StoreError> {
+    let mut out: HashMap<MeetingId, Meeting> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM meetings WHERE id IN (");
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(id.as_str());
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let m = meeting_from_row(&row)?;
+            out.insert(m.id.clone(), m);
+        }
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT meeting_id, kind, due FROM timers WHERE meeting_id IN (");
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(id.as_str());
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let mid: String = row.try_get(0)?;
+            let kind = kind_from_str(&row.try_get::<String, _>(1)?)?;
+            let due = Timestamp::from_micros(row.try_get(2)?);
+            if let Some(m) = MeetingId::new(mid).and_then(|id| out.get_mut(&id)) {
+                *m.timers.slot(kind) = Some(due);
+            }
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+impl Tx {
+    /// Load meetings (with timers) inside the transaction.
+    pub async fn load_meetings(&mut self, ids: &[MeetingId]) -> Result<Vec<Meeting>, StoreError> {
+        load_meetings(&mut self.tx, ids).await
+    }
+
+    /// Which of these event ids were already applied.
+    pub async fn seen(&mut self, event_ids: &[&str]) -> Result<HashSet<String>, StoreError> {
+        let mut out = HashSet::new();
+        for chunk in event_ids.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("SELECT event_id FROM seen_events WHERE event_id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&mut *self.tx).await? {
+                out.insert(row.try_get(0)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pending timers strictly after `after` (in fire order) and due at or
+    /// before `upto`, at most `limit`, in fire order.
+    pub async fn due_timers(
+        &mut self,
+        after: Option<&TimerKey>,
+        upto: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<TimerKey>, StoreError> {
+        let rows =
+            match after {
+                Some(a) => sqlx::query(
+                    "SELECT due, rank, meeting_id FROM timers WHERE (due, rank, meeting_id) > (?, ?, ?) AND due <= ? \
+                     ORDER BY due, rank, meeting_id LIMIT ?",
+                )
+                .bind(a.due.as_micros())
+                .bind(a.rank)
+                .bind(a.meeting_id.as_str())
+                .bind(upto.as_micros())
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?,
+                None => sqlx::query(
+                    "SELECT due, rank, meeting_id FROM timers WHERE due <= ? ORDER BY due, rank, meeting_id LIMIT ?",
+                )
+                .bind(upto.as_micros())
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?,
+            };
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(2)?;
+                Ok(TimerKey {
+                    due: Timestamp::from_micros(r.try_get(0)?),
+                    rank: r.try_get(1)?,
+                    meeting_id: MeetingId::new(id)
+                        .ok_or_else(|| StoreError::Corrupt("timer without meeting".into()))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Flush buffered writes with multi-row statements.
+    pub async fn write(&mut self, w: &Writes) -> Result<(), StoreError> {
+        self.write_meetings(&w.meetings).await?;
+        self.write_timers(&w.timers).await?;
+        for chunk in w.history.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO history (meeting_id, at, cause, cause_ref, from_state, to_state, outcome, reason, lateness_us, details) ",
+            );
+            q.push_values(chunk, |mut b, h| {
+                b.push_bind(h.meeting_id.as_str())
+                    .push_bind(h.at.as_micros())
+                    .push_bind(h.cause)
+                    .push_bind(h.cause_ref.as_str())
+                    .push_bind(h.from_state.map(State::as_str))
+                    .push_bind(h.to_state.as_str())
+                    .push_bind(h.outcome)
+                    .push_bind(h.reason.map(Reason::as_str))
+                    .push_bind(h.lateness.map(Span::as_micros))
+                    .push_bind(serde_json::to_string(&h.notes).unwrap_or_else(|_| "[]".into()));
+            });
+            q.build().execute(&mut *self.tx).await?;
+        }
+        for chunk in w.effects.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO effects (key, meeting_id, kind, payload, status, attempts, next_attempt_at, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(e.key.as_str())
+                    .push_bind(e.meeting_id.as_str())
+                    .push_bind(e.kind)
+                    .push_bind(e.payload.to_string())
+                    .push_bind("pending")
+                    .push_bind(0_i64)
+                    .push_bind(e.at.as_micros())
+                    .push_bind(e.at.as_micros())
+                    .push_bind(e.at.as_micros());
+            });
+            q.push(" ON CONFLICT (key) DO NOTHING");
+            q.build().execute(&mut *self.tx).await?;
+        }
+        for chunk in w.seen.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO seen_events (event_id, meeting_id, at) ");
+            q.push_values(chunk, |mut b, (e, m, at)| {
+                b.push_bind(e.as_str()).push_bind(m.as_str()).push_bind(at.as_micros());
+            });
+            q.push(" ON CONFLICT (event_id) DO NOTHING");
+            q.build().execute(&mut *self.tx).await?;
+        }
+        for chunk in w.dead.chunks(CHUNK) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT INTO dead_letters (at, origin, kind, reason, event_id, raw) ");
+            q.push_values(chunk, |mut b, d| {
+                b.push_bind(d.at.as_micros())
+                    .push_bind(d.origin.as_str())
+                    .push_bind(d.kind)
+                    .push_bind(d.reason.as_str())
+                    .push_bind(d.event_id.as_deref())
+                    .push_bind(d.raw.as_slice());
+            });
+            q.build().execute(&mut *self.tx).await?;
+        }
+        if let Some(last) = w.last_instant {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ('last_instant', ?) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(last.as_micros().to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn write_meetings(&mut self, meetings: &[(Meeting, Option<i64>)]) -> Result<(), StoreError> {
+        for chunk in meetings.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO meetings (id, state, reason, terminated_at, meet_time, created_at, duration_us, status, \
+                 teacher_data, student_data, instances, first_seen, updated_at, version, prev_version) ",
+            );
+            q.push_values(chunk, |mut b, (m, loaded)| {
+                let instances: Vec<&str> = m.instances.iter().map(InstanceId::as_str).collect();
+                b.push_bind(m.id.as_str())
+                    .push_bind(m.state.as_str())
+                    .push_bind(m.ended.map(|e| e.reason.as_str()))
+                    .push_bind(m.ended.map(|e| e.at.as_micros()))
+                    .push_bind(m.facts.meet_time.map(Timestamp::as_micros))
+                    .push_bind(m.facts.created_at.map(Timestamp::as_micros))
+                    .push_bind(m.facts.duration.map(Span::as_micros))
+                    .push_bind(m.facts.status.clone())
+                    .push_bind(m.facts.teacher_data)
+                    .push_bind(m.facts.student_data)
+                    .push_bind(serde_json::to_string(&instances).unwrap_or_else(|_| "[]".into()))
+                    .push_bind(m.created.as_micros())
+                    .push_bind(m.created.as_micros())
+                    .push_bind(m.version)
+                    .push_bind(loaded.unwrap_or(-1));
+            });
+            // Fenced upsert: an existing row is replaced only if it still has
+            // the version this transaction loaded.
+            q.push(
+                " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason, \
+                 terminated_at = excluded.terminated_at, meet_time = excluded.meet_time, \
+                 created_at = excluded.created_at, duration_us = excluded.duration_us, status = excluded.status, \
+                 teacher_data = excluded.teacher_data, student_data = excluded.student_data, \
+                 instances = excluded.instances, updated_at = excluded.updated_at, version = excluded.version, \
+                 prev_version = excluded.prev_version WHERE meetings.version = excluded.prev_version",
+            );
+            let done = q.build().execute(&mut *self.tx).await?.rows_affected();
+            if done != chunk.len() as u64 {
+                let ids: Vec<&str> = chunk.iter().map(|(m, _)| m.id.as_str()).collect();
+                return Err(StoreError::Conflict(format!("one of {}", ids.join(", "))));
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_timers(&mut self, timers: &[(MeetingId, Timers)]) -> Result<(), StoreError> {
+        for chunk in timers.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM timers WHERE meeting_id IN (");
+            let mut sep = q.separated(", ");
+            for (id, _) in chunk {
+                sep.push_bind(id.as_str());
+            }
+            q.push(")");
+            q.build().execute(&mut *self.tx).await?;
+            let rows: Vec<(&MeetingId, TimerKind, Timestamp)> =
+                chunk.iter().flat_map(|(id, t)| t.pending().map(move |(k, d)| (id, k, d))).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO timers (meeting_id, kind, rank, due) ");
+            q.push_values(&rows, |mut b, (id, kind, due)| {
+                b.push_bind(id.as_str()).push_bind(kind.as_str()).push_bind(kind.rank()).push_bind(due.as_micros());
+            });
+            q.build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Record an effect attempt's outcome.
+    pub async fn update_effect(
+        &mut self,
+        id: i64,
+        status: &str,
+        attempts: i64,
+        next_attempt_at: Timestamp,
+        last_error: Option<&str>,
+        result: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE effects SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, \
+             result = COALESCE(?, result), updated_at = ? WHERE id = ?",
+        )
+        .bind(status)
+        .bind(attempts)
+        .bind(next_attempt_at.as_micros())
+        .bind(last_error)
+        .bind(result)
+        .bind(now.as_micros())
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Re-queue failed effects (all, or one id). Returns how many.
+    pub async fn requeue_failed(&mut self, id: Option<i64>, now: Timestamp) -> Result<u64, StoreError> {
+        let mut q =
+            QueryBuilder::<Sqlite>::new("UPDATE effects SET status = 'pending', attempts = 0, next_attempt_at = ");
+        q.push_bind(now.as_micros()).push(", updated_at = ").push_bind(now.as_micros());
+        q.push(" WHERE status = 'failed'");
+        if let Some(id) = id {
+            q.push(" AND id = ").push_bind(id);
+        }
+        Ok(q.build().execute(&mut *self.tx).await?.rows_affected())
+    }
+
+    /// The engine's last instant, persisted.
+    pub async fn last_instant(&mut self) -> Result<Option<Timestamp>, StoreError> {
+        let v: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'last_instant'")
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(v.and_then(|v| v.parse::<i64>().ok()).map(Timestamp::from_micros))
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<Tx>();
+    is_send::<Store>();
+}

@@ -1,0 +1,451 @@
+//! Instants and spans with microsecond precision, and the spec's time formats.
+//!
+//! [`Timestamp`] is microseconds since the Unix epoch (UTC) in an `i64`, which
+//! covers every instant the spec accepts (years 1–9999) with room to spare.
+//! Arithmetic saturates instead of panicking: a hostile `duration_minutes` of
+//! `1e300` yields a far-future instant, never an overflow.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+const MICROS_PER_SEC: i64 = 1_000_000;
+const MICROS_PER_MIN: i64 = 60 * MICROS_PER_SEC;
+const MICROS_PER_HOUR: i64 = 60 * MICROS_PER_MIN;
+const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
+
+/// An instant, microseconds since 1970-01-01T00:00:00Z.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(i64);
+
+/// A signed length of time in microseconds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Span(i64);
+
+/// Why a time string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("expected YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]")]
+    Format,
+    #[error("not a calendar date or time of day")]
+    Calendar,
+    #[error("expected a duration such as \"90s\", \"15m\", \"4h\" or \"1h30m\"")]
+    SpanFormat,
+    #[error("duration is too large")]
+    SpanOverflow,
+}
+
+impl Timestamp {
+    /// 1970-01-01T00:00:00Z, where a replay's virtual clock starts.
+    pub const EPOCH: Timestamp = Timestamp(0);
+    /// The latest representable instant; arithmetic saturates here.
+    pub const MAX: Timestamp = Timestamp(i64::MAX);
+    /// The earliest representable instant; arithmetic saturates here.
+    pub const MIN: Timestamp = Timestamp(i64::MIN);
+
+    pub const fn from_micros(us: i64) -> Self {
+        Timestamp(us)
+    }
+
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    pub fn from_secs(secs: i64) -> Self {
+        Timestamp(secs.saturating_mul(MICROS_PER_SEC))
+    }
+
+    /// Seconds since the epoch as a JSON number gives them (`1795687200.5`),
+    /// rounded to the microsecond. `None` when not finite.
+    pub fn from_epoch_seconds(secs: f64) -> Option<Self> {
+        if !secs.is_finite() {
+            return None;
+        }
+        let us = (secs * MICROS_PER_SEC as f64).round();
+        if us >= i64::MAX as f64 || us <= i64::MIN as f64 {
+            return None;
+        }
+        Some(Timestamp(us as i64))
+    }
+
+    pub fn saturating_add(self, span: Span) -> Self {
+        Timestamp(self.0.saturating_add(span.0))
+    }
+
+    /// `self - earlier`, saturating.
+    pub fn since(self, earlier: Timestamp) -> Span {
+        Span(self.0.saturating_sub(earlier.0))
+    }
+
+    /// The wall clock, for the worker.
+    pub fn now() -> Self {
+        let now = chrono::Utc::now();
+        Timestamp(now.timestamp_micros())
+    }
+
+    /// Parse the spec's `meet_time`/`created_at` format: `YYYY-MM-DD`, `T`
+    /// (or `t` or a space), `HH:MM:SS`, an optional fraction, an optional
+    /// `Z`/`z` or `±HH:MM` (no zone means UTC). Only real calendar values.
+    pub fn parse_iso(s: &str) -> Result<Self, TimeError> {
+        let b = s.as_bytes();
+        if b.len() < 19 {
+            return Err(TimeError::Format);
+        }
+        let year = digits(&b[0..4])?;
+        let month = digits(&b[5..7])?;
+        let day = digits(&b[8..10])?;
+        let hour = digits(&b[11..13])?;
+        let minute = digits(&b[14..16])?;
+        let second = digits(&b[17..19])?;
+        if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+            return Err(TimeError::Format);
+        }
+        let mut i = 19;
+        let mut frac_us: i64 = 0;
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            let start = i;
+            let mut scale = 100_000;
+            while i < b.len() && b[i].is_ascii_digit() {
+                frac_us += (b[i] - b'0') as i64 * scale;
+                scale /= 10;
+                i += 1;
+            }
+            if i == start {
+                return Err(TimeError::Format);
+            }
+        }
+        let mut offset_us: i64 = 0;
+        if i < b.len() {
+            match b[i] {
+                b'Z' | b'z' if i + 1 == b.len() => {}
+                sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+                    let oh = digits(&b[i + 1..i + 3])?;
+                    let om = digits(&b[i + 4..i + 6])?;
+                    if oh > 23 || om > 59 {
+                        return Err(TimeError::Calendar);
+                    }
+                    offset_us = oh * MICROS_PER_HOUR + om * MICROS_PER_MIN;
+                    if sign == b'-' {
+                        offset_us = -offset_us;
+                    }
+                }
+                _ => return Err(TimeError::Format),
+            }
+        }
+        if year < 1 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+            return Err(TimeError::Calendar);
+        }
+        if hour > 23 || minute > 59 || second > 59 {
+            return Err(TimeError::Calendar);
+        }
+        let days = days_from_civil(year, month, day);
+        let local = days * MICROS_PER_DAY
+            + hour * MICROS_PER_HOUR
+            + minute * MICROS_PER_MIN
+            + second * MICROS_PER_SEC
+            + frac_us;
+        Ok(Timestamp(local - offset_us))
+    }
+
+    /// RFC 3339 in UTC as the spec prints it: whole seconds as `…:SSZ`,
+    /// otherwise milliseconds, truncated, as `…:SS.mmmZ`.
+    pub fn to_rfc3339(self) -> String {
+        let days = self.0.div_euclid(MICROS_PER_DAY);
+        let in_day = self.0.rem_euclid(MICROS_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        let hh = in_day / MICROS_PER_HOUR;
+        let mm = in_day % MICROS_PER_HOUR / MICROS_PER_MIN;
+        let ss = in_day % MICROS_PER_MIN / MICROS_PER_SEC;
+        let us = in_day % MICROS_PER_SEC;
+        let date =
+            if (0..=9999).contains(&y) { format!("{y:04}-{m:02}-{d:02}") } else { format!("{y:+05}-{m:02}-{d:02}") };
+        if us == 0 {
+            format!("{date}T{hh:02}:{mm:02}:{ss:02}Z")
+        } else {
+            format!("{date}T{hh:02}:{mm:02}:{ss:02}.{:03}Z", us / 1000)
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_rfc3339())
+    }
+}
+
+impl std::str::FromStr for Timestamp {
+    type Err = TimeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Timestamp::parse_iso(s)
+    }
+}
+
+impl Span {
+    pub const ZERO: Span = Span(0);
+
+    pub const fn from_micros(us: i64) -> Self {
+        Span(us)
+    }
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+    pub const fn from_secs(s: i64) -> Self {
+        Span(s * MICROS_PER_SEC)
+    }
+    pub const fn from_mins(m: i64) -> Self {
+        Span(m * MICROS_PER_MIN)
+    }
+    pub const fn from_hours(h: i64) -> Self {
+        Span(h * MICROS_PER_HOUR)
+    }
+
+    /// Minutes as a finite decimal (`7.5` = 7 min 30 s), rounded to the
+    /// microsecond and saturating at the representable range.
+    pub fn from_minutes_f64(minutes: f64) -> Option<Self> {
+        if !minutes.is_finite() {
+            return None;
+        }
+        let us = (minutes * MICROS_PER_MIN as f64).round();
+        // `as` saturates for out-of-range floats.
+        Some(Span(us as i64))
+    }
+
+    pub fn is_positive(self) -> bool {
+        self.0 > 0
+    }
+
+    /// Parse the policy format `^(\d+h)?(\d+m)?(\d+s)?$`, not empty.
+    pub fn parse_policy(s: &str) -> Result<Self, TimeError> {
+        if s.is_empty() {
+            return Err(TimeError::SpanFormat);
+        }
+        let mut total: i64 = 0;
+        let mut rest = s.as_bytes();
+        // Units must appear in this order, each at most once.
+        for (unit, scale) in [(b'h', MICROS_PER_HOUR), (b'm', MICROS_PER_MIN), (b's', MICROS_PER_SEC)] {
+            let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+            if n == 0 || rest.get(n) != Some(&unit) {
+                continue;
+            }
+            let mut value: i64 = 0;
+            for &c in &rest[..n] {
+                value = value
+                    .checked_mul(10)
+                    .and_then(|v| v.checked_add((c - b'0') as i64))
+                    .ok_or(TimeError::SpanOverflow)?;
+            }
+            let part = value.checked_mul(scale).ok_or(TimeError::SpanOverflow)?;
+            total = total.checked_add(part).ok_or(TimeError::SpanOverflow)?;
+            rest = &rest[n + 1..];
+        }
+        if !rest.is_empty() {
+            return Err(TimeError::SpanFormat);
+        }
+        Ok(Span(total))
+    }
+}
+
+impl fmt::Display for Span {
+    /// `1h30m`, `90s` → `1m30s`, `0s`; sub-second parts as `1.5s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut us = self.0;
+        if us < 0 {
+            f.write_str("-")?;
+            us = us.checked_neg().unwrap_or(i64::MAX);
+        }
+        if us == 0 {
+            return f.write_str("0s");
+        }
+        let h = us / MICROS_PER_HOUR;
+        let m = us % MICROS_PER_HOUR / MICROS_PER_MIN;
+        let s = us % MICROS_PER_MIN / MICROS_PER_SEC;
+        let frac = us % MICROS_PER_SEC;
+        if h > 0 {
+            write!(f, "{h}h")?;
+        }
+        if m > 0 {
+            write!(f, "{m}m")?;
+        }
+        if frac > 0 {
+            let text = format!("{frac:06}");
+            write!(f, "{s}.{}s", text.trim_end_matches('0'))?;
+        } else if s > 0 {
+            write!(f, "{s}s")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+fn digits(b: &[u8]) -> Result<i64, TimeError> {
+    let mut v: i64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return Err(TimeError::Format);
+        }
+        v = v * 10 + (c - b'0') as i64;
+    }
+    Ok(v)
+}
+
+fn is_leap(y: i64) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(y) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse_iso(s).unwrap()
+    }
+
+    #[test]
+    fn parses_every_accepted_shape() {
+        let base = ts("2026-11-26T10:00:00Z");
+        assert_eq!(base, Timestamp::from_secs(1_795_687_200));
+        assert_eq!(ts("2026-11-26T10:00:00"), base, "no zone means UTC");
+        assert_eq!(ts("2026-11-26t10:00:00z"), base);
+        assert_eq!(ts("2026-11-26 10:00:00Z"), base);
+        assert_eq!(ts("2026-11-26T12:00:00+02:00"), base);
+        assert_eq!(ts("2026-11-26T04:30:00-05:30"), base);
+        assert_eq!(ts("2026-11-26T10:00:00.250Z").as_micros() - base.as_micros(), 250_000);
+        assert_eq!(ts("2026-11-26T10:00:00.1234567Z").as_micros() - base.as_micros(), 123_456);
+    }
+
+    #[test]
+    fn rejects_what_the_spec_rejects() {
+        for bad in [
+            "garbage",
+            "not-a-time",
+            "yesterday",
+            "2026-11-26",
+            "2026-11-26T10:00",
+            "2026-11-26T10:00:00.",
+            "2026-11-26T10:00:00+0200",
+            "2026-11-26T10:00:00 Z",
+            "2026-11-26X10:00:00",
+            "2026-11-26T10:00:00Z\n",
+            " 2026-11-26T10:00:00Z",
+            "2026-11-26T10:00:00+02",
+        ] {
+            assert_eq!(Timestamp::parse_iso(bad), Err(TimeError::Format), "{bad:?}");
+        }
+        for bad in [
+            "2026-13-40T10:00:00Z",
+            "2026-02-29T10:00:00Z",
+            "2026-04-31T10:00:00Z",
+            "2026-11-26T24:00:00Z",
+            "2026-11-26T10:60:00Z",
+            "2026-11-26T10:00:60Z",
+            "0000-01-01T00:00:00Z",
+            "2026-11-26T10:00:00+24:00",
+        ] {
+            assert_eq!(Timestamp::parse_iso(bad), Err(TimeError::Calendar), "{bad:?}");
+        }
+        assert!(Timestamp::parse_iso("2024-02-29T00:00:00Z").is_ok(), "leap day");
+        assert!(Timestamp::parse_iso("2000-02-29T00:00:00Z").is_ok(), "leap century");
+        assert!(Timestamp::parse_iso("1900-02-29T00:00:00Z").is_err(), "not a leap century");
+    }
+
+    #[test]
+    fn prints_whole_seconds_or_truncated_millis() {
+        assert_eq!(ts("2026-11-26T10:15:00Z").to_rfc3339(), "2026-11-26T10:15:00Z");
+        assert_eq!(ts("2026-11-26T10:15:00.250Z").to_rfc3339(), "2026-11-26T10:15:00.250Z");
+        assert_eq!(ts("2026-11-26T10:15:00.2509Z").to_rfc3339(), "2026-11-26T10:15:00.250Z");
+        assert_eq!(ts("2026-11-26T10:15:00.0004Z").to_rfc3339(), "2026-11-26T10:15:00.000Z");
+        assert_eq!(Timestamp::EPOCH.to_rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(ts("1969-12-31T23:59:59.5Z").to_rfc3339(), "1969-12-31T23:59:59.500Z");
+        for s in ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2024-02-29T12:34:56Z"] {
+            assert_eq!(ts(s).to_rfc3339(), s);
+        }
+    }
+
+    #[test]
+    fn epoch_seconds_round_to_the_microsecond() {
+        assert_eq!(Timestamp::from_epoch_seconds(1_795_687_200.5).unwrap().to_rfc3339(), "2026-11-26T10:00:00.500Z");
+        assert_eq!(Timestamp::from_epoch_seconds(1_795_687_200.123).unwrap().as_micros(), 1_795_687_200_123_000);
+        assert!(Timestamp::from_epoch_seconds(f64::NAN).is_none());
+        assert!(Timestamp::from_epoch_seconds(1e300).is_none());
+    }
+
+    #[test]
+    fn policy_spans() {
+        assert_eq!(Span::parse_policy("90s"), Ok(Span::from_secs(90)));
+        assert_eq!(Span::parse_policy("15m"), Ok(Span::from_mins(15)));
+        assert_eq!(Span::parse_policy("4h"), Ok(Span::from_hours(4)));
+        assert_eq!(Span::parse_policy("1h30m"), Ok(Span::from_mins(90)));
+        assert_eq!(Span::parse_policy("1h2m3s"), Ok(Span::from_secs(3723)));
+        assert_eq!(Span::parse_policy("0s"), Ok(Span::ZERO));
+        for bad in ["", "15", "15 minutes", "m", "1m1h", "1h1h", "1.5m", "-1m", "1d", " 1m", "1m "] {
+            assert_eq!(Span::parse_policy(bad), Err(TimeError::SpanFormat), "{bad:?}");
+        }
+        assert_eq!(Span::parse_policy("99999999999999999999h"), Err(TimeError::SpanOverflow));
+        assert_eq!(Span::parse_policy("9999999999999h"), Err(TimeError::SpanOverflow));
+    }
+
+    #[test]
+    fn spans_print_compactly() {
+        assert_eq!(Span::from_mins(90).to_string(), "1h30m");
+        assert_eq!(Span::from_secs(90).to_string(), "1m30s");
+        assert_eq!(Span::ZERO.to_string(), "0s");
+        assert_eq!(Span::from_micros(1_500_000).to_string(), "1.5s");
+        assert_eq!(Span::from_secs(-5).to_string(), "-5s");
+    }
+
+    #[test]
+    fn arithmetic_saturates() {
+        assert_eq!(Timestamp::MAX.saturating_add(Span::from_hours(1)), Timestamp::MAX);
+        assert_eq!(Span::from_minutes_f64(1e300), Some(Span::from_micros(i64::MAX)));
+        assert_eq!(Span::from_minutes_f64(7.5), Some(Span::from_secs(450)));
+        assert_eq!(Span::from_minutes_f64(f64::INFINITY), None);
+    }
+}
