@@ -39,16 +39,26 @@ impl Clock for SystemClock {
     }
 }
 
-/// A virtual clock: starts where you put it and moves only forward, by
-/// [`Clock::advance_to`] or [`ManualClock::set`].
+/// A clock that moves only when told to.
+///
+/// [`ManualClock::new`] is a *virtual* clock (replay): inputs move it, and
+/// timers fire at their own due instant. [`ManualClock::live`] behaves like a
+/// wall clock that a test sets by hand: inputs do not move it, and a timer
+/// noticed late fires late (so tests can check lateness and recovery).
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     now: Arc<AtomicI64>,
+    is_virtual: bool,
 }
 
 impl ManualClock {
     pub fn new(start: Timestamp) -> Self {
-        ManualClock { now: Arc::new(AtomicI64::new(start.as_micros())) }
+        ManualClock { now: Arc::new(AtomicI64::new(start.as_micros())), is_virtual: true }
+    }
+
+    /// A hand-set stand-in for the wall clock (see the type's docs).
+    pub fn live(start: Timestamp) -> Self {
+        ManualClock { now: Arc::new(AtomicI64::new(start.as_micros())), is_virtual: false }
     }
 
     /// Set the clock to `t`, forwards or backwards (tests use this to inject
@@ -64,11 +74,13 @@ impl Clock for ManualClock {
     }
 
     fn is_virtual(&self) -> bool {
-        true
+        self.is_virtual
     }
 
     fn advance_to(&self, t: Timestamp) {
-        self.now.fetch_max(t.as_micros(), Ordering::SeqCst);
+        if self.is_virtual {
+            self.now.fetch_max(t.as_micros(), Ordering::SeqCst);
+        }
     }
 }
 
@@ -111,6 +123,10 @@ mod tests {
         assert_eq!(c.now(), Timestamp::from_secs(10), "set may jump backwards");
         assert!(c.is_virtual());
         assert!(!SystemClock.is_virtual());
+        let live = ManualClock::live(Timestamp::from_secs(100));
+        live.advance_to(Timestamp::from_secs(200));
+        assert_eq!(live.now(), Timestamp::from_secs(100), "a live clock is not moved by inputs");
+        assert!(!live.is_virtual());
     }
 
     #[test]

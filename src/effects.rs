@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::machine::{InstanceId, MeetingId, Reason, State};
-use crate::store::{EffectRow, NewHistory, Store, StoreError, Writes};
+use crate::store::{EffectRow, EffectUpdate, NewHistory, Store, StoreError, Writes};
 use crate::time::Span;
 
 /// A boxed, sendable future (the ports are used as trait objects).
@@ -233,7 +233,16 @@ impl Executor {
                         ("failed", "effect_failed", now, Some(err), None, vec![note])
                     }
                 };
-                tx.update_effect(e.id, status, attempts, next, error.as_deref(), result.as_deref(), now).await?;
+                tx.update_effect(&EffectUpdate {
+                    id: e.id,
+                    status,
+                    attempts,
+                    next_attempt_at: next,
+                    last_error: error.as_deref(),
+                    result: result.as_deref(),
+                    now,
+                })
+                .await?;
                 if let Some(id) = MeetingId::new(e.meeting_id.clone()) {
                     // On a virtual clock (replay) the effect "runs" right after the
                     // transition that queued it, not when the replay got round to it.

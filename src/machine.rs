@@ -32,6 +32,13 @@ impl MeetingId {
     }
 }
 
+impl FromStr for MeetingId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        MeetingId::new(s).ok_or_else(|| "a meeting id must not be empty".to_string())
+    }
+}
+
 impl fmt::Display for MeetingId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -175,7 +182,7 @@ impl TimerKind {
 }
 
 /// What the engine knows about a meeting from the stream (see "Facts").
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Facts {
     pub meet_time: Option<Timestamp>,
     pub created_at: Option<Timestamp>,
@@ -193,7 +200,7 @@ impl Facts {
 }
 
 /// The pending timers of a meeting (due instants).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Timers {
     pub safety_net: Option<Timestamp>,
     pub recheck: Option<Timestamp>,

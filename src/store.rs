@@ -169,6 +169,18 @@ impl Writes {
     }
 }
 
+/// The outcome of one effect attempt, for [`Tx::update_effect`].
+#[derive(Debug, Clone, Copy)]
+pub struct EffectUpdate<'a> {
+    pub id: i64,
+    pub status: &'a str,
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<&'a str>,
+    pub result: Option<&'a str>,
+    pub now: Timestamp,
+}
+
 /// A history row as read back.
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryEntry {
@@ -773,16 +785,8 @@ impl Tx {
     }
 
     /// Record an effect attempt's outcome.
-    pub async fn update_effect(
-        &mut self,
-        id: i64,
-        status: &str,
-        attempts: i64,
-        next_attempt_at: Timestamp,
-        last_error: Option<&str>,
-        result: Option<&str>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
+    pub async fn update_effect(&mut self, u: &EffectUpdate<'_>) -> Result<(), StoreError> {
+        let EffectUpdate { id, status, attempts, next_attempt_at, last_error, result, now } = *u;
         sqlx::query(
             "UPDATE effects SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, \
              result = COALESCE(?, result), updated_at = ? WHERE id = ?",

@@ -14,15 +14,33 @@ const MICROS_PER_MIN: i64 = 60 * MICROS_PER_SEC;
 const MICROS_PER_HOUR: i64 = 60 * MICROS_PER_MIN;
 const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
 
-/// An instant, microseconds since 1970-01-01T00:00:00Z.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+/// An instant, microseconds since 1970-01-01T00:00:00Z. Serialized as the
+/// spec's RFC 3339 text.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
 
-/// A signed length of time in microseconds.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
-#[serde(transparent)]
+/// A signed length of time in microseconds. Serialized as text (`"1h30m"`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Span(i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse_iso(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 /// Why a time string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -265,6 +283,10 @@ impl fmt::Display for Span {
         if us == 0 {
             return f.write_str("0s");
         }
+        if us < MICROS_PER_SEC {
+            let text = format!("{}.{:03}", us / 1000, us % 1000);
+            return write!(f, "{}ms", text.trim_end_matches('0').trim_end_matches('.'));
+        }
         let h = us / MICROS_PER_HOUR;
         let m = us % MICROS_PER_HOUR / MICROS_PER_MIN;
         let s = us % MICROS_PER_MIN / MICROS_PER_SEC;
@@ -438,6 +460,9 @@ mod tests {
         assert_eq!(Span::from_secs(90).to_string(), "1m30s");
         assert_eq!(Span::ZERO.to_string(), "0s");
         assert_eq!(Span::from_micros(1_500_000).to_string(), "1.5s");
+        assert_eq!(Span::from_micros(5_915).to_string(), "5.915ms");
+        assert_eq!(Span::from_micros(250_000).to_string(), "250ms");
+        assert_eq!(Span::from_micros(7).to_string(), "0.007ms");
         assert_eq!(Span::from_secs(-5).to_string(), "-5s");
     }
 

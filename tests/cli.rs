@@ -1,0 +1,113 @@
+//! The command line: every command on a real database file.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn inspect_a_replayed_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("day.db");
+    let db = db.to_str().unwrap();
+    run_ok(spindown().args(["--db", db, "replay"]).arg(fixture("day.jsonl")).arg("--json"));
+
+    // show: facts, timers, effects with status, history oldest first.
+    let show = run_ok(spindown().args(["--db", db, "show", "m-00004"]));
+    assert!(show.contains("Terminated (SUCCESS at 2026-11-26T09:56:47Z)"), "{show}");
+    assert!(show.contains("pending timers") && show.contains("effects") && show.contains("history (oldest first)"));
+    assert!(show.contains("would terminate i-7a767c76fb008f86b (dry run)"), "{show}");
+    let first = show.find("record INSERT").expect("the INSERT is in the history");
+    let term = show.find("terminated SUCCESS").expect("the termination is in the history");
+    assert!(first < term, "oldest first");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&run_ok(spindown().args(["--db", db, "show", "m-00004", "--json"]))).unwrap();
+    assert_eq!(json["meeting"]["reason"], "SUCCESS");
+    assert_eq!(json["effects"].as_array().unwrap().len(), 2);
+    assert!(json["effects"].as_array().unwrap().iter().all(|e| e["status"] == "done"));
+    assert!(json["history"].as_array().unwrap().len() >= 2);
+
+    // list with filters.
+    let list = run_ok(spindown().args(["--db", db, "list", "--reason", "EXTERNAL", "--json"]));
+    assert_eq!(list.lines().count(), 10);
+    assert!(list.lines().all(|l| l.contains("\"reason\":\"EXTERNAL\"")));
+    let table = run_ok(spindown().args(["--db", db, "list", "--state", "Terminated", "--limit", "3"]));
+    assert_eq!(table.lines().count(), 4, "header + 3: {table}");
+
+    // dead letters, with the reason and the raw line.
+    let dead = run_ok(spindown().args(["--db", db, "dead-letters", "--json"]));
+    assert_eq!(dead.lines().count(), 4);
+    assert!(dead.contains("{not json"), "{dead}");
+    assert!(dead.contains("UPSERT"), "{dead}");
+
+    // status and timers.
+    let status = run_ok(spindown().args(["--db", db, "status"]));
+    assert!(status.contains("meetings      240"), "{status}");
+    let timers = run_ok(spindown().args(["--db", db, "timers"]));
+    assert_eq!(timers.lines().count(), 1, "only the header: replay ran every timer: {timers}");
+}
+
+#[test]
+fn ingest_then_terminate_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let db = db.to_str().unwrap();
+    // A meeting far in the future, so the system clock leaves it alone.
+    let rec = r#"{"eventID":"x1","eventName":"INSERT","dynamodb":{"Keys":{"id":{"S":"m-future"}},"NewImage":{"meet_time":{"S":"2099-01-01T10:00:00Z"},"teacher_ec2_id":{"S":"i-0123456789abcdef0"}}}}"#;
+    let file = dir.path().join("r.jsonl");
+    std::fs::write(&file, format!("{rec}\nnot json\n")).unwrap();
+    let out = run_ok(spindown().args(["--db", db, "ingest"]).arg(&file));
+    assert!(out.contains("1 records applied") && out.contains("1 dead letters"), "{out}");
+    let timers = run_ok(spindown().args(["--db", db, "timers", "--json"]));
+    assert_eq!(timers.lines().count(), 2, "safety net and cap: {timers}");
+    assert!(timers.contains("2099-01-01T10:15:00Z"));
+
+    let out = run_ok(spindown().args(["--db", db, "terminate", "m-future"]));
+    assert!(out.contains("Terminated"), "{out}");
+    assert!(out.contains("queued terminate i-0123456789abcdef0"), "{out}");
+    let show = run_ok(spindown().args(["--db", db, "show", "m-future"]));
+    assert!(show.contains("MANUAL"), "{show}");
+    assert!(show.contains("terminate  pending"), "effects wait for the worker: {show}");
+    assert_eq!(run_ok(spindown().args(["--db", db, "timers", "--json"])).lines().count(), 0);
+
+    // Again: nothing to do, said plainly.
+    let out = run_ok(spindown().args(["--db", db, "terminate", "m-future"]));
+    assert!(out.contains("already terminated"), "{out}");
+    // Unknown meetings are errors.
+    let res = run(spindown().args(["--db", db, "terminate", "m-nope"]));
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("no meeting m-nope"));
+}
+
+#[test]
+fn read_commands_do_not_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("missing.db");
+    let res = run(spindown().arg("--db").arg(&db).args(["show", "m-1"]));
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("no database at"));
+    assert!(!db.exists());
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in ["replay", "ingest", "show", "list", "timers", "dead-letters", "terminate", "status"] {
+        let out = run_ok(spindown().args([cmd, "--help"]));
+        assert!(out.contains("Usage: spindown"), "{cmd}: {out}");
+        assert!(out.contains("--db"), "{cmd} documents --db");
+    }
+    let out = run_ok(spindown().arg("--help"));
+    assert!(out.contains("replay") && out.contains("show"));
+}
+
+#[test]
+fn bad_arguments_are_clear() {
+    let res = run(spindown().args(["list", "--state", "Sleeping"]));
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("Scheduled"), "lists the valid states");
+    let res = run(spindown().args(["replay", "/no/such/file.jsonl"]));
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("/no/such/file.jsonl"));
+    let res = run(spindown().arg("replay").arg(fixture("day.jsonl")).args(["--until", "tomorrow"]));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("RFC 3339"));
+}
