@@ -155,6 +155,8 @@ pub struct Writes {
     pub effects: Vec<NewEffect>,
     pub seen: Vec<(String, MeetingId, Timestamp)>,
     pub dead: Vec<NewDeadLetter>,
+    /// The engine instant reached; the stored value only ever grows (a
+    /// replay on an existing database resumes its virtual clock there).
     pub last_instant: Option<Timestamp>,
 }
 
@@ -708,8 +710,8 @@ impl Tx {
         }
         if let Some(last) = w.last_instant {
             sqlx::query(
-                "INSERT INTO meta (key, value) VALUES ('last_instant', ?) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO meta (key, value) VALUES ('last_instant', ?) ON CONFLICT (key) DO UPDATE SET value = \
+                 CASE WHEN CAST(excluded.value AS INTEGER) > CAST(value AS INTEGER) THEN excluded.value ELSE value END",
             )
             .bind(last.as_micros().to_string())
             .execute(&mut *self.tx)
@@ -813,14 +815,6 @@ impl Tx {
             q.push(" AND id = ").push_bind(id);
         }
         Ok(q.build().execute(&mut *self.tx).await?.rows_affected())
-    }
-
-    /// The engine's last instant, persisted.
-    pub async fn last_instant(&mut self) -> Result<Option<Timestamp>, StoreError> {
-        let v: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'last_instant'")
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        Ok(v.and_then(|v| v.parse::<i64>().ok()).map(Timestamp::from_micros))
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
