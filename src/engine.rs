@@ -26,7 +26,9 @@ use crate::clock::Clock;
 use crate::machine::{self, Command, Effect, Input, Meeting, MeetingId, Outcome, Rejection, State, Step, Timers};
 use crate::policy::Policy;
 use crate::record::{DeadLetter, Decoded, Item, RecordError};
-use crate::store::{NewDeadLetter, NewEffect, NewHistory, Store, StoreError, StoreOptions, TimerKey, Tx, Writes};
+use crate::store::{
+    Checkpoint, NewDeadLetter, NewEffect, NewHistory, Store, StoreError, StoreOptions, TimerKey, Tx, Writes,
+};
 use crate::time::{Span, Timestamp};
 
 /// Timers loaded from SQLite per page.
@@ -154,7 +156,18 @@ impl Engine {
     /// Apply a batch of records (and dead letters) in one transaction, in order,
     /// firing due timers before each record as the spec orders them.
     pub async fn apply(&self, items: Vec<Incoming>) -> Result<Report, EngineError> {
+        self.apply_with_checkpoint(items, None).await
+    }
+
+    /// [`Engine::apply`], also writing a stream checkpoint in the same
+    /// transaction (the position these records bring their shard to).
+    pub async fn apply_with_checkpoint(
+        &self,
+        items: Vec<Incoming>,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<Report, EngineError> {
         let mut w = Work::begin(self).await?;
+        w.writes.checkpoint = checkpoint;
         // Bulk-load every meeting and eventID this batch touches.
         let mut ids: Vec<MeetingId> = Vec::new();
         let mut events: Vec<&str> = Vec::new();

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::machine::{Meeting, MeetingId};
-use crate::store::{Counts, DeadLetterRow, EffectRow, HistoryEntry, Store, StoreError, TimerRow};
+use crate::store::{Checkpoint, Counts, DeadLetterRow, EffectRow, GapRow, HistoryEntry, Store, StoreError, TimerRow};
 use crate::time::Timestamp;
 
 /// The spec's per-meeting line (`spindown replay --json`).
@@ -286,5 +286,97 @@ pub fn render_counts(c: &Counts) -> String {
     let _ = writeln!(s, "timers        {} pending, next due {}", c.timers_pending, opt_ts(c.next_timer_due));
     let _ = writeln!(s, "effects       {}", pairs(&c.effects_by_status));
     let _ = writeln!(s, "dead letters  {} ({})", c.dead_letters, pairs(&c.dead_letters_by_kind));
+    s
+}
+
+/// Everything `spindown status` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub counts: Counts,
+    pub failed_effects: Vec<EffectRow>,
+    pub next_effect_attempt: Option<Timestamp>,
+    pub checkpoints: Vec<Checkpoint>,
+    pub gaps: Vec<GapRow>,
+}
+
+/// Gather the status screen.
+pub async fn status(store: &Store) -> Result<Status, StoreError> {
+    Ok(Status {
+        counts: store.counts().await?,
+        failed_effects: store.effects(None, Some("failed")).await?,
+        next_effect_attempt: store.next_effect_attempt().await?,
+        checkpoints: store.checkpoints(None).await?,
+        gaps: store.gaps().await?,
+    })
+}
+
+fn ago(now: Timestamp, t: Timestamp) -> String {
+    let d = now.since(t);
+    if d.as_micros() >= 0 {
+        format!("{d} ago")
+    } else {
+        format!("in {}", t.since(now))
+    }
+}
+
+/// The status screen as text.
+pub fn render_status(st: &Status, now: Timestamp) -> String {
+    let mut s = String::new();
+    for line in render_counts(&st.counts).lines() {
+        let mut line = line.to_string();
+        if let (true, Some(next)) = (line.starts_with("timers"), st.counts.next_timer_due) {
+            line = format!("{line} ({})", ago(now, next));
+        }
+        let _ = writeln!(s, "{line}");
+        if line.starts_with("effects") {
+            if let Some(at) = st.next_effect_attempt {
+                let _ = writeln!(s, "              next attempt {at} ({})", ago(now, at));
+            }
+            for e in &st.failed_effects {
+                let _ = writeln!(
+                    s,
+                    "  failed #{} {} {} after {} attempts: {}  (spindown retry {})",
+                    e.id,
+                    e.kind,
+                    e.meeting_id,
+                    e.attempts,
+                    e.last_error.as_deref().unwrap_or("-"),
+                    e.id
+                );
+            }
+        }
+    }
+    if st.checkpoints.is_empty() {
+        let _ = writeln!(s, "stream        not read yet");
+    }
+    let mut last_arn = "";
+    for c in &st.checkpoints {
+        if c.stream_arn != last_arn {
+            let _ = writeln!(s, "stream        {}", c.stream_arn);
+            last_arn = &c.stream_arn;
+        }
+        let position = c.sequence_number.as_deref().unwrap_or("(start)");
+        let state = if c.closed {
+            "closed, fully read".to_string()
+        } else if c.caught_up {
+            format!("caught up (checked {})", ago(now, c.at))
+        } else {
+            match c.last_event_at {
+                Some(t) => format!("behind by {} (last record's event time)", now.since(t)),
+                None => "reading".to_string(),
+            }
+        };
+        let _ = writeln!(s, "  {}  at {position}, {} records, {state}", c.shard_id, c.records);
+    }
+    if !st.gaps.is_empty() {
+        let _ = writeln!(
+            s,
+            "gaps          {} trimmed-data gap(s) — records were lost before they were read:",
+            st.gaps.len()
+        );
+        for g in &st.gaps {
+            let _ = writeln!(s, "  {} {}: {}", g.at, g.shard_id, g.detail);
+        }
+    }
     s
 }

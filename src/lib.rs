@@ -62,7 +62,9 @@
 //! * [`inspect`] — read models: the replay line, `show`, tables.
 #![forbid(unsafe_code)]
 
+pub mod aws;
 pub mod clock;
+pub mod config;
 pub mod effects;
 pub mod engine;
 pub mod feed;
@@ -72,4 +74,6 @@ pub mod policy;
 pub mod record;
 pub mod replay;
 pub mod store;
+pub mod stream;
 pub mod time;
+pub mod worker;

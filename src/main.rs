@@ -7,15 +7,19 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use spindown::aws;
 use spindown::clock::{Clock, ManualClock, SystemClock};
+use spindown::config::WorkerConfig;
 use spindown::engine::Engine;
 use spindown::feed::LineFeed;
 use spindown::inspect::{self, OutcomeLine};
-use spindown::machine::{Command, MeetingId, Reason, State};
+use spindown::machine::{Command, InstanceId, MeetingId, Reason, SeenInstance, State};
 use spindown::policy::Policy;
 use spindown::replay::{replay, ReplayOptions, ReplaySummary};
 use spindown::store::{Durability, MeetingFilter, Store, StoreOptions};
-use spindown::time::Timestamp;
+use spindown::stream::Start;
+use spindown::time::{Span, Timestamp};
+use spindown::worker::{self, WorkerOptions};
 
 /// spindown — a durable state machine that spins down meeting EC2 instances.
 ///
@@ -68,8 +72,76 @@ enum Cmd {
     DeadLetters(DeadLettersArgs),
     /// Terminate a meeting now (reason MANUAL); its effects are queued in the outbox.
     Terminate(TerminateArgs),
-    /// Counts: meetings by state and reason, timers, effects, dead letters.
+    /// One screen: meetings by state, timers, the outbox, stream checkpoints and lag, dead letters.
     Status(StatusArgs),
+    /// Run the worker: read the table's DynamoDB Stream, fire timers, terminate instances and write back.
+    ///
+    /// Replaces the meeting-safety-net and terminator Lambdas, their EventBridge
+    /// schedules and the Streams trigger. AWS settings come from the standard
+    /// chain (environment, profile, instance role); AWS_ENDPOINT_URL points every
+    /// client at another endpoint. Stops cleanly on SIGTERM/SIGINT; after a crash
+    /// it resumes from its checkpoints, pending timers and outbox.
+    Run(RunArgs),
+    /// Register (or move) a meeting without the stream, as schedule-meeting used to call EventBridge.
+    Schedule(ScheduleArgs),
+    /// Re-queue failed effects so the worker runs them again.
+    Retry(RetryArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The DynamoDB table of meetings (its stream must be enabled with NEW_AND_OLD_IMAGES).
+    #[arg(long, env = "SPINDOWN_TABLE", value_name = "NAME")]
+    table: String,
+    /// Read this stream instead of the table's DescribeTable.LatestStreamArn.
+    #[arg(long, value_name = "ARN")]
+    stream_arn: Option<String>,
+    #[command(flatten)]
+    policy: PolicyArg,
+    /// Worker settings: [guard], [effects], [stream], [housekeeping] (see deploy/spindown.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where to start on a stream never read before (later starts resume from checkpoints).
+    #[arg(long, value_name = "trim-horizon|latest")]
+    start: Option<Start>,
+    /// Terminate an instance only if it carries this tag equal to the meeting id (overrides [guard] require_tag).
+    #[arg(long, value_name = "TAG")]
+    require_tag: Option<String>,
+    /// Attempts before an effect is marked failed (overrides [effects] max_attempts).
+    #[arg(long, value_name = "N")]
+    max_attempts: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+struct ScheduleArgs {
+    /// Meeting id.
+    id: String,
+    /// Scheduled start (RFC 3339; no zone means UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    meet_time: Timestamp,
+    /// The teacher's EC2 instance.
+    #[arg(long, value_name = "INSTANCE")]
+    teacher_ec2: Option<String>,
+    /// The student's EC2 instance.
+    #[arg(long, value_name = "INSTANCE")]
+    student_ec2: Option<String>,
+    /// Declared duration in minutes (caps the meeting at start + duration + overrun_grace).
+    #[arg(long, value_name = "MINUTES")]
+    duration_minutes: Option<f64>,
+    #[command(flatten)]
+    policy: PolicyArg,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["effect_id", "all_failed"])))]
+struct RetryArgs {
+    /// The effect to re-queue (its id is in `show` and `status`).
+    effect_id: Option<i64>,
+    /// Re-queue every failed effect.
+    #[arg(long)]
+    all_failed: bool,
 }
 
 #[derive(Args, Debug)]
@@ -173,15 +245,23 @@ fn parse_instant(s: &str) -> Result<Timestamp, String> {
     Timestamp::parse_iso(s).map_err(|e| format!("{s:?} is not an RFC 3339 instant: {e}"))
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, daemon: bool) {
     let default = match verbose {
+        0 if daemon => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},sqlx=warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default},sqlx=warn,tokio_cron_scheduler=warn"))
+    });
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
 }
 
 fn load_policy(arg: &PolicyArg) -> Result<Policy> {
@@ -399,6 +479,7 @@ async fn cmd_terminate(cli: &Cli, args: &TerminateArgs) -> Result<()> {
     let engine = Engine::new(store, policy, Arc::new(SystemClock));
     let id = meeting_id(&args.id)?;
     let r = engine.command(&id, Command::Terminate).await?;
+    worker::poke(&worker::wake_socket_for(&cli.db));
     if args.json {
         print_stdout(&(serde_json::to_string(&r)? + "\n"))?;
     } else {
@@ -412,12 +493,125 @@ async fn cmd_terminate(cli: &Cli, args: &TerminateArgs) -> Result<()> {
 
 async fn cmd_status(cli: &Cli, args: &StatusArgs) -> Result<()> {
     let store = open_existing(cli).await?;
-    let counts = store.counts().await?;
+    let status = inspect::status(&store).await?;
     if args.json {
-        print_stdout(&(serde_json::to_string_pretty(&counts)? + "\n"))
+        print_stdout(&(serde_json::to_string_pretty(&status)? + "\n"))
     } else {
-        print_stdout(&inspect::render_counts(&counts))
+        print_stdout(&inspect::render_status(&status, Timestamp::now()))
     }
+}
+
+async fn cmd_run(cli: &Cli, args: &RunArgs) -> Result<()> {
+    let policy = load_policy(&args.policy)?;
+    let mut config = match &args.config {
+        Some(p) => WorkerConfig::load(p)?,
+        None => WorkerConfig::default(),
+    };
+    if let Some(tag) = &args.require_tag {
+        config.guard.require_tag = Some(tag.clone());
+    }
+    if let Some(n) = args.max_attempts {
+        anyhow::ensure!(n >= 1, "--max-attempts must be at least 1");
+        config.effects.max_attempts = n;
+    }
+    let mut reader = config.reader().map_err(anyhow::Error::msg)?;
+    if let Some(start) = args.start {
+        reader.start = start;
+    }
+    let sdk = aws::load_config().await;
+    let table = aws::AwsTable::new(&sdk, &args.table);
+    let stream_arn = match &args.stream_arn {
+        Some(a) => a.clone(),
+        None => table.latest_stream_arn().await.map_err(anyhow::Error::msg)?,
+    };
+    let engine = Arc::new(Engine::new(open_store(cli).await?, policy, Arc::new(SystemClock)));
+    let options = WorkerOptions {
+        stream_arn: stream_arn.clone(),
+        reader,
+        retry: config.retry().map_err(anyhow::Error::msg)?,
+        seen_retention: config.seen_retention().map_err(anyhow::Error::msg)?,
+        housekeeping: config.housekeeping.schedule.clone(),
+        wake_socket: Some(worker::wake_socket_for(&cli.db)),
+    };
+    tracing::info!(
+        table = %args.table,
+        stream = %stream_arn,
+        db = %cli.db.display(),
+        guard = ?config.guard.require_tag,
+        "spindown worker starting"
+    );
+    let ec2 = Arc::new(aws::AwsEc2::new(&sdk, config.guard.require_tag.clone()));
+    let streams = Arc::new(aws::AwsStreams::new(&sdk));
+    worker::run(engine.clone(), streams, ec2, Arc::new(table), options, shutdown_signal()).await?;
+    engine.store().close().await;
+    tracing::info!("spindown worker stopped");
+    Ok(())
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn cmd_schedule(cli: &Cli, args: &ScheduleArgs) -> Result<()> {
+    let policy = load_policy(&args.policy)?;
+    let id = meeting_id(&args.id)?;
+    let mut instances = Vec::new();
+    for (source, value) in [("--teacher-ec2", &args.teacher_ec2), ("--student-ec2", &args.student_ec2)] {
+        if let Some(v) = value {
+            anyhow::ensure!(
+                InstanceId::parse(v).is_some(),
+                "{source} {v:?} is not an EC2 instance id (i- followed by 8 or 17 lowercase hex digits)"
+            );
+            instances.push(SeenInstance { source, value: v.clone() });
+        }
+    }
+    let duration = match args.duration_minutes {
+        Some(m) => Some(Span::from_minutes_f64(m).context("--duration-minutes must be a finite number")?),
+        None => None,
+    };
+    let engine = Engine::new(open_store(cli).await?, policy, Arc::new(SystemClock));
+    let cmd = Command::Schedule { id: id.clone(), meet_time: args.meet_time, instances, duration };
+    let r = engine.command(&id, cmd).await?;
+    worker::poke(&worker::wake_socket_for(&cli.db));
+    if args.json {
+        print_stdout(&(serde_json::to_string(&r)? + "\n"))?;
+    } else {
+        println!("{}: {} ({:?})", r.meeting_id, r.state, r.outcome);
+        for n in &r.notes {
+            println!("  {n}");
+        }
+    }
+    Ok(())
+}
+
+async fn cmd_retry(cli: &Cli, args: &RetryArgs) -> Result<()> {
+    let store = open_existing(cli).await?;
+    let n = store.requeue_failed(args.effect_id, Timestamp::now()).await?;
+    match (args.effect_id, n) {
+        (Some(id), 0) => {
+            let known = store.effects(None, None).await?.into_iter().find(|e| e.id == id);
+            match known {
+                Some(e) => bail!("effect #{id} is {}, not failed: nothing to retry", e.status),
+                None => bail!("no effect #{id}"),
+            }
+        }
+        (Some(id), _) => println!("effect #{id} re-queued"),
+        (None, n) => println!("{n} failed effect(s) re-queued"),
+    }
+    worker::poke(&worker::wake_socket_for(&cli.db));
+    Ok(())
 }
 
 /// Print to stdout, treating a closed pipe (`| head`) as success.
@@ -440,12 +634,28 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::DeadLetters(a) => cmd_dead_letters(&cli, a).await,
         Cmd::Terminate(a) => cmd_terminate(&cli, a).await,
         Cmd::Status(a) => cmd_status(&cli, a).await,
+        Cmd::Run(a) => cmd_run(&cli, a).await,
+        Cmd::Schedule(a) => cmd_schedule(&cli, a).await,
+        Cmd::Retry(a) => cmd_retry(&cli, a).await,
     }
+}
+
+/// The error and its causes on one line, without repeating a cause that a
+/// message already quotes.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg = format!("{msg}: {c}");
+        }
+    }
+    msg
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    init_tracing(cli.verbose, matches!(cli.command, Cmd::Run(_)));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -456,7 +666,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }

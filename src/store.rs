@@ -144,6 +144,32 @@ pub struct NewDeadLetter {
     pub raw: Vec<u8>,
 }
 
+/// A stream shard's position, written with the records it covers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checkpoint {
+    pub stream_arn: String,
+    pub shard_id: String,
+    pub parent_shard_id: Option<String>,
+    /// The last record applied; `None` keeps the stored one.
+    pub sequence_number: Option<String>,
+    pub closed: bool,
+    /// Records covered by this write (added to the stored count).
+    pub records: u64,
+    pub last_event_at: Option<Timestamp>,
+    pub caught_up: bool,
+    /// When this was written (wall clock).
+    pub at: Timestamp,
+}
+
+/// A trimmed-data gap as read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct GapRow {
+    pub stream_arn: String,
+    pub shard_id: String,
+    pub at: Timestamp,
+    pub detail: String,
+}
+
 /// Everything one transaction writes, buffered by the engine.
 #[derive(Debug, Default)]
 pub struct Writes {
@@ -158,11 +184,14 @@ pub struct Writes {
     /// The engine instant reached; the stored value only ever grows (a
     /// replay on an existing database resumes its virtual clock there).
     pub last_instant: Option<Timestamp>,
+    /// The stream position these writes bring a shard to.
+    pub checkpoint: Option<Checkpoint>,
 }
 
 impl Writes {
     pub fn is_empty(&self) -> bool {
-        self.meetings.is_empty()
+        self.checkpoint.is_none()
+            && self.meetings.is_empty()
             && self.timers.is_empty()
             && self.history.is_empty()
             && self.effects.is_empty()
@@ -526,6 +555,87 @@ impl Store {
         Ok(ts(at))
     }
 
+    /// Stream checkpoints (of one stream, or all), by stream and shard.
+    pub async fn checkpoints(&self, stream_arn: Option<&str>) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM checkpoints WHERE 1 = 1");
+        if let Some(a) = stream_arn {
+            q.push(" AND stream_arn = ").push_bind(a);
+        }
+        q.push(" ORDER BY stream_arn, shard_id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Checkpoint {
+                    stream_arn: r.try_get("stream_arn")?,
+                    shard_id: r.try_get("shard_id")?,
+                    parent_shard_id: r.try_get("parent_shard_id")?,
+                    sequence_number: r.try_get("sequence_number")?,
+                    closed: r.try_get("closed")?,
+                    records: r.try_get::<i64, _>("records")? as u64,
+                    last_event_at: ts(r.try_get("last_event_at")?),
+                    caught_up: r.try_get("caught_up")?,
+                    at: Timestamp::from_micros(r.try_get("updated_at")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Forget a stream's checkpoints: the next reader starts over (at its
+    /// start position); records it re-reads are dropped by eventID.
+    pub async fn forget_checkpoints(&self, stream_arn: &str) -> Result<u64, StoreError> {
+        let r =
+            sqlx::query("DELETE FROM checkpoints WHERE stream_arn = ?").bind(stream_arn).execute(&self.writer).await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Forget applied eventIDs recorded before `before`. Returns how many.
+    pub async fn prune_seen(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let r =
+            sqlx::query("DELETE FROM seen_events WHERE at < ?").bind(before.as_micros()).execute(&self.writer).await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Record a trimmed-data gap.
+    pub async fn record_gap(
+        &self,
+        stream_arn: &str,
+        shard_id: &str,
+        at: Timestamp,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO stream_gaps (stream_arn, shard_id, at, detail) VALUES (?, ?, ?, ?)")
+            .bind(stream_arn)
+            .bind(shard_id)
+            .bind(at.as_micros())
+            .bind(detail)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Trimmed-data gaps, oldest first.
+    pub async fn gaps(&self) -> Result<Vec<GapRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM stream_gaps ORDER BY id").fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GapRow {
+                    stream_arn: r.try_get("stream_arn")?,
+                    shard_id: r.try_get("shard_id")?,
+                    at: Timestamp::from_micros(r.try_get("at")?),
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Re-queue failed effects (all, or one id), due now. Returns how many.
+    pub async fn requeue_failed(&self, id: Option<i64>, now: Timestamp) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = tx.requeue_failed(id, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// A value from the `meta` table.
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.reader).await?)
@@ -707,6 +817,29 @@ impl Tx {
                     .push_bind(d.raw.as_slice());
             });
             q.build().execute(&mut *self.tx).await?;
+        }
+        if let Some(c) = &w.checkpoint {
+            sqlx::query(
+                "INSERT INTO checkpoints (stream_arn, shard_id, parent_shard_id, sequence_number, closed, records, \
+                 last_event_at, caught_up, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (stream_arn, shard_id) DO UPDATE SET \
+                 parent_shard_id = COALESCE(excluded.parent_shard_id, parent_shard_id), \
+                 sequence_number = COALESCE(excluded.sequence_number, sequence_number), \
+                 closed = MAX(closed, excluded.closed), records = records + excluded.records, \
+                 last_event_at = COALESCE(excluded.last_event_at, last_event_at), \
+                 caught_up = excluded.caught_up, updated_at = excluded.updated_at",
+            )
+            .bind(&c.stream_arn)
+            .bind(&c.shard_id)
+            .bind(&c.parent_shard_id)
+            .bind(&c.sequence_number)
+            .bind(c.closed)
+            .bind(c.records as i64)
+            .bind(c.last_event_at.map(Timestamp::as_micros))
+            .bind(c.caught_up)
+            .bind(c.at.as_micros())
+            .execute(&mut *self.tx)
+            .await?;
         }
         if let Some(last) = w.last_instant {
             sqlx::query(

@@ -297,9 +297,11 @@ impl fmt::Display for Span {
         if m > 0 {
             write!(f, "{m}m")?;
         }
-        if frac > 0 {
-            let text = format!("{frac:06}");
+        if frac >= 1000 && h == 0 && m == 0 {
+            let text = format!("{:03}", frac / 1000);
             write!(f, "{s}.{}s", text.trim_end_matches('0'))?;
+        } else if frac > 0 && h == 0 && m == 0 {
+            write!(f, "{s}.{frac:06}s")?;
         } else if s > 0 {
             write!(f, "{s}s")?;
         }

@@ -1,0 +1,189 @@
+//! The worker's deployment settings (`--config FILE`, e.g. `deploy/spindown.toml`).
+//!
+//! Kept apart from the policy file: the policy says *when* meetings end (the
+//! spec's keys, nothing else), this file says how the worker talks to AWS.
+//! Every key is optional; an unknown key or a bad value is an error naming it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::effects::RetryPolicy;
+use crate::stream::{ReaderOptions, Start};
+use crate::time::Span;
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// `[guard]`: what the worker may terminate.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Guard {
+    /// Terminate an instance only if `DescribeInstances` shows this tag equal
+    /// to the meeting id (e.g. `"meeting_id"`); others are refused and recorded.
+    pub require_tag: Option<String>,
+}
+
+/// `[effects]`: the outbox executor.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Effects {
+    /// Attempts before an effect is marked failed (then `spindown retry`).
+    pub max_attempts: i64,
+    /// First retry delay; doubles each attempt (with jitter).
+    pub base_delay: String,
+    /// Longest delay between attempts.
+    pub max_delay: String,
+}
+
+impl Default for Effects {
+    fn default() -> Self {
+        Effects { max_attempts: 10, base_delay: "1s".into(), max_delay: "5m".into() }
+    }
+}
+
+/// `[stream]`: the DynamoDB Streams reader.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamSettings {
+    /// `trim-horizon` (default) or `latest`, for a stream never read before.
+    pub start: String,
+    /// Pause between polls of an idle stream (Lambda polls ~4 times a second).
+    pub idle_poll: String,
+    /// How often the shard list is refreshed.
+    pub refresh: String,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings { start: "trim-horizon".into(), idle_poll: "250ms".into(), refresh: "30s".into() }
+    }
+}
+
+/// `[housekeeping]`: recurring jobs.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Housekeeping {
+    /// How long applied `eventID`s are remembered for dedupe (the stream keeps
+    /// records 24 h, so anything longer is safe).
+    pub seen_retention: String,
+    /// Cron expression (sec min hour dom mon dow) for the pruning job.
+    pub schedule: String,
+}
+
+impl Default for Housekeeping {
+    fn default() -> Self {
+        Housekeeping { seen_retention: "48h".into(), schedule: "0 */10 * * * *".into() }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    pub guard: Guard,
+    pub effects: Effects,
+    pub stream: StreamSettings,
+    pub housekeeping: Housekeeping,
+}
+
+/// `250ms`, `90s`, `15m`, `1h30m`.
+pub fn parse_duration(key: &str, s: &str) -> Result<Duration, String> {
+    if let Some(ms) = s.strip_suffix("ms") {
+        if !ms.is_empty() && ms.bytes().all(|c| c.is_ascii_digit()) {
+            return ms.parse::<u64>().map(Duration::from_millis).map_err(|e| format!("`{key}`: {e}"));
+        }
+    }
+    let span = Span::parse_policy(s).map_err(|e| format!("`{key}`: {s:?}: {e} (or milliseconds like \"250ms\")"))?;
+    Ok(Duration::from_micros(span.as_micros().max(0) as u64))
+}
+
+impl WorkerConfig {
+    pub fn load(path: &Path) -> Result<WorkerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        WorkerConfig::from_toml_str(&text)
+            .map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })
+    }
+
+    pub fn from_toml_str(text: &str) -> Result<WorkerConfig, String> {
+        let c: WorkerConfig = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        c.retry()?;
+        c.reader()?;
+        c.seen_retention()?;
+        if c.effects.max_attempts < 1 {
+            return Err("`effects.max_attempts` must be at least 1".into());
+        }
+        if c.guard.require_tag.as_deref() == Some("") {
+            return Err("`guard.require_tag` must not be empty".into());
+        }
+        Ok(c)
+    }
+
+    pub fn retry(&self) -> Result<RetryPolicy, String> {
+        Ok(RetryPolicy {
+            max_attempts: self.effects.max_attempts,
+            base_delay: parse_duration("effects.base_delay", &self.effects.base_delay)?,
+            max_delay: parse_duration("effects.max_delay", &self.effects.max_delay)?,
+        })
+    }
+
+    pub fn reader(&self) -> Result<ReaderOptions, String> {
+        Ok(ReaderOptions {
+            start: self.stream.start.parse::<Start>().map_err(|e| format!("`stream.start`: {e}"))?,
+            idle_delay: parse_duration("stream.idle_poll", &self.stream.idle_poll)?,
+            refresh_every: parse_duration("stream.refresh", &self.stream.refresh)?,
+            ..ReaderOptions::default()
+        })
+    }
+
+    pub fn seen_retention(&self) -> Result<Duration, String> {
+        parse_duration("housekeeping.seen_retention", &self.housekeeping.seen_retention)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_is_default() {
+        let c = WorkerConfig::from_toml_str("").unwrap();
+        assert_eq!(c, WorkerConfig::default());
+        assert_eq!(c.reader().unwrap().idle_delay, Duration::from_millis(250));
+        assert_eq!(c.retry().unwrap().max_attempts, 10);
+    }
+
+    #[test]
+    fn reads_every_section() {
+        let c = WorkerConfig::from_toml_str(
+            "[guard]\nrequire_tag = \"meeting_id\"\n[effects]\nmax_attempts = 3\nbase_delay = \"100ms\"\n[stream]\nstart = \"latest\"\nidle_poll = \"1s\"\n[housekeeping]\nseen_retention = \"72h\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.guard.require_tag.as_deref(), Some("meeting_id"));
+        assert_eq!(c.retry().unwrap().base_delay, Duration::from_millis(100));
+        assert_eq!(c.reader().unwrap().start, Start::Latest);
+        assert_eq!(c.seen_retention().unwrap(), Duration::from_secs(72 * 3600));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = WorkerConfig::from_toml_str("[guard]\nrequire_tags = \"x\"").unwrap_err();
+        assert!(e.contains("require_tags"), "{e}");
+        let e = WorkerConfig::from_toml_str("[stream]\nstart = \"now\"").unwrap_err();
+        assert!(e.contains("stream.start"), "{e}");
+        let e = WorkerConfig::from_toml_str("[effects]\nbase_delay = \"soon\"").unwrap_err();
+        assert!(e.contains("effects.base_delay"), "{e}");
+        let e = WorkerConfig::from_toml_str("[effects]\nmax_attempts = 0").unwrap_err();
+        assert!(e.contains("max_attempts"), "{e}");
+        let e = WorkerConfig::from_toml_str("[nope]").unwrap_err();
+        assert!(e.contains("nope"), "{e}");
+    }
+}
