@@ -57,6 +57,15 @@
 //! * [`effects`] — the ports ([`Ec2`](effects::Ec2),
 //!   [`MeetingTable`](effects::MeetingTable)), the dry-run port, and the
 //!   outbox executor (retry with backoff, failed effects kept).
+//! * [`stream`] — the DynamoDB Streams reader behind the
+//!   [`StreamSource`](stream::StreamSource) port: shard lineage, checkpoints
+//!   in the records' transaction, iterator expiry, trimmed data, backoff.
+//! * [`aws`] — the AWS SDK adapters for the three ports, and the translation
+//!   of SDK errors (missing instance = gone, failed condition = done,
+//!   throttling/5xx/timeouts = transient).
+//! * [`worker`] — stream reader, timer loop, executor and housekeeping run
+//!   together until a shutdown future completes (`spindown run`).
+//! * [`config`] — the worker settings file (`deploy/spindown.toml`).
 //! * [`feed`] — record files, line by line, in batches.
 //! * [`replay`] — the engine on a virtual clock over a file.
 //! * [`inspect`] — read models: the replay line, `show`, tables.
