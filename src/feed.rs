@@ -1,7 +1,7 @@
 //! Reading record files: one record (or `{"Records": [...]}`) per line.
 //!
 //! Lines are read as bytes (a line that is not UTF-8 is a dead letter, not an
-//! I/O error), capped at [`MAX_LINE`](crate::record::MAX_LINE), and handed to
+//! I/O error), capped at [`MAX_LINE`], and handed to
 //! the engine in batches that each become one transaction.
 
 use std::io::{BufRead, BufReader, Read};
