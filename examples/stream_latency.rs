@@ -104,6 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         retry: RetryPolicy::default(),
         seen_retention: Duration::from_secs(48 * 3600),
         housekeeping: "0 */10 * * * *".into(),
+        timer_hold_max: Duration::from_secs(60),
         wake_socket: None,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

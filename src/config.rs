@@ -59,11 +59,20 @@ pub struct StreamSettings {
     pub idle_poll: String,
     /// How often the shard list is refreshed.
     pub refresh: String,
+    /// Timers wait for the stream to be read past their due time (so a
+    /// backlog is applied in event-time order, as replay would), but never
+    /// longer than this: an unreadable stream does not keep meetings alive.
+    pub timer_hold_max: String,
 }
 
 impl Default for StreamSettings {
     fn default() -> Self {
-        StreamSettings { start: "trim-horizon".into(), idle_poll: "250ms".into(), refresh: "30s".into() }
+        StreamSettings {
+            start: "trim-horizon".into(),
+            idle_poll: "250ms".into(),
+            refresh: "30s".into(),
+            timer_hold_max: "60s".into(),
+        }
     }
 }
 
@@ -118,6 +127,7 @@ impl WorkerConfig {
         c.retry()?;
         c.reader()?;
         c.seen_retention()?;
+        c.timer_hold_max()?;
         if c.effects.max_attempts < 1 {
             return Err("`effects.max_attempts` must be at least 1".into());
         }
@@ -142,6 +152,10 @@ impl WorkerConfig {
             refresh_every: parse_duration("stream.refresh", &self.stream.refresh)?,
             ..ReaderOptions::default()
         })
+    }
+
+    pub fn timer_hold_max(&self) -> Result<Duration, String> {
+        parse_duration("stream.timer_hold_max", &self.stream.timer_hold_max)
     }
 
     pub fn seen_retention(&self) -> Result<Duration, String> {

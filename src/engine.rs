@@ -101,6 +101,43 @@ pub struct CommandResult {
     pub notes: Vec<String>,
 }
 
+/// How far a stream has been read, for the timer loop (live mode).
+///
+/// A timer due at `d` must see every stream record with an event time before
+/// `d` — that is the spec's order, and what `replay` computes. When the worker
+/// catches up on a backlog (after a restart, a network outage) timers due
+/// inside the backlog therefore wait until the reader has passed them. The
+/// gate never holds a timer longer than `hold_max` past its due time, so a
+/// stream that cannot be read does not keep meetings alive.
+#[derive(Debug)]
+pub struct StreamGate {
+    /// Every record with an event time before this has been applied.
+    read_through: std::sync::atomic::AtomicI64,
+    hold_max: Span,
+}
+
+impl StreamGate {
+    pub fn new(hold_max: Span) -> Self {
+        StreamGate { read_through: std::sync::atomic::AtomicI64::new(i64::MIN), hold_max }
+    }
+
+    /// The reader has read everything with an event time before `t`.
+    pub fn advance(&self, t: Timestamp) {
+        self.read_through.fetch_max(t.as_micros(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn read_through(&self) -> Option<Timestamp> {
+        let v = self.read_through.load(std::sync::atomic::Ordering::SeqCst);
+        (v != i64::MIN).then(|| Timestamp::from_micros(v))
+    }
+
+    /// Timers due at or before this may fire now.
+    pub fn limit(&self, now: Timestamp) -> Timestamp {
+        let held = now.saturating_add(Span::from_micros(-self.hold_max.as_micros()));
+        self.read_through().unwrap_or(Timestamp::MIN).max(held).min(now)
+    }
+}
+
 /// The durable meeting engine: a store, a policy and a clock.
 pub struct Engine {
     store: Store,
@@ -108,6 +145,9 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     timers_changed: Arc<Notify>,
     effects_queued: Arc<Notify>,
+    gate: std::sync::OnceLock<Arc<StreamGate>>,
+    /// The latest record event time applied (live mode), persisted.
+    event_clock: std::sync::atomic::AtomicI64,
 }
 
 impl Engine {
@@ -118,7 +158,13 @@ impl Engine {
         clock: Arc<dyn Clock>,
         options: &StoreOptions,
     ) -> Result<Engine, EngineError> {
-        Ok(Engine::new(Store::open(path, options).await?, policy, clock))
+        let store = Store::open(path, options).await?;
+        let event_clock = store.meta("event_clock").await?.and_then(|v| v.parse::<i64>().ok());
+        let engine = Engine::new(store, policy, clock);
+        if let Some(ec) = event_clock {
+            engine.event_clock.store(ec, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(engine)
     }
 
     pub fn new(store: Store, policy: Policy, clock: Arc<dyn Clock>) -> Engine {
@@ -128,6 +174,34 @@ impl Engine {
             clock,
             timers_changed: Arc::new(Notify::new()),
             effects_queued: Arc::new(Notify::new()),
+            gate: std::sync::OnceLock::new(),
+            event_clock: std::sync::atomic::AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Attach a stream gate (the worker does, for its stream reader): the
+    /// timer loop then fires only timers the stream has been read past.
+    pub fn set_gate(&self, gate: Arc<StreamGate>) {
+        let _ = self.gate.set(gate);
+    }
+
+    /// The stream has been read through `t`: let the timer loop fire what is due by then.
+    pub fn advance_gate(&self, t: Timestamp) {
+        if let Some(g) = self.gate.get() {
+            let before = g.read_through();
+            g.advance(t);
+            if g.read_through() != before {
+                self.timers_changed.notify_one();
+            }
+        }
+    }
+
+    /// The instant up to which timers may fire now.
+    fn timer_limit(&self) -> Timestamp {
+        let now = self.clock.now();
+        match self.gate.get() {
+            Some(g) if !self.clock.is_virtual() => g.limit(now),
+            _ => now,
         }
     }
 
@@ -194,7 +268,7 @@ impl Engine {
     /// transaction. Returns the report and whether more are due.
     pub async fn fire_due(&self, limit: usize) -> Result<(Report, bool), EngineError> {
         let mut w = Work::begin(self).await?;
-        let target = self.clock.now();
+        let target = self.timer_limit();
         let more = w.fire_through(target, limit).await?;
         Ok((w.commit().await?, more))
     }
@@ -260,6 +334,8 @@ impl Engine {
                 }
             }
             let wait = match self.store.next_due().await? {
+                // Due, but held by the stream gate: the reader wakes us as it advances.
+                Some(due) if due <= self.clock.now() => Duration::from_millis(500),
                 Some(due) => {
                     let us = due.as_micros().saturating_sub(self.clock.now().as_micros()).max(0);
                     Duration::from_micros(us as u64)
@@ -305,6 +381,8 @@ struct Work<'e> {
     seen_new: HashSet<String>,
     writes: Writes,
     last: Timestamp,
+    /// The latest record event time applied (live mode).
+    event_clock: Timestamp,
     report: Report,
     armed: bool,
 }
@@ -327,6 +405,7 @@ impl<'e> Work<'e> {
             seen_new: HashSet::new(),
             writes: Writes::default(),
             last,
+            event_clock: Timestamp::from_micros(engine.event_clock.load(std::sync::atomic::Ordering::SeqCst)),
             report: Report::default(),
             armed: false,
         })
@@ -483,11 +562,23 @@ impl<'e> Work<'e> {
             self.dead_letter(DeadLetter { reason, raw: d.raw, event_id: change.event_id }, origin);
             return Ok(());
         }
-        // The instant: virtual time moves to the event time; timers due by then fire first.
+        // Timers due by the record's time fire first. On a virtual clock the
+        // clock moves to the event time. On the wall clock the record is
+        // applied now, but only timers due by its event time (or the latest
+        // event time seen) fire before it: a backlog read late is applied in
+        // event-time order, as replay would apply it.
         let clock_now = self.clock().now();
-        let target =
-            if self.clock().is_virtual() { clock_now.max(change.event_time.unwrap_or(clock_now)) } else { clock_now };
-        self.fire_through(target, usize::MAX).await?;
+        let (fire_limit, target) = if self.clock().is_virtual() {
+            let t = clock_now.max(change.event_time.unwrap_or(clock_now));
+            (t, t)
+        } else {
+            let t = change.event_time.map_or(clock_now, |t| t.max(self.event_clock).min(clock_now));
+            (t, clock_now)
+        };
+        if let Some(t) = change.event_time {
+            self.event_clock = self.event_clock.max(t);
+        }
+        self.fire_through(fire_limit, usize::MAX).await?;
         let now = self.instant(target);
         self.report.records += 1;
         let cause_ref = format!("{} {}", change.event_name, change.event_id.as_deref().unwrap_or("(no eventID)"));
@@ -529,7 +620,7 @@ impl<'e> Work<'e> {
             Err(e) => unreachable!("start checked above: {e}"),
         }
         // Timers this input armed in the past fire right after it.
-        self.fire_through(now, usize::MAX).await?;
+        self.fire_through(fire_limit, usize::MAX).await?;
         Ok(())
     }
 
@@ -628,8 +719,12 @@ impl<'e> Work<'e> {
         if self.last > Timestamp::MIN {
             self.writes.last_instant = Some(self.last);
         }
+        if self.event_clock > Timestamp::MIN {
+            self.writes.event_clock = Some(self.event_clock);
+        }
         self.tx.write(&self.writes).await?;
         self.tx.commit().await?;
+        self.engine.event_clock.fetch_max(self.event_clock.as_micros(), std::sync::atomic::Ordering::SeqCst);
         if self.armed {
             self.engine.timers_changed.notify_one();
         }

@@ -531,6 +531,7 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> Result<()> {
         retry: config.retry().map_err(anyhow::Error::msg)?,
         seen_retention: config.seen_retention().map_err(anyhow::Error::msg)?,
         housekeeping: config.housekeeping.schedule.clone(),
+        timer_hold_max: config.timer_hold_max().map_err(anyhow::Error::msg)?,
         wake_socket: Some(worker::wake_socket_for(&cli.db)),
     };
     tracing::info!(

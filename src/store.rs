@@ -186,6 +186,8 @@ pub struct Writes {
     pub last_instant: Option<Timestamp>,
     /// The stream position these writes bring a shard to.
     pub checkpoint: Option<Checkpoint>,
+    /// The latest record event time applied (only grows).
+    pub event_clock: Option<Timestamp>,
 }
 
 impl Writes {
@@ -841,12 +843,14 @@ impl Tx {
             .execute(&mut *self.tx)
             .await?;
         }
-        if let Some(last) = w.last_instant {
+        for (key, value) in [("last_instant", w.last_instant), ("event_clock", w.event_clock)] {
+            let Some(value) = value else { continue };
             sqlx::query(
-                "INSERT INTO meta (key, value) VALUES ('last_instant', ?) ON CONFLICT (key) DO UPDATE SET value = \
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = \
                  CASE WHEN CAST(excluded.value AS INTEGER) > CAST(value AS INTEGER) THEN excluded.value ELSE value END",
             )
-            .bind(last.as_micros().to_string())
+            .bind(key)
+            .bind(value.as_micros().to_string())
             .execute(&mut *self.tx)
             .await?;
         }

@@ -160,6 +160,8 @@ struct Shard {
     caught_up: bool,
     last_heartbeat: Option<std::time::Instant>,
     listed: bool,
+    /// This round: read through this event time (`None`: not read this round).
+    progress: Option<Timestamp>,
 }
 
 /// What one reading round did.
@@ -292,13 +294,33 @@ impl StreamReader {
                 Err(e) => return Err(e),
             }
         }
+        let round_start = self.engine.clock().now();
+        for s in self.shards.values_mut() {
+            s.progress = None;
+        }
         for shard_id in self.readable() {
-            self.read_shard(&shard_id, &mut report).await?;
+            self.read_shard(&shard_id, round_start, &mut report).await?;
+        }
+        // Every open shard read this round? Then the stream is read through the
+        // least of their progress: timers due before that may fire.
+        let through = self
+            .shards
+            .values()
+            .filter(|s| !s.closed && s.listed)
+            .map(|s| s.progress)
+            .try_fold(round_start, |acc, p| p.map(|p| acc.min(p)));
+        if let Some(t) = through {
+            self.engine.advance_gate(t);
         }
         Ok(report)
     }
 
-    async fn read_shard(&mut self, shard_id: &str, report: &mut RoundReport) -> Result<(), ReaderError> {
+    async fn read_shard(
+        &mut self,
+        shard_id: &str,
+        round_start: Timestamp,
+        report: &mut RoundReport,
+    ) -> Result<(), ReaderError> {
         let arn = self.arn.clone();
         let iterator = match self.shards[shard_id].iterator.clone() {
             Some(it) => it,
@@ -333,7 +355,7 @@ impl StreamReader {
             Ok(page) => {
                 self.backoff = Duration::ZERO;
                 report.pages += 1;
-                self.apply_page(shard_id, page, report).await
+                self.apply_page(shard_id, page, round_start, report).await
             }
             Err(StreamError::ExpiredIterator) => {
                 tracing::info!(shard = shard_id, "shard iterator expired; re-acquiring from the checkpoint");
@@ -357,7 +379,13 @@ impl StreamReader {
         }
     }
 
-    async fn apply_page(&mut self, shard_id: &str, page: Page, report: &mut RoundReport) -> Result<(), ReaderError> {
+    async fn apply_page(
+        &mut self,
+        shard_id: &str,
+        page: Page,
+        round_start: Timestamp,
+        report: &mut RoundReport,
+    ) -> Result<(), ReaderError> {
         let closed = page.next_iterator.is_none();
         let last_seq = page.records.last().map(|(_, seq)| seq.clone());
         let n = page.records.len() as u64;
@@ -374,6 +402,8 @@ impl StreamReader {
         }
         let s = self.shards.get_mut(shard_id).expect("known shard");
         s.iterator = page.next_iterator;
+        // An empty page: everything written before this round began is read.
+        s.progress = if n == 0 { Some(round_start) } else { last_event.or(Some(Timestamp::MIN)) };
         let heartbeat_due = s.last_heartbeat.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
         let newly_caught_up = n == 0 && !s.caught_up;
         if n == 0 && !closed && !newly_caught_up && !heartbeat_due {

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::effects::{Ec2, Executor, MeetingTable, RetryPolicy};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, StreamGate};
 use crate::store::StoreError;
 use crate::stream::{ReaderError, ReaderOptions, StreamReader, StreamSource};
 use crate::time::Span;
@@ -32,6 +32,8 @@ pub struct WorkerOptions {
     pub seen_retention: Duration,
     /// Cron expression for housekeeping.
     pub housekeeping: String,
+    /// Longest a due timer waits for the stream to be read past it.
+    pub timer_hold_max: Duration,
     /// A Unix datagram socket other `spindown` commands poke after they
     /// change the database (`schedule`, `terminate`, `retry`), so the worker
     /// notices new timers and effects at once. `None`: no socket.
@@ -81,6 +83,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    engine.set_gate(Arc::new(StreamGate::new(Span::from_micros(options.timer_hold_max.as_micros() as i64))));
     let mut tasks: JoinSet<(&'static str, Result<(), WorkerError>)> = JoinSet::new();
 
     // Effects first: anything left pending by a crash runs now.

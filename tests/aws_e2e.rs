@@ -379,8 +379,9 @@ async fn schedule_without_a_stream_and_retry_failed_effects() {
     });
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_spindown"));
     cmd.args(["--db", dbs, "run", "--table", "meetings-2", "--stream-arn", &stream_arn, "--max-attempts", "2"]);
-    cmd.arg("--policy").arg(&policy).arg("--config").arg(dir.path().join("spindown.toml"));
-    std::fs::write(dir.path().join("spindown.toml"), CONFIG).unwrap();
+    cmd.arg("--policy").arg(&policy).arg("--config").arg(dir.path().join("dead.toml"));
+    // The stream is unreadable too: due timers wait for it at most half a second.
+    std::fs::write(dir.path().join("dead.toml"), format!("{CONFIG}timer_hold_max = \"500ms\"\n")).unwrap();
     for (k, v) in moto.env() {
         cmd.env(k, v);
     }

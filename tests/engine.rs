@@ -342,3 +342,50 @@ async fn store_reopens_with_integrity() {
     let s = Store::open(&db, &StoreOptions::default()).await.unwrap();
     assert_eq!(s.integrity_check().await.unwrap(), "ok");
 }
+
+#[tokio::test]
+async fn a_backlog_read_late_is_applied_in_event_time_order() {
+    // The worker was down from 10:01 to 10:20; the teacher uploaded data at
+    // 10:10, before the 10:15 safety net. Read late, the record must still
+    // come before the timer: a partial no-show, as replay says — not a no-show.
+    use spindown::engine::StreamGate;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::live(t("10:01:00"));
+    let e = engine(&dir.path().join("s.db"), Arc::new(clock.clone())).await;
+    e.set_gate(Arc::new(StreamGate::new(Span::from_hours(1))));
+    e.apply(items(&[rec(Some("a"), "INSERT", Some(t("10:00:00")), "m-1", img("10:00:00", json!({})))])).await.unwrap();
+    e.advance_gate(t("10:01:00"));
+    clock.set(t("10:20:00"));
+    let (r, _) = e.fire_due(100).await.unwrap();
+    assert_eq!(r.timers_fired, 0, "the gate holds the 10:15 timer until the stream is read past it");
+    let data = rec(
+        Some("b"),
+        "MODIFY",
+        Some(t("10:10:00")),
+        "m-1",
+        img("10:00:00", json!({"teacher_session_data": {"S": "x"}})),
+    );
+    let r = e.apply(items(&[data])).await.unwrap();
+    assert_eq!(r.timers_fired, 0, "only timers due by the record's event time fire before it");
+    e.advance_gate(t("10:20:00"));
+    let (r, _) = e.fire_due(100).await.unwrap();
+    assert_eq!(r.timers_fired, 1);
+    let m = e.store().meeting(&id("m-1")).await.unwrap().unwrap();
+    assert_eq!(m.ended.unwrap().reason, Reason::PartialNoShowTimeout);
+    assert_eq!(m.ended.unwrap().at, t("10:20:00"), "it fires late, at the real instant");
+}
+
+#[tokio::test]
+async fn the_gate_never_holds_a_timer_past_its_limit() {
+    use spindown::engine::StreamGate;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::live(t("10:00:00"));
+    let e = engine(&dir.path().join("s.db"), Arc::new(clock.clone())).await;
+    e.set_gate(Arc::new(StreamGate::new(Span::from_mins(2))));
+    e.apply(items(&[rec(Some("a"), "INSERT", Some(t("10:00:00")), "m-1", img("10:00:00", json!({})))])).await.unwrap();
+    // The stream is never read again (an outage): the 10:15 safety net waits 2 minutes, no more.
+    clock.set(t("10:16:59"));
+    assert_eq!(e.fire_due(100).await.unwrap().0.timers_fired, 0);
+    clock.set(t("10:17:00"));
+    assert_eq!(e.fire_due(100).await.unwrap().0.timers_fired, 1);
+}
