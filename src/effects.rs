@@ -197,7 +197,12 @@ impl Executor {
             let mut calls = tokio::task::JoinSet::new();
             for (i, e) in due.iter().enumerate() {
                 let (ec2, table, e) = (self.ec2.clone(), self.table.clone(), e.clone());
-                calls.spawn(async move { (i, run_one(ec2.as_ref(), table.as_ref(), &e).await) });
+                calls.spawn(async move {
+                    crate::failpoint::hit("effect-before-call");
+                    let verdict = run_one(ec2.as_ref(), table.as_ref(), &e).await;
+                    crate::failpoint::hit("effect-after-call");
+                    (i, verdict)
+                });
             }
             let mut verdicts: Vec<Option<Verdict>> = (0..due.len()).map(|_| None).collect();
             while let Some(joined) = calls.join_next().await {
@@ -262,6 +267,7 @@ impl Executor {
                 }
             }
             tx.write(&writes).await?;
+            crate::failpoint::hit("tx-before-commit");
             tx.commit().await?;
         }
     }

@@ -723,7 +723,9 @@ impl<'e> Work<'e> {
             self.writes.event_clock = Some(self.event_clock);
         }
         self.tx.write(&self.writes).await?;
+        crate::failpoint::hit("tx-before-commit");
         self.tx.commit().await?;
+        crate::failpoint::hit("after-commit");
         self.engine.event_clock.fetch_max(self.event_clock.as_micros(), std::sync::atomic::Ordering::SeqCst);
         if self.armed {
             self.engine.timers_changed.notify_one();

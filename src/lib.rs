@@ -76,6 +76,7 @@ pub mod clock;
 pub mod config;
 pub mod effects;
 pub mod engine;
+pub mod failpoint;
 pub mod feed;
 pub mod inspect;
 pub mod machine;

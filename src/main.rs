@@ -502,6 +502,8 @@ async fn cmd_status(cli: &Cli, args: &StatusArgs) -> Result<()> {
 }
 
 async fn cmd_run(cli: &Cli, args: &RunArgs) -> Result<()> {
+    // Catch SIGTERM/SIGINT from the very start: a stop during start-up is a clean stop too.
+    let shutdown = shutdown_signal()?;
     let policy = load_policy(&args.policy)?;
     let mut config = match &args.config {
         Some(p) => WorkerConfig::load(p)?,
@@ -543,26 +545,23 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> Result<()> {
     );
     let ec2 = Arc::new(aws::AwsEc2::new(&sdk, config.guard.require_tag.clone()));
     let streams = Arc::new(aws::AwsStreams::new(&sdk));
-    worker::run(engine.clone(), streams, ec2, Arc::new(table), options, shutdown_signal()).await?;
+    worker::run(engine.clone(), streams, ec2, Arc::new(table), options, shutdown).await?;
     engine.store().close().await;
     tracing::info!("spindown worker stopped");
     Ok(())
 }
 
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// A future that completes on SIGTERM or SIGINT; the handlers are installed now.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    })
 }
 
 async fn cmd_schedule(cli: &Cli, args: &ScheduleArgs) -> Result<()> {

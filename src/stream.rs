@@ -353,6 +353,9 @@ impl StreamReader {
         };
         match self.source.records(&iterator, self.options.page_limit).await {
             Ok(page) => {
+                if !page.records.is_empty() {
+                    crate::failpoint::hit("stream-after-fetch");
+                }
                 self.backoff = Duration::ZERO;
                 report.pages += 1;
                 self.apply_page(shard_id, page, round_start, report).await

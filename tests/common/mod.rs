@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod aws;
 pub mod moto;
+pub mod process;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
