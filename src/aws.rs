@@ -21,6 +21,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::{json, Map, Value};
 
+use crate::config::AwsTuning;
 use crate::effects::{BoxFuture, Ec2, EffectError, MeetingTable, TerminateReport, WriteBackOutcome};
 use crate::machine::{InstanceId, MeetingId, Reason};
 use crate::stream::{Page, Position, ShardInfo, ShardPage, StreamError, StreamSource};
@@ -48,17 +49,22 @@ const THROTTLING: &[&str] = &[
 const SERVER_SIDE: &[&str] =
     &["InternalError", "InternalFailure", "InternalServerError", "ServiceUnavailable", "Unavailable", "ServerError"];
 
-/// Load the shared AWS configuration with bounded timeouts.
+/// Load the shared AWS configuration (the standard chain) with bounded timeouts.
 pub async fn load_config() -> SdkConfig {
+    load_config_with(&AwsTuning::default()).await
+}
+
+/// [`load_config`] with explicit timeouts and SDK retries (`[aws]` in the config file).
+pub async fn load_config_with(t: &AwsTuning) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .operation_timeout(Duration::from_secs(30))
+                .connect_timeout(t.connect_timeout)
+                .operation_attempt_timeout(t.attempt_timeout)
+                .operation_timeout(t.operation_timeout)
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .retry_config(RetryConfig::standard().with_max_attempts(t.sdk_max_attempts))
         .load()
         .await
 }
@@ -276,15 +282,24 @@ impl AwsTable {
     }
 
     /// The table's current stream ARN (`DescribeTable.LatestStreamArn`), with
-    /// a clear error when the table is missing, has no stream, or AWS cannot be reached.
+    /// a clear error when the table is missing, has no stream, or AWS cannot be
+    /// reached. Transient failures are retried a few times first.
     pub async fn latest_stream_arn(&self) -> Result<String, String> {
-        let out = self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| format!("DescribeTable {}: {}", self.table, one_line(&e)))?;
+        let mut attempt = 0;
+        let out = loop {
+            attempt += 1;
+            match self.client.describe_table().table_name(&self.table).send().await {
+                Ok(out) => break out,
+                Err(e) => {
+                    let f = classify(&e);
+                    if !f.transient || attempt >= 4 {
+                        return Err(format!("DescribeTable {}: {}", self.table, f.message));
+                    }
+                    tracing::warn!("DescribeTable {} failed ({}); retrying", self.table, f.message);
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        };
         let table = out.table().ok_or_else(|| format!("DescribeTable {} returned no table", self.table))?;
         let enabled = table.stream_specification().is_some_and(|s| s.stream_enabled());
         match table.latest_stream_arn() {

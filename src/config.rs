@@ -93,6 +93,45 @@ impl Default for Housekeeping {
     }
 }
 
+/// `[aws]`: SDK timeouts and retries (each call; the outbox retries across calls).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsSettings {
+    pub connect_timeout: String,
+    /// One HTTP attempt.
+    pub attempt_timeout: String,
+    /// One call, retries included.
+    pub operation_timeout: String,
+    /// Attempts per call made by the SDK itself (standard retry mode).
+    pub sdk_max_attempts: u32,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings {
+            connect_timeout: "3s".into(),
+            attempt_timeout: "10s".into(),
+            operation_timeout: "30s".into(),
+            sdk_max_attempts: 3,
+        }
+    }
+}
+
+/// SDK settings, parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct AwsTuning {
+    pub connect_timeout: Duration,
+    pub attempt_timeout: Duration,
+    pub operation_timeout: Duration,
+    pub sdk_max_attempts: u32,
+}
+
+impl Default for AwsTuning {
+    fn default() -> Self {
+        WorkerConfig::default().aws().expect("defaults parse")
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -101,6 +140,7 @@ pub struct WorkerConfig {
     pub effects: Effects,
     pub stream: StreamSettings,
     pub housekeeping: Housekeeping,
+    pub aws: AwsSettings,
 }
 
 /// `250ms`, `90s`, `15m`, `1h30m`.
@@ -128,6 +168,7 @@ impl WorkerConfig {
         c.reader()?;
         c.seen_retention()?;
         c.timer_hold_max()?;
+        c.aws()?;
         if c.effects.max_attempts < 1 {
             return Err("`effects.max_attempts` must be at least 1".into());
         }
@@ -151,6 +192,18 @@ impl WorkerConfig {
             idle_delay: parse_duration("stream.idle_poll", &self.stream.idle_poll)?,
             refresh_every: parse_duration("stream.refresh", &self.stream.refresh)?,
             ..ReaderOptions::default()
+        })
+    }
+
+    pub fn aws(&self) -> Result<AwsTuning, String> {
+        if self.aws.sdk_max_attempts < 1 {
+            return Err("`aws.sdk_max_attempts` must be at least 1".into());
+        }
+        Ok(AwsTuning {
+            connect_timeout: parse_duration("aws.connect_timeout", &self.aws.connect_timeout)?,
+            attempt_timeout: parse_duration("aws.attempt_timeout", &self.aws.attempt_timeout)?,
+            operation_timeout: parse_duration("aws.operation_timeout", &self.aws.operation_timeout)?,
+            sdk_max_attempts: self.aws.sdk_max_attempts,
         })
     }
 

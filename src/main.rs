@@ -520,7 +520,7 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> Result<()> {
     if let Some(start) = args.start {
         reader.start = start;
     }
-    let sdk = aws::load_config().await;
+    let sdk = aws::load_config_with(&config.aws().map_err(anyhow::Error::msg)?).await;
     let table = aws::AwsTable::new(&sdk, &args.table);
     let stream_arn = match &args.stream_arn {
         Some(a) => a.clone(),

@@ -4,6 +4,8 @@
 pub mod aws;
 pub mod moto;
 pub mod process;
+pub mod proxy;
+pub mod scenario;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
