@@ -103,7 +103,7 @@ async fn effects_that_run_out_of_attempts_fail_visibly_and_succeed_after_retry()
     let aws = Aws::new(&moto, "elephant-meetings").await;
     let teacher = aws.instance("m-1").await;
     let student = aws.instance("m-1").await;
-    let config = format!("{CONFIG}").replace("max_attempts = 30", "max_attempts = 3");
+    let config = CONFIG.replace("max_attempts = 30", "max_attempts = 3");
     let endpoint = proxy.endpoint.clone();
     let env = [("AWS_ENDPOINT_URL", endpoint.as_str())];
     let mut w = worker_with(&moto, &db, "elephant-meetings", dir.path(), "worker.log", POLICY, &config, &env);
