@@ -285,7 +285,7 @@ fn store_options(cli: &Cli) -> StoreOptions {
 }
 
 async fn open_store(cli: &Cli) -> Result<Store> {
-    Store::open(&cli.db, &store_options(cli)).await.with_context(|| format!("opening {}", cli.db.display()))
+    Ok(Store::open(&cli.db, &store_options(cli)).await?)
 }
 
 /// Read-only commands must not create a database by accident.

@@ -24,11 +24,13 @@ const CHUNK: usize = 400;
 /// A store error, classified for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {path}: {source}")]
-    Open { path: String, source: sqlx::Error },
+    #[error("database {path}: {}", describe_sql(.error))]
+    Open { path: String, error: sqlx::Error },
+    #[error("database {path}: the database file or its directory is read-only ({why})")]
+    ReadOnly { path: String, why: String },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("database error: {0}")]
+    #[error("database: {}", describe_sql(.0))]
     Sql(#[from] sqlx::Error),
     #[error("meeting {0} was changed by another writer; retry")]
     Conflict(String),
@@ -36,11 +38,44 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// When opening failed: is it because nothing there may be written? SQLite
+/// says only "unable to open database file" for a WAL database on a
+/// read-only file system.
+fn read_only_probe(path: &Path) -> Option<StoreError> {
+    let ro = |why: std::io::Error| StoreError::ReadOnly { path: path.display().to_string(), why: why.to_string() };
+    if path.exists() {
+        if let Err(e) = std::fs::OpenOptions::new().append(true).open(path) {
+            return Some(ro(e));
+        }
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match tempfile::NamedTempFile::new_in(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some(ro(e)),
+        _ => None,
+    }
+}
+
+/// What an operator needs to hear about a SQLite failure, then SQLite's words.
+fn describe_sql(e: &sqlx::Error) -> String {
+    let code = e.as_database_error().and_then(|d| d.code()).and_then(|c| c.parse::<i64>().ok());
+    let what = match code.map(|c| c & 0xff) {
+        Some(13) => "the disk is full",
+        Some(8) => "the database file or its directory is read-only",
+        Some(5) | Some(6) => "the database is locked by another process (waited the busy timeout)",
+        Some(14) => "cannot open the database file",
+        Some(10) => "disk I/O error",
+        Some(11) | Some(26) => "the database file is corrupt or not a database",
+        _ => return e.to_string(),
+    };
+    let detail = e.as_database_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
+    format!("{what} ({detail})")
+}
+
 impl StoreError {
     /// The SQLite extended result code, when the error came from SQLite.
     pub fn sqlite_code(&self) -> Option<String> {
         let e = match self {
-            StoreError::Open { source, .. } | StoreError::Sql(source) => source,
+            StoreError::Open { error, .. } | StoreError::Sql(error) => error,
             _ => return None,
         };
         e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
@@ -342,7 +377,14 @@ pub struct Tx {
 impl Store {
     /// Open (creating if missing) and migrate the database at `path`.
     pub async fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
-        let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
+        match Store::open_inner(path, options).await {
+            Ok(s) => Ok(s),
+            Err(e) => Err(read_only_probe(path).unwrap_or(e)),
+        }
+    }
+
+    async fn open_inner(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        let open_err = |error| StoreError::Open { path: path.display().to_string(), error };
         let connect = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -367,7 +409,7 @@ impl Store {
             .max_connections(4)
             .connect_with(connect)
             .await
-            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+            .map_err(|error| StoreError::Open { path: path.display().to_string(), error })?;
         Ok(Store { writer, reader, path: path.to_path_buf() })
     }
 
