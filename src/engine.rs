@@ -148,6 +148,9 @@ pub struct Engine {
     gate: std::sync::OnceLock<Arc<StreamGate>>,
     /// The latest record event time applied (live mode), persisted.
     event_clock: std::sync::atomic::AtomicI64,
+    /// The timer loop re-reads the clock at least this often, so a step of the
+    /// wall clock (NTP, a VM resumed) is noticed even in a long sleep.
+    clock_check: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
@@ -176,7 +179,13 @@ impl Engine {
             effects_queued: Arc::new(Notify::new()),
             gate: std::sync::OnceLock::new(),
             event_clock: std::sync::atomic::AtomicI64::new(i64::MIN),
+            clock_check: std::sync::atomic::AtomicU64::new(30_000),
         }
+    }
+
+    /// How often the timer loop re-reads the clock while sleeping (default 30 s).
+    pub fn set_clock_check(&self, every: Duration) {
+        self.clock_check.store(every.as_millis().max(1) as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Attach a stream gate (the worker does, for its stream reader): the
@@ -342,6 +351,7 @@ impl Engine {
                 }
                 None => Duration::from_secs(3600),
             };
+            let wait = wait.min(Duration::from_millis(self.clock_check.load(std::sync::atomic::Ordering::Relaxed)));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.timers_changed.notified() => {}
