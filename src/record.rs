@@ -110,6 +110,16 @@ pub struct Decoded {
     pub raw: Vec<u8>,
 }
 
+/// A value for a dead letter's reason: at most 80 characters (the raw record keeps it all).
+fn shown(s: &str) -> String {
+    if s.chars().count() <= 80 {
+        s.to_string()
+    } else {
+        let head: String = s.chars().take(80).collect();
+        format!("{head}… ({} bytes)", s.len())
+    }
+}
+
 fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -212,7 +222,7 @@ fn read_time(img: &Map<String, Value>, image: &str, attr: &str) -> Result<Option
         None => Ok(None),
         Some(s) => Timestamp::parse_iso(s).map(Some).map_err(|e| RecordError::BadTime {
             path: path(),
-            value: s.to_string(),
+            value: shown(s),
             why: e.to_string(),
         }),
     }
@@ -261,7 +271,7 @@ fn read_duration(img: &Map<String, Value>, image: &str) -> Result<Option<Span>, 
         ("N", Value::String(s)) => parse_decimal(s)
             .and_then(Span::from_minutes_f64)
             .map(Some)
-            .ok_or_else(|| RecordError::BadNumber { path: path(), value: s.clone() }),
+            .ok_or_else(|| RecordError::BadNumber { path: path(), value: shown(s) }),
         ("N", other) => Err(RecordError::WrongType {
             path: path(),
             expected: "N",
@@ -319,9 +329,9 @@ pub fn decode_record(value: &Value) -> Result<Change, RecordError> {
             "INSERT" => EventName::Insert,
             "MODIFY" => EventName::Modify,
             "REMOVE" => EventName::Remove,
-            _ => return Err(RecordError::BadEventName(format!("{s:?}"))),
+            _ => return Err(RecordError::BadEventName(format!("{:?}", shown(s)))),
         },
-        Some(other) => return Err(RecordError::BadEventName(other.to_string().chars().take(64).collect())),
+        Some(other) => return Err(RecordError::BadEventName(shown(&other.to_string()))),
     };
     let ddb = match obj.get("dynamodb") {
         Some(Value::Object(m)) => m,
@@ -333,7 +343,7 @@ pub fn decode_record(value: &Value) -> Result<Change, RecordError> {
         Some(Value::Number(n)) => {
             let secs = n.as_f64().filter(|s| (0.0..MAX_EVENT_SECS).contains(s));
             let t = secs.and_then(Timestamp::from_epoch_seconds);
-            Some(t.ok_or_else(|| RecordError::TimeOutOfRange(n.to_string()))?)
+            Some(t.ok_or_else(|| RecordError::TimeOutOfRange(shown(&n.to_string())))?)
         }
         Some(other) => return Err(RecordError::TimeNotNumber(json_kind(other))),
     };

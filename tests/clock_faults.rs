@@ -38,9 +38,10 @@ async fn fires(e: &Engine, id: &str) -> Vec<String> {
 async fn steps_of_the_clock_fire_each_timer_once() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::live(t("10:00"));
-    let e = Engine::open(&dir.path().join("c.db"), Policy::default(), Arc::new(clock.clone()), &StoreOptions::default())
-        .await
-        .unwrap();
+    let e =
+        Engine::open(&dir.path().join("c.db"), Policy::default(), Arc::new(clock.clone()), &StoreOptions::default())
+            .await
+            .unwrap();
     e.apply(insert("m-1", "10:00", "IN_PROGRESS")).await.unwrap();
     let steps = [
         ("10:20", 1), // the safety net, 5 min late; a re-check at 10:35
@@ -83,7 +84,9 @@ async fn the_timer_loop_notices_a_forward_step_while_asleep_and_ignores_a_backwa
     // Safety net due in 40 minutes; the loop goes to sleep on it.
     let meet = Timestamp::now().saturating_add(Span::from_mins(25));
     let id = MeetingId::new("m-1").unwrap();
-    e.command(&id, Command::Schedule { id: id.clone(), meet_time: meet, instances: vec![], duration: None }).await.unwrap();
+    e.command(&id, Command::Schedule { id: id.clone(), meet_time: meet, instances: vec![], duration: None })
+        .await
+        .unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let looper = {
         let e = e.clone();
@@ -119,9 +122,10 @@ async fn random_steps_over_many_meetings_never_fire_a_timer_twice() {
     use rand::{Rng, SeedableRng};
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::live(t("09:00"));
-    let e = Engine::open(&dir.path().join("c.db"), Policy::default(), Arc::new(clock.clone()), &StoreOptions::default())
-        .await
-        .unwrap();
+    let e =
+        Engine::open(&dir.path().join("c.db"), Policy::default(), Arc::new(clock.clone()), &StoreOptions::default())
+            .await
+            .unwrap();
     for i in 0..60 {
         let meet = format!("{:02}:{:02}", 10 + i / 30, (i * 2) % 60);
         let status = if i % 2 == 0 { "IN_PROGRESS" } else { "SCHEDULED" };

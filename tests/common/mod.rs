@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod fake_stream;
 pub mod moto;
 pub mod process;
 pub mod proxy;

@@ -1,0 +1,209 @@
+//! Hostile input, through `replay` and through the live stream path: zero
+//! panics, every malformed record dead-lettered once with its reason, and the
+//! well-formed records around them ending exactly as without them.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::fake_stream::FakeStream;
+use common::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use spindown::clock::ManualClock;
+use spindown::engine::Engine;
+use spindown::inspect::OutcomeLine;
+use spindown::policy::Policy;
+use spindown::store::{MeetingFilter, StoreOptions};
+use spindown::stream::{ReaderOptions, StreamReader};
+use spindown::time::Timestamp;
+
+fn corpus(name: &str) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/").to_string() + name).unwrap();
+    bytes.split(|&c| c == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
+}
+
+fn kinds() -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/malformed.kinds")).unwrap();
+    text.lines().map(str::to_owned).collect()
+}
+
+/// The huge cases, made here rather than committed.
+fn huge() -> Vec<(Vec<u8>, &'static str)> {
+    let mb = "x".repeat(1 << 20);
+    vec![
+        // A 1 MB meet_time: unparseable (and its reason does not repeat the megabyte).
+        (format!(r#"{{"eventName":"MODIFY","dynamodb":{{"Keys":{{"id":{{"S":"hostile-x"}}}},"NewImage":{{"meet_time":{{"S":"{mb}"}}}}}}}}"#).into_bytes(), "bad_time"),
+        // A 1 MB status of the wrong type.
+        (format!(r#"{{"eventName":"MODIFY","dynamodb":{{"Keys":{{"id":{{"S":"hostile-x"}}}},"NewImage":{{"status":{{"N":"{mb}"}}}}}}}}"#).into_bytes(), "wrong_type"),
+        // Nesting far deeper than the parser allows.
+        ("[".repeat(200_000).into_bytes(), "not_json"),
+        (format!("{}1", r#"{"a":"#.repeat(50_000)).into_bytes(), "not_json"),
+        // A 10 MB line: longer than any stream record can be.
+        (vec![b'{'; 10 << 20], "line_too_long"),
+    ]
+}
+
+fn write_lines(path: &std::path::Path, lines: &[Vec<u8>]) {
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend_from_slice(l);
+        out.push(b'\n');
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn every_malformed_record_is_one_dead_letter_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = corpus("malformed.jsonl");
+    let mut want = kinds();
+    assert_eq!(lines.len(), want.len());
+    for (l, k) in huge() {
+        lines.push(l);
+        want.push(k.to_string());
+    }
+    let file = dir.path().join("malformed.jsonl");
+    write_lines(&file, &lines);
+    let db = dir.path().join("m.db");
+    let out = run(spindown().arg("--db").arg(&db).arg("replay").arg(&file).arg("--json"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "no meeting comes out of malformed records");
+    let dead = run_ok(spindown().arg("--db").arg(&db).args(["dead-letters", "--json", "--limit", "1000"]));
+    let dead: Vec<Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<String> = dead.iter().map(|d| d["kind"].as_str().unwrap().to_string()).collect();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "line {}: {}", i + 1, dead[i]["reason"]);
+    }
+    assert_eq!(got.len(), want.len(), "one dead letter per malformed record");
+    for d in &dead {
+        let reason = d["reason"].as_str().unwrap();
+        assert!(!reason.is_empty() && reason.len() < 400, "a short, clear reason: {reason:.400}");
+        assert!(!d["raw"].as_str().unwrap().is_empty(), "the raw input is kept");
+    }
+}
+
+#[test]
+fn absurd_but_valid_records_are_applied() {
+    let out = run_ok(
+        spindown()
+            .arg("replay")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/accepted.jsonl"))
+            .arg("--json"),
+    );
+    let got = outcomes(&out);
+    assert_eq!(got.len(), 16, "{got:#?}");
+    assert!(got.values().all(|m| m["state"] == "Terminated"), "replay runs every timer out: {got:#?}");
+    assert_eq!(got["hostile-far-future"]["reason"], "NO_SHOW_TIMEOUT");
+    assert_eq!(got["hostile-far-future"]["terminated_at"], "+10000-01-01T00:14:59Z");
+    assert_eq!(got["hostile-huge-duration"]["terminated_at"], "2026-11-26T14:00:00Z", "max_lifetime still caps");
+    assert_eq!(got["hostile-negative-duration"]["reason"], "MAX_LIFETIME", "a cap in the past fires at once");
+    assert_eq!(got["hostile-negative-duration"]["terminated_at"], "2026-11-26T10:00:00Z");
+    assert_eq!(
+        got["hostile-bad-ids"]["terminated_instances"],
+        serde_json::json!([]),
+        "ids that are not i-… are never terminated"
+    );
+    assert_eq!(got["hostile-in-envelope"]["state"], "Terminated");
+}
+
+/// Day records with hostile lines in between (and at the end).
+fn mixed_day(seed: u64, with_huge: bool) -> (Vec<Vec<u8>>, usize) {
+    let day = std::fs::read(fixture("day.jsonl")).unwrap();
+    let mut hostile = corpus("malformed.jsonl");
+    if with_huge {
+        hostile.extend(huge().into_iter().map(|(l, _)| l));
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    let mut used = 0;
+    let mut pool = hostile.clone();
+    for line in day.split(|&c| c == b'\n') {
+        if !pool.is_empty() && rng.gen_range(0..5) == 0 {
+            out.push(pool.remove(rng.gen_range(0..pool.len())));
+            used += 1;
+        }
+        out.push(line.to_vec());
+    }
+    used += pool.len();
+    out.extend(pool);
+    (out, used)
+}
+
+#[test]
+fn hostile_lines_mixed_into_the_day_change_nothing_but_dead_letters() {
+    let (lines, hostile) = mixed_day(9, true);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mixed.jsonl");
+    write_lines(&file, &lines);
+    let res = run(spindown().arg("replay").arg(&file).arg("--json"));
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let want = outcomes(&std::fs::read_to_string(fixture("day.expected-smart.jsonl")).unwrap());
+    assert_same_outcomes(&outcomes(&String::from_utf8(res.stdout).unwrap()), &want);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains(&format!("{} dead letters", hostile + 4)),
+        "the day's 4 and the {hostile} hostile ones: {err}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_records_through_the_live_stream_path_match_replay() {
+    // Everything a stream can carry (JSON records; not raw bytes) arrives
+    // through the reader, interleaved with the day.
+    let (lines, _) = mixed_day(4, false);
+    let records: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
+        .filter(|v| v.get("Records").is_none())
+        .collect();
+    let fake = FakeStream::default();
+    fake.add_shard("shard-0", None);
+    for (i, r) in records.iter().enumerate() {
+        fake.push_value("shard-0", i as u64 + 1, r.clone());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The live path on a virtual clock, so its outcomes are comparable with replay.
+    let clock = ManualClock::new(Timestamp::EPOCH);
+    let engine = Arc::new(
+        Engine::open(&dir.path().join("live.db"), Policy::default(), Arc::new(clock.clone()), &StoreOptions::default())
+            .await
+            .unwrap(),
+    );
+    let options = ReaderOptions { page_limit: 37, idle_delay: Duration::ZERO, ..ReaderOptions::default() };
+    let mut reader =
+        StreamReader::new(Arc::new(fake.clone()), engine.clone(), "arn:hostile".into(), options).await.unwrap();
+    let mut pages = 0;
+    loop {
+        let r = reader.round().await.unwrap();
+        pages += 1;
+        if r.records == 0 {
+            break;
+        }
+        assert!(pages < 1000);
+    }
+    engine.run_until(Timestamp::MAX).await.unwrap();
+    let live: BTreeMap<String, Value> = engine
+        .store()
+        .list_meetings(&MeetingFilter::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| (m.id.to_string(), serde_json::to_value(OutcomeLine::from(m)).unwrap()))
+        .collect();
+
+    let file = dir.path().join("same-records.jsonl");
+    std::fs::write(&file, records.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
+    let replayed = outcomes(&run_ok(spindown().arg("replay").arg(&file).arg("--json")));
+    assert_same_outcomes(&live, &replayed);
+    let want = outcomes(&std::fs::read_to_string(fixture("day.expected-smart.jsonl")).unwrap());
+    for (id, w) in &want {
+        assert_eq!(&live[id], w, "{id}");
+    }
+    let c = engine.store().counts().await.unwrap();
+    let hostile_json = corpus("malformed.jsonl").iter().filter(|l| serde_json::from_slice::<Value>(l).is_ok()).count();
+    assert!(c.dead_letters as usize >= hostile_json, "{c:?}");
+}
