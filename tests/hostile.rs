@@ -207,3 +207,100 @@ async fn hostile_records_through_the_live_stream_path_match_replay() {
     let hostile_json = corpus("malformed.jsonl").iter().filter(|l| serde_json::from_slice::<Value>(l).is_ok()).count();
     assert!(c.dead_letters as usize >= hostile_json, "{c:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_rows_on_a_real_stream_are_dead_lettered_and_good_ones_end() {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    use common::aws::Aws;
+    use common::moto::Moto;
+    use common::process::{sigterm, wait_started, worker};
+    use spindown::time::Span;
+
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let aws = Aws::new(&moto, "elephant-meetings").await;
+    let past = Timestamp::now().saturating_add(Span::from_secs(-10)).to_rfc3339();
+    let s = |v: &str| V::S(v.to_string());
+    // What a careless writer could put in the table.
+    let mut deep = V::S("leaf".into());
+    for _ in 0..30 {
+        deep = V::M([("k".to_string(), deep)].into());
+    }
+    let hostile: Vec<(&str, Vec<(&str, V)>, Option<&str>)> = vec![
+        ("h-meet-n", vec![("meet_time", V::N("1795687200".into()))], Some("wrong_type")),
+        ("h-meet-bool", vec![("meet_time", V::Bool(true))], Some("wrong_type")),
+        ("h-meet-garbage", vec![("meet_time", s("next tuesday"))], Some("bad_time")),
+        ("h-status-n", vec![("meet_time", s(&past)), ("status", V::N("1".into()))], Some("wrong_type")),
+        ("h-teacher-n", vec![("meet_time", s(&past)), ("teacher_ec2_id", V::N("12345678".into()))], Some("wrong_type")),
+        ("h-duration-s", vec![("meet_time", s(&past)), ("duration_minutes", s("30"))], Some("wrong_type")),
+        ("h-created-bad", vec![("created_at", s("yesterday"))], Some("bad_time")),
+        ("h-no-start", vec![("status", s("IN_PROGRESS"))], Some("no_start")),
+        // Valid, if odd: applied, never terminated wrongly.
+        ("h-big-session", vec![("meet_time", s(&past)), ("teacher_session_data", s(&"x".repeat(350 << 10)))], None),
+        ("h-deep-session", vec![("meet_time", s(&past)), ("student_session_data", deep)], None),
+        (
+            "h-bad-ids",
+            vec![("meet_time", s(&past)), ("teacher_ec2_id", s("i-NOT-HEX")), ("student_ec2_id", s("sir-12345678"))],
+            None,
+        ),
+    ];
+    for (id, attrs, _) in &hostile {
+        let mut item = vec![("id", s(id))];
+        item.extend(attrs.iter().cloned());
+        aws.put(&item).await;
+    }
+    // Good meetings around them.
+    let mut good = Vec::new();
+    for i in 0..3 {
+        let id = format!("good-{i}");
+        let (t, st) = (aws.instance(&id).await, aws.instance(&id).await);
+        aws.put(&[("id", s(&id)), ("meet_time", s(&past)), ("teacher_ec2_id", s(&t)), ("student_ec2_id", s(&st))])
+            .await;
+        good.push((id, t, st));
+    }
+    let mut w = worker(&moto, &db, "elephant-meetings", dir.path(), "h.log");
+    let store = spindown::store::Store::open(&db, &Default::default()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = store.counts().await.unwrap();
+        let ended = c.terminated_by_reason.iter().map(|(_, n)| n).sum::<i64>();
+        let pending = c.effects_by_status.iter().any(|(s, _)| s == "pending");
+        if ended >= 6 && c.dead_letters >= 8 && !pending {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{c:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_started(&dir.path().join("h.log"));
+    assert!(sigterm(&mut w).success());
+
+    let dead = store.dead_letters(100).await.unwrap();
+    for (id, _, kind) in &hostile {
+        let mine: Vec<_> =
+            dead.iter().filter(|d| String::from_utf8_lossy(&d.raw).contains(&format!("\"{id}\""))).collect();
+        match kind {
+            Some(k) => {
+                assert_eq!(mine.len(), 1, "{id}: one dead letter");
+                assert_eq!(&mine[0].kind, k, "{id}: {}", mine[0].reason);
+            }
+            None => assert!(mine.is_empty(), "{id} is valid: {:?}", mine.first().map(|d| &d.reason)),
+        }
+    }
+    for (id, t, st) in &good {
+        let m = store.meeting(&id.parse().unwrap()).await.unwrap().unwrap();
+        assert_eq!(m.ended.unwrap().reason.as_str(), "NO_SHOW_TIMEOUT");
+        assert_eq!(aws.state(t).await, "terminated");
+        assert_eq!(aws.state(st).await, "terminated");
+    }
+    let odd = store.meeting(&"h-bad-ids".parse().unwrap()).await.unwrap().unwrap();
+    assert!(odd.instances.is_empty(), "ids that are not i-… are noted, never terminated");
+    // The same records through replay give the same outcomes.
+    let file = dir.path().join("stream.jsonl");
+    std::fs::write(&file, aws.stream_lines().await.join("\n")).unwrap();
+    let policy = dir.path().join("policy.toml");
+    let replayed = outcomes(&run_ok(spindown().arg("replay").arg(&file).arg("--policy").arg(&policy).arg("--json")));
+    for m in store.list_meetings(&MeetingFilter::default()).await.unwrap() {
+        assert_eq!(replayed[m.id.as_str()]["reason"], m.ended.unwrap().reason.as_str(), "{}", m.id);
+    }
+}
