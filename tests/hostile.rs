@@ -227,7 +227,9 @@ async fn hostile_rows_on_a_real_stream_are_dead_lettered_and_good_ones_end() {
     for _ in 0..30 {
         deep = V::M([("k".to_string(), deep)].into());
     }
-    let hostile: Vec<(&str, Vec<(&str, V)>, Option<&str>)> = vec![
+    /// A row id, its attributes, and the dead-letter kind it must get (if any).
+    type Row<'a> = (&'a str, Vec<(&'a str, V)>, Option<&'a str>);
+    let hostile: Vec<Row> = vec![
         ("h-meet-n", vec![("meet_time", V::N("1795687200".into()))], Some("wrong_type")),
         ("h-meet-bool", vec![("meet_time", V::Bool(true))], Some("wrong_type")),
         ("h-meet-garbage", vec![("meet_time", s("next tuesday"))], Some("bad_time")),
