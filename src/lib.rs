@@ -71,6 +71,7 @@
 //! * [`inspect`] — read models: the replay line, `show`, tables.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod clock;
 pub mod config;
