@@ -41,7 +41,11 @@ async fn the_worker_replaces_the_lambdas_end_to_end() {
     ];
     let mut inst: BTreeMap<&str, (String, String)> = BTreeMap::new();
     for id in ids {
-        let teacher = if id == "m-noteacher" { "i-0123456789abcdef0".to_string() } else { aws.instance(id).await };
+        let teacher = match id {
+            "m-noteacher" => "i-0123456789abcdef0".to_string(),
+            "m-guard" => aws.untagged_instance().await,
+            _ => aws.instance(id).await,
+        };
         let student = if id == "m-guard" { aws.instance("m-someone-else").await } else { aws.instance(id).await };
         inst.insert(id, (teacher, student));
     }
@@ -116,9 +120,11 @@ async fn the_worker_replaces_the_lambdas_end_to_end() {
         let ended = m.ended.unwrap_or_else(|| panic!("{id} not terminated"));
         assert_eq!(ended.reason.as_str(), reason, "{id}");
 
-        // Instances: terminated, except the one the guard refused and the missing one.
+        // Instances: terminated, except the ones the guard refused and the missing one.
         let (teacher, student) = &inst[id];
-        if id != "m-noteacher" {
+        if id == "m-guard" {
+            assert_eq!(aws.state(teacher).await, "running", "an untagged instance is never terminated");
+        } else if id != "m-noteacher" {
             assert_eq!(aws.state(teacher).await, "terminated", "{id} teacher");
         }
         let student_state = aws.state(student).await;
@@ -161,6 +167,7 @@ async fn the_worker_replaces_the_lambdas_end_to_end() {
     let show = run_ok(spindown().args(["--db", dbs, "show", "m-guard"]));
     assert!(show.contains(&format!("refused to terminate {}", inst["m-guard"].1)), "{show}");
     assert!(show.contains("does not name meeting m-guard"), "{show}");
+    assert!(show.contains(&format!("refused to terminate {}: instance has no meeting_id tag", inst["m-guard"].0)), "{show}");
     let show = run_ok(spindown().args(["--db", dbs, "show", "m-success"]));
     assert!(show.contains("late)"), "the safety net fired late after the restart: {show}");
 

@@ -73,6 +73,12 @@ impl Aws {
         out.instances()[0].instance_id().unwrap().to_string()
     }
 
+    /// Launch one instance without any tag.
+    pub async fn untagged_instance(&self) -> String {
+        let out = self.ec2.run_instances().image_id("ami-12c6146b").min_count(1).max_count(1).send().await.unwrap();
+        out.instances()[0].instance_id().unwrap().to_string()
+    }
+
     pub async fn state(&self, id: &str) -> String {
         let out = self.ec2.describe_instances().instance_ids(id).send().await.unwrap();
         let i = &out.reservations()[0].instances()[0];
