@@ -262,6 +262,16 @@ impl Engine {
                 }
             }
         }
+        if self.clock.is_virtual() {
+            let now = self.clock.now();
+            w.lookahead = items
+                .iter()
+                .filter_map(|i| match &i.item {
+                    Item::Record(d) => Some(d.change.event_time.unwrap_or(now)),
+                    Item::Dead(_) => None,
+                })
+                .fold(now, Timestamp::max);
+        }
         w.preload(ids).await?;
         w.seen_db = w.tx.seen(&events).await?;
         for i in items {
@@ -343,6 +353,8 @@ impl Engine {
                 }
             }
             let wait = match self.store.next_due().await? {
+                // Fell due while the last batch fired: go again at once.
+                Some(due) if due <= self.timer_limit() => continue,
                 // Due, but held by the stream gate: the reader wakes us as it advances.
                 Some(due) if due <= self.clock.now() => Duration::from_millis(500),
                 Some(due) => {
@@ -391,6 +403,8 @@ struct Work<'e> {
     seen_new: HashSet<String>,
     writes: Writes,
     last: Timestamp,
+    /// How far ahead timers may usefully be read (the batch's last event time).
+    lookahead: Timestamp,
     /// The latest record event time applied (live mode).
     event_clock: Timestamp,
     report: Report,
@@ -415,6 +429,7 @@ impl<'e> Work<'e> {
             seen_new: HashSet::new(),
             writes: Writes::default(),
             last,
+            lookahead: Timestamp::MIN,
             event_clock: Timestamp::from_micros(engine.event_clock.load(std::sync::atomic::Ordering::SeqCst)),
             report: Report::default(),
             armed: false,
@@ -475,28 +490,35 @@ impl<'e> Work<'e> {
 
     /// Read the next page of SQLite timers due at or before `target`.
     async fn extend(&mut self, target: Timestamp) -> Result<(), EngineError> {
+        // Read ahead to where this unit of work is known to go (a batch's last
+        // event time), so a batch reads its timers in pages, not per record.
+        let upto = target.max(self.lookahead);
         let rows = match &self.horizon {
-            Horizon::Nothing => self.tx.due_timers(None, target, TIMER_PAGE).await?,
+            Horizon::Nothing => self.tx.due_timers(None, upto, TIMER_PAGE).await?,
             Horizon::Key(k) => {
                 let k = k.clone();
-                self.tx.due_timers(Some(&k), target, TIMER_PAGE).await?
+                self.tx.due_timers(Some(&k), upto, TIMER_PAGE).await?
             }
             Horizon::Through(t) => {
                 let after =
                     TimerKey { due: *t, rank: i64::MAX, meeting_id: MeetingId::new("\u{10FFFF}").expect("non-empty") };
-                self.tx.due_timers(Some(&after), target, TIMER_PAGE).await?
+                self.tx.due_timers(Some(&after), upto, TIMER_PAGE).await?
             }
         };
         let full = rows.len() as i64 == TIMER_PAGE;
         self.horizon = match rows.last() {
             Some(last) if full => Horizon::Key(last.clone()),
-            _ => Horizon::Through(target),
+            _ => Horizon::Through(upto),
         };
+        let mut load = Vec::new();
         for key in rows {
             if !self.cache.contains_key(&key.meeting_id) {
+                load.push(key.meeting_id.clone());
                 self.db_queue.insert(key);
             }
         }
+        // Their meetings in one go (they move from the queue to the overlay).
+        self.preload(load).await?;
         Ok(())
     }
 

@@ -9,6 +9,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -124,6 +126,49 @@ pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
     path: PathBuf,
+    stats: Arc<WriteStats>,
+}
+
+/// Rows this process has written, by table (for benchmarks and `status`).
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    pub transactions: AtomicU64,
+    pub meetings: AtomicU64,
+    pub timers_inserted: AtomicU64,
+    pub timer_deletes: AtomicU64,
+    pub history: AtomicU64,
+    pub effects: AtomicU64,
+    pub seen: AtomicU64,
+    pub dead: AtomicU64,
+    pub checkpoints: AtomicU64,
+}
+
+/// A copy of [`WriteStats`].
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct WriteCounts {
+    pub transactions: u64,
+    pub meetings: u64,
+    pub timers_inserted: u64,
+    pub timer_deletes: u64,
+    pub history: u64,
+    pub effects: u64,
+    pub seen: u64,
+    pub dead: u64,
+    pub checkpoints: u64,
+}
+
+impl WriteCounts {
+    /// Rows written, all tables (deletes count as rows).
+    pub fn rows(&self) -> u64 {
+        self.meetings
+            + self.timers_inserted
+            + self.timer_deletes
+            + self.history
+            + self.effects
+            + self.seen
+            + self.dead
+            + self.checkpoints
+    }
 }
 
 /// A pending timer's position in fire order: due, tie rank, meeting.
@@ -372,6 +417,7 @@ fn kind_from_str(s: &str) -> Result<TimerKind, StoreError> {
 /// A write transaction (`BEGIN IMMEDIATE`): holds the single write lock.
 pub struct Tx {
     tx: sqlx::Transaction<'static, Sqlite>,
+    stats: Arc<WriteStats>,
 }
 
 impl Store {
@@ -410,17 +456,34 @@ impl Store {
             .connect_with(connect)
             .await
             .map_err(|error| StoreError::Open { path: path.display().to_string(), error })?;
-        Ok(Store { writer, reader, path: path.to_path_buf() })
+        Ok(Store { writer, reader, path: path.to_path_buf(), stats: Arc::default() })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Rows this process has written so far.
+    pub fn write_counts(&self) -> WriteCounts {
+        let s = &self.stats;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        WriteCounts {
+            transactions: l(&s.transactions),
+            meetings: l(&s.meetings),
+            timers_inserted: l(&s.timers_inserted),
+            timer_deletes: l(&s.timer_deletes),
+            history: l(&s.history),
+            effects: l(&s.effects),
+            seen: l(&s.seen),
+            dead: l(&s.dead),
+            checkpoints: l(&s.checkpoints),
+        }
+    }
+
     /// Begin a write transaction, waiting for the write lock.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Tx { tx })
+        Ok(Tx { tx, stats: self.stats.clone() })
     }
 
     /// Close both pools (flushes the WAL on last close).
@@ -803,6 +866,16 @@ impl Tx {
 
     /// Flush buffered writes with multi-row statements.
     pub async fn write(&mut self, w: &Writes) -> Result<(), StoreError> {
+        let st = &self.stats;
+        let add = |a: &AtomicU64, n: usize| a.fetch_add(n as u64, Ordering::Relaxed);
+        add(&st.meetings, w.meetings.len());
+        add(&st.timer_deletes, w.timers.len());
+        add(&st.timers_inserted, w.timers.iter().map(|(_, t)| t.pending().count()).sum());
+        add(&st.history, w.history.len());
+        add(&st.effects, w.effects.len());
+        add(&st.seen, w.seen.len());
+        add(&st.dead, w.dead.len());
+        add(&st.checkpoints, usize::from(w.checkpoint.is_some()));
         self.write_meetings(&w.meetings).await?;
         self.write_timers(&w.timers).await?;
         for chunk in w.history.chunks(CHUNK) {
@@ -998,6 +1071,7 @@ impl Tx {
 
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
+        self.stats.transactions.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -219,6 +219,9 @@ impl Span {
     pub const fn from_secs(s: i64) -> Self {
         Span(s * MICROS_PER_SEC)
     }
+    pub const fn from_millis(ms: i64) -> Self {
+        Span(ms * 1000)
+    }
     pub const fn from_mins(m: i64) -> Self {
         Span(m * MICROS_PER_MIN)
     }

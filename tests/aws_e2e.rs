@@ -167,7 +167,10 @@ async fn the_worker_replaces_the_lambdas_end_to_end() {
     let show = run_ok(spindown().args(["--db", dbs, "show", "m-guard"]));
     assert!(show.contains(&format!("refused to terminate {}", inst["m-guard"].1)), "{show}");
     assert!(show.contains("does not name meeting m-guard"), "{show}");
-    assert!(show.contains(&format!("refused to terminate {}: instance has no meeting_id tag", inst["m-guard"].0)), "{show}");
+    assert!(
+        show.contains(&format!("refused to terminate {}: instance has no meeting_id tag", inst["m-guard"].0)),
+        "{show}"
+    );
     let show = run_ok(spindown().args(["--db", dbs, "show", "m-success"]));
     assert!(show.contains("late)"), "the safety net fired late after the restart: {show}");
 
