@@ -525,17 +525,23 @@ impl<'e> Work<'e> {
     /// The next pending timer due at or before `target`, in fire order.
     async fn next_due(&mut self, target: Timestamp) -> Result<Option<TimerKey>, EngineError> {
         loop {
-            if self.db_queue.is_empty() && !self.covers(target) {
+            // The smallest timer known in memory (queued from SQLite, or of a
+            // held meeting). Every SQLite timer up to the horizon is known, so
+            // if that one is within the horizon it is the next of all.
+            let known = match (self.db_queue.first(), self.overlay.first()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let within = match (known, &self.horizon) {
+                (Some(k), Horizon::Key(h)) => k <= h,
+                (Some(k), Horizon::Through(t)) => k.due <= *t,
+                _ => false,
+            };
+            if !within && !self.covers(target) {
                 self.extend(target).await?;
                 continue;
             }
-            let next = match (self.db_queue.first(), self.overlay.first()) {
-                (Some(a), Some(b)) => a.min(b),
-                (Some(a), None) => a,
-                (None, Some(b)) => b,
-                (None, None) => return Ok(None),
-            };
-            return Ok((next.due <= target).then(|| next.clone()));
+            return Ok(known.filter(|k| k.due <= target).cloned());
         }
     }
 

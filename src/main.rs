@@ -164,7 +164,7 @@ struct ReplayArgs {
     #[arg(long)]
     json: bool,
     /// Records per transaction.
-    #[arg(long, default_value_t = 1000, hide = true)]
+    #[arg(long, default_value_t = 5000, hide = true)]
     batch: usize,
 }
 
@@ -178,7 +178,7 @@ struct IngestArgs {
     #[arg(long)]
     json: bool,
     /// Records per transaction.
-    #[arg(long, default_value_t = 1000, hide = true)]
+    #[arg(long, default_value_t = 5000, hide = true)]
     batch: usize,
 }
 
@@ -379,11 +379,12 @@ async fn cmd_ingest(cli: &Cli, args: &IngestArgs) -> Result<()> {
     let policy = load_policy(&args.policy)?;
     let (input, name) = open_input(&args.file)?;
     let engine = Engine::new(open_store(cli).await?, policy, Arc::new(SystemClock));
-    let mut feed = LineFeed::new(input, name.clone());
+    let (mut batches, reader) = spindown::replay::read_ahead(LineFeed::new(input, name.clone()), args.batch.max(1));
     let mut report = spindown::engine::Report::default();
-    while let Some(batch) = feed.next_batch(args.batch.max(1))? {
-        report.merge(&engine.apply(batch).await?);
+    while let Some(batch) = batches.recv().await {
+        report.merge(&engine.apply(batch?).await?);
     }
+    let lines = reader.join().map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
     loop {
         let (r, more) = engine.fire_due(2000).await?;
         report.merge(&r);
@@ -397,7 +398,7 @@ async fn cmd_ingest(cli: &Cli, args: &IngestArgs) -> Result<()> {
         let counts = engine.store().counts().await?;
         println!(
             "{name}: {} lines, {} records applied ({} duplicates, {} after termination, {} new meetings), {} dead letters, {} timers fired, {} effects queued",
-            feed.lines,
+            lines,
             report.records,
             report.duplicates,
             report.ignored,

@@ -31,7 +31,7 @@ pub struct ReplayOptions {
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        ReplayOptions { until: None, batch: 1000, dry_run_effects: true }
+        ReplayOptions { until: None, batch: 5000, dry_run_effects: true }
     }
 }
 
@@ -61,18 +61,30 @@ pub enum ReplayError {
 }
 
 /// Replay a record stream on `engine`, whose clock must be `clock`.
-pub async fn replay<R: Read>(
+///
+/// Reading and decoding the input runs on its own thread, a couple of batches
+/// ahead of the engine, so parsing JSON overlaps with the engine's work.
+pub async fn replay<R: Read + Send + 'static>(
     engine: &Engine,
     clock: &ManualClock,
-    mut feed: LineFeed<R>,
+    feed: LineFeed<R>,
     options: &ReplayOptions,
 ) -> Result<ReplaySummary, ReplayError> {
     let mut summary = ReplaySummary::default();
     let executor = Executor::dry_run(engine.store().clone(), engine.clock().clone());
     let until = options.until.unwrap_or(Timestamp::MAX);
     let mut projected = clock.now();
-    'read: while let Some(mut batch) = feed.next_batch(options.batch.max(1))? {
+    let (batches, reader) = read_ahead(feed, options.batch.max(1));
+    let mut batches = batches;
+    let mut stopped = false;
+    while let Some(batch) = batches.recv().await {
+        let mut batch = batch?;
         summary.items += batch.len() as u64;
+        if stopped {
+            // Count what is left without applying it.
+            summary.after_until += batch.iter().filter(|i| matches!(i.item, Item::Record(_))).count() as u64;
+            continue;
+        }
         // Cut the batch at the first record that would move the clock past `until`.
         let mut cut = None;
         for (i, inc) in batch.iter().enumerate() {
@@ -85,26 +97,18 @@ pub async fn replay<R: Read>(
                 projected = t;
             }
         }
-        let stop = cut.is_some();
         if let Some(i) = cut {
             let rest: Vec<Incoming> = batch.split_off(i);
             summary.after_until += rest.iter().filter(|i| matches!(i.item, Item::Record(_))).count() as u64;
+            stopped = true;
         }
         let report = engine.apply(batch).await?;
         summary.engine.merge(&report);
         if options.dry_run_effects {
             merge_exec(&mut summary.effects, &executor.drain().await?);
         }
-        if stop {
-            // Count what is left without applying it.
-            while let Some(rest) = feed.next_batch(options.batch.max(1))? {
-                summary.items += rest.len() as u64;
-                summary.after_until += rest.iter().filter(|i| matches!(i.item, Item::Record(_))).count() as u64;
-            }
-            break 'read;
-        }
     }
-    summary.lines = feed.lines;
+    summary.lines = reader.join().map_err(|_| std::io::Error::other("the input reader panicked"))?;
     let report = engine.run_until(until).await?;
     summary.engine.merge(&report);
     if options.until.is_some() {
@@ -115,6 +119,33 @@ pub async fn replay<R: Read>(
     }
     summary.clock = Some(clock.now());
     Ok(summary)
+}
+
+/// Read and decode batches on a thread of their own, two batches ahead.
+/// Returns the batches and the thread, which yields the number of lines read.
+pub fn read_ahead<R: Read + Send + 'static>(
+    mut feed: LineFeed<R>,
+    batch: usize,
+) -> (tokio::sync::mpsc::Receiver<std::io::Result<Vec<Incoming>>>, std::thread::JoinHandle<u64>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let handle = std::thread::spawn(move || {
+        loop {
+            match feed.next_batch(batch) {
+                Ok(Some(b)) => {
+                    if tx.blocking_send(Ok(b)).is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+        feed.lines
+    });
+    (rx, handle)
 }
 
 fn merge_exec(into: &mut ExecReport, r: &ExecReport) {

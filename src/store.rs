@@ -6,7 +6,7 @@
 //! multi-row statements, so many inputs share one transaction (group commit).
 //! Every instant is bound as a parameter; no SQL `now()`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -421,6 +421,29 @@ pub struct Tx {
 }
 
 impl Store {
+    /// How every connection is opened: WAL, the chosen `synchronous`, a busy
+    /// timeout, a 64 MB page cache and memory-mapped reads (a batch's pages
+    /// stay in memory instead of being spilled and read back), in-memory temp
+    /// storage, and WAL checkpoints every ~16 MB instead of every 4 MB. (The
+    /// cache and the map together keep a restart over a million timers near
+    /// 110 MB resident.)
+    pub fn connect_options(path: &Path, options: &StoreOptions) -> SqliteConnectOptions {
+        SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match options.durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(false)
+            .pragma("cache_size", "-65536")
+            .pragma("mmap_size", "67108864")
+            .pragma("temp_store", "MEMORY")
+            .pragma("wal_autocheckpoint", "4000")
+    }
+
     /// Open (creating if missing) and migrate the database at `path`.
     pub async fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         match Store::open_inner(path, options).await {
@@ -431,16 +454,7 @@ impl Store {
 
     async fn open_inner(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         let open_err = |error| StoreError::Open { path: path.display().to_string(), error };
-        let connect = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match options.durability {
-                Durability::Full => SqliteSynchronous::Full,
-                Durability::Normal => SqliteSynchronous::Normal,
-            })
-            .busy_timeout(options.busy_timeout)
-            .foreign_keys(false);
+        let connect = Store::connect_options(path, options);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -555,6 +569,8 @@ impl Store {
     ) -> Result<Vec<EffectRow>, StoreError> {
         let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM effects WHERE 1 = 1");
         if let Some(m) = meeting {
+            // Keys are "<meeting id>/<kind>": a range scan of the key index.
+            q.push(" AND key >= ").push_bind(format!("{m}/")).push(" AND key < ").push_bind(format!("{m}0"));
             q.push(" AND meeting_id = ").push_bind(m.as_str());
         }
         if let Some(s) = status {
@@ -768,35 +784,100 @@ fn effect_from_row(r: &SqliteRow) -> Result<EffectRow, StoreError> {
 }
 
 /// Load meetings and their pending timers, in any order.
+/// A meeting row with its timers, as the bulk query returns it.
+type MeetingTuple = (
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    i64,
+    i64,
+    BTreeSet<InstanceId>,
+    i64,
+    i64,
+    Vec<(String, i64)>,
+);
+
+fn meeting_from_tuple(t: MeetingTuple) -> Result<Meeting, StoreError> {
+    let (
+        id,
+        state,
+        reason,
+        terminated_at,
+        meet_time,
+        created_at,
+        duration,
+        status,
+        teacher,
+        student,
+        instances,
+        first,
+        version,
+        timers,
+    ) = t;
+    let bad = |what: &str| StoreError::Corrupt(format!("meeting {id}: {what}"));
+    let ended = match (reason, terminated_at) {
+        (Some(r), Some(at)) => {
+            Some(Ended { reason: Reason::from_str(&r).map_err(|e| bad(&e))?, at: Timestamp::from_micros(at) })
+        }
+        (None, None) => None,
+        _ => return Err(bad("reason and terminated_at disagree")),
+    };
+    let mut m = Meeting {
+        id: MeetingId::new(id.clone()).ok_or_else(|| bad("empty id"))?,
+        facts: Facts {
+            meet_time: ts(meet_time),
+            created_at: ts(created_at),
+            duration: duration.map(Span::from_micros),
+            status,
+            teacher_data: teacher != 0,
+            student_data: student != 0,
+        },
+        instances,
+        state: State::from_str(&state).map_err(|e| bad(&e))?,
+        ended,
+        timers: Timers::default(),
+        created: Timestamp::from_micros(first),
+        version,
+    };
+    for (kind, due) in timers {
+        *m.timers.slot(kind_from_str(&kind)?) = Some(Timestamp::from_micros(due));
+    }
+    Ok(m)
+}
+
+/// Ids as one JSON array: bound as a single parameter and read by SQLite's
+/// `json_each` (one bind per statement instead of one per id).
+fn json_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    serde_json::to_string(&items.collect::<Vec<_>>()).expect("strings serialize")
+}
+
+/// Load meetings and their pending timers, in any order: one statement per
+/// chunk, returning one JSON document (decoding a document is far cheaper
+/// than decoding rows column by column through the driver).
 async fn load_meetings(conn: &mut sqlx::SqliteConnection, ids: &[MeetingId]) -> Result<Vec<Meeting>, StoreError> {
-    let mut out: HashMap<MeetingId, Meeting> = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM meetings WHERE id IN (");
-        let mut sep = q.separated(", ");
-        for id in chunk {
-            sep.push_bind(id.as_str());
-        }
-        q.push(")");
-        for row in q.build().fetch_all(&mut *conn).await? {
-            let m = meeting_from_row(&row)?;
-            out.insert(m.id.clone(), m);
-        }
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT meeting_id, kind, due FROM timers WHERE meeting_id IN (");
-        let mut sep = q.separated(", ");
-        for id in chunk {
-            sep.push_bind(id.as_str());
-        }
-        q.push(")");
-        for row in q.build().fetch_all(&mut *conn).await? {
-            let mid: String = row.try_get(0)?;
-            let kind = kind_from_str(&row.try_get::<String, _>(1)?)?;
-            let due = Timestamp::from_micros(row.try_get(2)?);
-            if let Some(m) = MeetingId::new(mid).and_then(|id| out.get_mut(&id)) {
-                *m.timers.slot(kind) = Some(due);
-            }
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(4 * CHUNK) {
+        let doc: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(m.id, m.state, m.reason, m.terminated_at, m.meet_time, m.created_at, \
+             m.duration_us, m.status, m.teacher_data, m.student_data, json(m.instances), m.first_seen, m.version, \
+             (SELECT json_group_array(json_array(t.kind, t.due)) FROM timers t WHERE t.meeting_id = m.id))) \
+             FROM meetings m WHERE m.id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json_list(chunk.iter().map(MeetingId::as_str)))
+        .fetch_one(&mut *conn)
+        .await?;
+        let rows: Vec<MeetingTuple> = serde_json::from_str(doc.as_deref().unwrap_or("[]"))
+            .map_err(|e| StoreError::Corrupt(format!("meetings: {e}")))?;
+        for t in rows {
+            out.push(meeting_from_tuple(t)?);
         }
     }
-    Ok(out.into_values().collect())
+    Ok(out)
 }
 
 impl Tx {
@@ -808,16 +889,16 @@ impl Tx {
     /// Which of these event ids were already applied.
     pub async fn seen(&mut self, event_ids: &[&str]) -> Result<HashSet<String>, StoreError> {
         let mut out = HashSet::new();
-        for chunk in event_ids.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new("SELECT event_id FROM seen_events WHERE event_id IN (");
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            q.push(")");
-            for row in q.build().fetch_all(&mut *self.tx).await? {
-                out.insert(row.try_get(0)?);
-            }
+        for chunk in event_ids.chunks(4 * CHUNK) {
+            let doc: Option<String> = sqlx::query_scalar(
+                "SELECT json_group_array(event_id) FROM seen_events WHERE event_id IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(json_list(chunk.iter().copied()))
+            .fetch_one(&mut *self.tx)
+            .await?;
+            let ids: Vec<String> =
+                serde_json::from_str(doc.as_deref().unwrap_or("[]")).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.extend(ids);
         }
         Ok(out)
     }
@@ -878,6 +959,9 @@ impl Tx {
         add(&st.checkpoints, usize::from(w.checkpoint.is_some()));
         self.write_meetings(&w.meetings).await?;
         self.write_timers(&w.timers).await?;
+        // Multi-row VALUES statements: for inserts they beat unpacking one JSON
+        // document with json_each (measured: the per-column JSON extraction
+        // costs more than the driver's per-parameter binding).
         for chunk in w.history.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO history (meeting_id, at, cause, cause_ref, from_state, to_state, outcome, reason, lateness_us, details) ",
@@ -972,6 +1056,12 @@ impl Tx {
         Ok(())
     }
 
+    /// Run a statement whose one parameter is `rows` as a JSON document.
+    async fn exec_json<T: Serialize>(&mut self, sql: &'static str, rows: &T) -> Result<u64, StoreError> {
+        let doc = serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(sqlx::query(sql).bind(doc).execute(&mut *self.tx).await?.rows_affected())
+    }
+
     async fn write_meetings(&mut self, meetings: &[(Meeting, Option<i64>)]) -> Result<(), StoreError> {
         for chunk in meetings.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -979,7 +1069,6 @@ impl Tx {
                  teacher_data, student_data, instances, first_seen, updated_at, version, prev_version) ",
             );
             q.push_values(chunk, |mut b, (m, loaded)| {
-                let instances: Vec<&str> = m.instances.iter().map(InstanceId::as_str).collect();
                 b.push_bind(m.id.as_str())
                     .push_bind(m.state.as_str())
                     .push_bind(m.ended.map(|e| e.reason.as_str()))
@@ -990,7 +1079,7 @@ impl Tx {
                     .push_bind(m.facts.status.clone())
                     .push_bind(m.facts.teacher_data)
                     .push_bind(m.facts.student_data)
-                    .push_bind(serde_json::to_string(&instances).unwrap_or_else(|_| "[]".into()))
+                    .push_bind(serde_json::to_string(&m.instances).unwrap_or_else(|_| "[]".into()))
                     .push_bind(m.created.as_micros())
                     .push_bind(m.created.as_micros())
                     .push_bind(m.version)
@@ -1008,7 +1097,7 @@ impl Tx {
             );
             let done = q.build().execute(&mut *self.tx).await?.rows_affected();
             if done != chunk.len() as u64 {
-                let ids: Vec<&str> = chunk.iter().map(|(m, _)| m.id.as_str()).collect();
+                let ids: Vec<&str> = chunk.iter().map(|(m, _)| m.id.as_str()).take(10).collect();
                 return Err(StoreError::Conflict(format!("one of {}", ids.join(", "))));
             }
         }
@@ -1016,22 +1105,20 @@ impl Tx {
     }
 
     async fn write_timers(&mut self, timers: &[(MeetingId, Timers)]) -> Result<(), StoreError> {
-        for chunk in timers.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM timers WHERE meeting_id IN (");
-            let mut sep = q.separated(", ");
-            for (id, _) in chunk {
-                sep.push_bind(id.as_str());
-            }
-            q.push(")");
-            q.build().execute(&mut *self.tx).await?;
-            let rows: Vec<(&MeetingId, TimerKind, Timestamp)> =
-                chunk.iter().flat_map(|(id, t)| t.pending().map(move |(k, d)| (id, k, d))).collect();
-            if rows.is_empty() {
-                continue;
-            }
+        if timers.is_empty() {
+            return Ok(());
+        }
+        self.exec_json(
+            "DELETE FROM timers WHERE meeting_id IN (SELECT value FROM json_each(?1))",
+            &timers.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        )
+        .await?;
+        let rows: Vec<(&str, TimerKind, Timestamp)> =
+            timers.iter().flat_map(|(id, t)| t.pending().map(move |(k, d)| (id.as_str(), k, d))).collect();
+        for chunk in rows.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO timers (meeting_id, kind, rank, due) ");
-            q.push_values(&rows, |mut b, (id, kind, due)| {
-                b.push_bind(id.as_str()).push_bind(kind.as_str()).push_bind(kind.rank()).push_bind(due.as_micros());
+            q.push_values(chunk, |mut b, (id, kind, due)| {
+                b.push_bind(*id).push_bind(kind.as_str()).push_bind(kind.rank()).push_bind(due.as_micros());
             });
             q.build().execute(&mut *self.tx).await?;
         }

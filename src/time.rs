@@ -178,13 +178,40 @@ impl Timestamp {
         let mm = in_day % MICROS_PER_HOUR / MICROS_PER_MIN;
         let ss = in_day % MICROS_PER_MIN / MICROS_PER_SEC;
         let us = in_day % MICROS_PER_SEC;
-        let date =
-            if (0..=9999).contains(&y) { format!("{y:04}-{m:02}-{d:02}") } else { format!("{y:+05}-{m:02}-{d:02}") };
-        if us == 0 {
-            format!("{date}T{hh:02}:{mm:02}:{ss:02}Z")
-        } else {
-            format!("{date}T{hh:02}:{mm:02}:{ss:02}.{:03}Z", us / 1000)
+        if !(0..=9999).contains(&y) {
+            let frac = if us == 0 { String::new() } else { format!(".{:03}", us / 1000) };
+            return format!("{y:+05}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}{frac}Z");
         }
+        // Hot path (history, write-backs): no formatting machinery.
+        let mut b = [0u8; 24];
+        let put = |b: &mut [u8], at: usize, v: i64, width: usize| {
+            let mut v = v;
+            for i in (0..width).rev() {
+                b[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(&mut b, 0, y, 4);
+        b[4] = b'-';
+        put(&mut b, 5, m, 2);
+        b[7] = b'-';
+        put(&mut b, 8, d, 2);
+        b[10] = b'T';
+        put(&mut b, 11, hh, 2);
+        b[13] = b':';
+        put(&mut b, 14, mm, 2);
+        b[16] = b':';
+        put(&mut b, 17, ss, 2);
+        let len = if us == 0 {
+            b[19] = b'Z';
+            20
+        } else {
+            b[19] = b'.';
+            put(&mut b, 20, us / 1000, 3);
+            b[23] = b'Z';
+            24
+        };
+        String::from_utf8(b[..len].to_vec()).expect("ASCII digits")
     }
 }
 

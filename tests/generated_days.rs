@@ -298,7 +298,7 @@ async fn engine_outcomes(lines: &[String], policy: &Policy, batch: usize) -> BTr
         Engine::open(&dir.path().join("g.db"), policy.clone(), Arc::new(clock.clone()), &options).await.unwrap();
     let text = lines.join("\n");
     let opts = ReplayOptions { batch, ..ReplayOptions::default() };
-    replay(&engine, &clock, LineFeed::new(text.as_bytes(), "gen"), &opts).await.unwrap();
+    replay(&engine, &clock, LineFeed::new(std::io::Cursor::new(text.into_bytes()), "gen"), &opts).await.unwrap();
     let ms = engine.store().list_meetings(&MeetingFilter::default()).await.unwrap();
     assert_eq!(engine.store().timers(None, 1).await.unwrap().len(), 0, "replay runs on until no timer is pending");
     let pending = engine.store().effects(None, Some("pending")).await.unwrap();
@@ -358,7 +358,10 @@ async fn a_long_keepalive_chain_ends_at_the_cap() {
     let engine = Engine::open(&dir.path().join("k.db"), policy, Arc::new(clock.clone()), &StoreOptions::default())
         .await
         .unwrap();
-    let s = replay(&engine, &clock, LineFeed::new(line.as_bytes(), "k"), &ReplayOptions::default()).await.unwrap();
+    let s =
+        replay(&engine, &clock, LineFeed::new(std::io::Cursor::new(line.into_bytes()), "k"), &ReplayOptions::default())
+            .await
+            .unwrap();
     // 2h − 15m of one-second re-checks, plus the safety net and the cap.
     assert_eq!(s.engine.timers_fired, (2 * 3600 - 15 * 60) + 2);
     let m = engine.store().meeting(&MeetingId::new("m-1").unwrap()).await.unwrap().unwrap();

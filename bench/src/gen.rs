@@ -18,6 +18,8 @@ struct Ev {
     meeting: u32,
     step: u8,
     kind: u8,
+    /// Position in the meeting's life (a redelivery repeats the original's).
+    nth: u8,
 }
 
 fn hex_id(rng: &mut StdRng) -> String {
@@ -45,16 +47,16 @@ pub fn day(records: usize, seed: u64) -> Vec<String> {
             2 => &[(-3_600_000, 0), (60_000, 1), (180_000, 2), (600_000, 5)],
             _ => &[(-3_600_000, 0), (120_000, 1), (2_400_000, 2), (3_000_000, 3)],
         };
-        for &(off, step) in steps {
+        for (nth, &(off, step)) in steps.iter().enumerate() {
             let jitter = rng.gen_range(0..30_000);
-            evs.push(Ev { at: meet + off + jitter, meeting: m, step, kind });
+            evs.push(Ev { at: meet + off + jitter, meeting: m, step, kind, nth: nth as u8 });
         }
         if rng.gen_range(0..100) == 0 {
             let &(off, step) = &steps[1];
-            evs.push(Ev { at: meet + off + 45_000, meeting: m, step, kind });
+            evs.push(Ev { at: meet + off + 45_000, meeting: m, step, kind, nth: 1 });
         }
     }
-    evs.sort_by_key(|e| (e.at, e.meeting, e.step));
+    evs.sort_by_key(|e| (e.at, e.meeting, e.nth));
     let ids: Vec<(String, String)> = (0..meetings).map(|_| (hex_id(&mut rng), hex_id(&mut rng))).collect();
     let mut lines = Vec::with_capacity(evs.len() + evs.len() / 1000);
     for (n, e) in evs.iter().enumerate() {
@@ -80,7 +82,7 @@ pub fn day(records: usize, seed: u64) -> Vec<String> {
         }
         let at = DAY as f64 + e.at as f64 / 1000.0;
         // A duplicate delivery repeats the original's eventID.
-        let event_id = format!("{:08x}{:04x}{:02x}", e.meeting, e.step, e.kind);
+        let event_id = format!("{:08x}{:04x}{:02x}", e.meeting, e.nth, e.kind);
         let rec = json!({
             "eventID": event_id,
             "eventName": if e.step == 0 { "INSERT" } else { "MODIFY" },
