@@ -207,7 +207,10 @@ impl Engine {
 
     /// The instant up to which timers may fire now.
     fn timer_limit(&self) -> Timestamp {
-        let now = self.clock.now();
+        self.limit_at(self.clock.now())
+    }
+
+    fn limit_at(&self, now: Timestamp) -> Timestamp {
         match self.gate.get() {
             Some(g) if !self.clock.is_virtual() => g.limit(now),
             _ => now,
@@ -352,15 +355,15 @@ impl Engine {
                     break;
                 }
             }
-            let wait = match self.store.next_due().await? {
+            let next = self.store.next_due().await?;
+            let now = self.clock.now();
+            let limit = self.limit_at(now);
+            let wait = match next {
                 // Fell due while the last batch fired: go again at once.
-                Some(due) if due <= self.timer_limit() => continue,
+                Some(due) if due <= limit => continue,
                 // Due, but held by the stream gate: the reader wakes us as it advances.
-                Some(due) if due <= self.clock.now() => Duration::from_millis(500),
-                Some(due) => {
-                    let us = due.as_micros().saturating_sub(self.clock.now().as_micros()).max(0);
-                    Duration::from_micros(us as u64)
-                }
+                Some(due) if due <= now => Duration::from_millis(500),
+                Some(due) => Duration::from_micros(due.as_micros().saturating_sub(now.as_micros()).max(0) as u64),
                 None => Duration::from_secs(3600),
             };
             let wait = wait.min(Duration::from_millis(self.clock_check.load(std::sync::atomic::Ordering::Relaxed)));
@@ -760,6 +763,11 @@ impl<'e> Work<'e> {
         if self.event_clock > Timestamp::MIN {
             self.writes.event_clock = Some(self.event_clock);
         }
+        // Rows in key order: inserts walk the B-trees in order instead of
+        // jumping between random pages.
+        self.writes.meetings.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id));
+        self.writes.timers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.writes.seen.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.tx.write(&self.writes).await?;
         crate::failpoint::hit("tx-before-commit");
         self.tx.commit().await?;

@@ -433,7 +433,6 @@ impl Builder {
         }
         self.meeting.ended = Some(Ended { reason, at: now });
         self.meeting.state = State::Terminated;
-        self.note(format!("terminated: {reason}"));
         if !cancelled.is_empty() {
             let names: Vec<_> = cancelled.iter().map(|k| k.as_str()).collect();
             self.note(format!("cancelled pending timers: {}", names.join(", ")));
@@ -446,7 +445,7 @@ impl Builder {
             self.effects.push(Effect::Terminate { instances });
         }
         if reason.writes_back() {
-            self.note(format!("queued write-back status=TERMINATED termination_reason={reason} terminated_at={now}"));
+            self.note(format!("queued write-back {reason}"));
             self.effects.push(Effect::WriteBack { reason, terminated_at: now });
         }
     }
@@ -585,7 +584,7 @@ fn absorb_instances(b: &mut Builder, seen: &[SeenInstance]) {
         match InstanceId::parse(&s.value) {
             Some(id) => {
                 if b.meeting.instances.insert(id.clone()) {
-                    b.note(format!("instance {id} (from {})", s.source));
+                    b.note(format!("instance {id} ({})", s.source));
                 }
             }
             None => b.note(format!(
@@ -619,15 +618,27 @@ fn describe_facts(b: &mut Builder, old: &Facts, created: bool) {
     let opt = |t: Option<Timestamp>| t.map_or("-".to_string(), |t| t.to_string());
     let yes = |v: bool| if v { "yes" } else { "no" };
     if created {
-        b.note(format!(
-            "created: meet_time {}, created_at {}, duration {}, status {}, teacher data {}, student data {}",
-            opt(new.meet_time),
-            opt(new.created_at),
-            new.duration.map_or("-".to_string(), |d| d.to_string()),
-            new.status.as_deref().unwrap_or("-"),
-            yes(new.teacher_data),
-            yes(new.student_data)
-        ));
+        // Only what the image says (the history is kept for every input: it stays short).
+        let mut facts = Vec::new();
+        if let Some(t) = new.meet_time {
+            facts.push(format!("meet_time {t}"));
+        }
+        if let Some(t) = new.created_at {
+            facts.push(format!("created_at {t}"));
+        }
+        if let Some(d) = new.duration {
+            facts.push(format!("duration {d}"));
+        }
+        if let Some(st) = &new.status {
+            facts.push(format!("status {st}"));
+        }
+        if new.teacher_data {
+            facts.push("teacher data".into());
+        }
+        if new.student_data {
+            facts.push("student data".into());
+        }
+        b.note(format!("created: {}", facts.join(", ")));
         return;
     }
     if old.meet_time != new.meet_time {
@@ -659,7 +670,6 @@ fn timer(m: &Meeting, kind: TimerKind, due: Timestamp, now: Timestamp, policy: &
         return b.finish(Outcome::Ignored);
     }
     b.disarm(kind);
-    b.note(format!("{kind} timer due {due} fired at {now} ({} late) in state {}", now.since(due), m.state));
     match (kind, m.state) {
         (TimerKind::Cap, _) => b.terminate(Reason::MaxLifetime, now),
         (TimerKind::Fixed, _) => b.terminate(Reason::FixedDuration, now),

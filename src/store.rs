@@ -112,11 +112,14 @@ pub struct StoreOptions {
     pub durability: Durability,
     /// How long a writer waits for another process holding the write lock.
     pub busy_timeout: Duration,
+    /// SQLite page cache per connection, MiB (bulk loads into a big database
+    /// run faster with more; a worker's resident memory grows with it).
+    pub cache_mib: u32,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { durability: Durability::Full, busy_timeout: Duration::from_secs(5) }
+        StoreOptions { durability: Durability::Full, busy_timeout: Duration::from_secs(5), cache_mib: 64 }
     }
 }
 
@@ -127,6 +130,39 @@ pub struct Store {
     reader: SqlitePool,
     path: PathBuf,
     stats: Arc<WriteStats>,
+    _checkpointer: Arc<Checkpointer>,
+}
+
+/// The background WAL checkpoint task; stopped when the last `Store` clone goes.
+#[derive(Debug)]
+struct Checkpointer(tokio::task::JoinHandle<()>);
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Checkpointer {
+    /// Copy committed WAL pages into the database file every 250 ms, on a
+    /// reader connection: a `PASSIVE` checkpoint never blocks the writer, and
+    /// the writer's commits no longer stall on an automatic checkpoint
+    /// (measured: it was the whole p99 of timer lateness).
+    fn start(reader: SqlitePool) -> Checkpointer {
+        Checkpointer(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if reader.is_closed() {
+                    return;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&reader).await {
+                    tracing::debug!("background checkpoint: {e}");
+                }
+            }
+        }))
+    }
 }
 
 /// Rows this process has written, by table (for benchmarks and `status`).
@@ -422,11 +458,11 @@ pub struct Tx {
 
 impl Store {
     /// How every connection is opened: WAL, the chosen `synchronous`, a busy
-    /// timeout, a 64 MB page cache and memory-mapped reads (a batch's pages
+    /// timeout, a page cache (64 MiB by default) and memory-mapped reads (a batch's pages
     /// stay in memory instead of being spilled and read back), in-memory temp
-    /// storage, and WAL checkpoints every ~16 MB instead of every 4 MB. (The
-    /// cache and the map together keep a restart over a million timers near
-    /// 110 MB resident.)
+    /// storage. (The cache and the map together keep a restart over a million
+    /// timers near 110 MB resident.) WAL checkpoints are taken off the write
+    /// path by a background task every 250 ms, so a commit never waits for one.
     pub fn connect_options(path: &Path, options: &StoreOptions) -> SqliteConnectOptions {
         SqliteConnectOptions::new()
             .filename(path)
@@ -438,10 +474,12 @@ impl Store {
             })
             .busy_timeout(options.busy_timeout)
             .foreign_keys(false)
-            .pragma("cache_size", "-65536")
+            .pragma("cache_size", format!("-{}", options.cache_mib.max(1) as u64 * 1024))
             .pragma("mmap_size", "67108864")
             .pragma("temp_store", "MEMORY")
-            .pragma("wal_autocheckpoint", "4000")
+            // Checkpoints are taken by a background task (see `checkpointer`);
+            // this is only the backstop, should that task not run.
+            .pragma("wal_autocheckpoint", "50000")
     }
 
     /// Open (creating if missing) and migrate the database at `path`.
@@ -470,7 +508,8 @@ impl Store {
             .connect_with(connect)
             .await
             .map_err(|error| StoreError::Open { path: path.display().to_string(), error })?;
-        Ok(Store { writer, reader, path: path.to_path_buf(), stats: Arc::default() })
+        let checkpointer = Arc::new(Checkpointer::start(reader.clone()));
+        Ok(Store { writer, reader, path: path.to_path_buf(), stats: Arc::default(), _checkpointer: checkpointer })
     }
 
     pub fn path(&self) -> &Path {

@@ -54,6 +54,9 @@ struct Cli {
     /// Repeat each workload and report median, min and max.
     #[arg(long, default_value_t = 1, global = true)]
     runs: usize,
+    /// SQLite page cache, MiB.
+    #[arg(long, default_value_t = 64, global = true)]
+    cache_mib: u32,
     /// Records per transaction in W1.
     #[arg(long, default_value_t = 5000, global = true)]
     batch: usize,
@@ -129,7 +132,7 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 }
 
 fn store_options(cli: &Cli) -> StoreOptions {
-    StoreOptions { durability: cli.synchronous, ..StoreOptions::default() }
+    StoreOptions { durability: cli.synchronous, cache_mib: cli.cache_mib, ..StoreOptions::default() }
 }
 
 async fn engine(cli: &Cli, db: &Path, clock: Arc<dyn spindown::clock::Clock>) -> Result<Engine> {
@@ -476,7 +479,7 @@ async fn w3(cli: &Cli, dir: &Path, out: &mut Vec<Metric>) -> Result<()> {
         Durability::Normal => "normal",
     };
     let child = tokio::process::Command::new(exe)
-        .args(["--synchronous", sync, "w3-recover"])
+        .args(["--synchronous", sync, "--cache-mib", &cli.cache_mib.to_string(), "w3-recover"])
         .arg(&db)
         .arg(n.to_string())
         .output()
