@@ -479,7 +479,7 @@ impl Store {
             .pragma("temp_store", "MEMORY")
             // Checkpoints are taken by a background task (see `checkpointer`);
             // this is only the backstop, should that task not run.
-            .pragma("wal_autocheckpoint", "50000")
+            .pragma("wal_autocheckpoint", "10000")
     }
 
     /// Open (creating if missing) and migrate the database at `path`.
