@@ -412,10 +412,13 @@ struct Work<'e> {
     event_clock: Timestamp,
     report: Report,
     armed: bool,
+    /// When the unit of work began (for the store's phase profile).
+    started: std::time::Instant,
 }
 
 impl<'e> Work<'e> {
     async fn begin(engine: &'e Engine) -> Result<Work<'e>, EngineError> {
+        let started = std::time::Instant::now();
         let tx = engine.store.begin().await?;
         // Instants are monotonic within a unit of work. Across units the clock
         // decides: a virtual clock never goes back, and the wall clock's own
@@ -436,6 +439,7 @@ impl<'e> Work<'e> {
             event_clock: Timestamp::from_micros(engine.event_clock.load(std::sync::atomic::Ordering::SeqCst)),
             report: Report::default(),
             armed: false,
+            started,
         })
     }
 
@@ -755,6 +759,7 @@ impl<'e> Work<'e> {
         }
         if self.writes.is_empty() {
             self.tx.rollback().await?;
+            self.engine.store.stats().add_time(crate::store::Phase::Work, self.started);
             return Ok(self.report);
         }
         if self.last > Timestamp::MIN {
@@ -771,6 +776,7 @@ impl<'e> Work<'e> {
         self.tx.write(&self.writes).await?;
         crate::failpoint::hit("tx-before-commit");
         self.tx.commit().await?;
+        self.engine.store.stats().add_time(crate::store::Phase::Work, self.started);
         crate::failpoint::hit("after-commit");
         self.engine.event_clock.fetch_max(self.event_clock.as_micros(), std::sync::atomic::Ordering::SeqCst);
         if self.armed {

@@ -311,7 +311,7 @@ async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> Result<()> {
         temp = tempfile::tempdir().context("creating a temporary directory")?;
         temp.path().join("replay.db")
     };
-    let store = Store::open(&db, &StoreOptions { durability: Durability::Normal, ..store_options(cli) })
+    let store = Store::open(&db, &StoreOptions { durability: Durability::Normal, ..store_options(cli).bulk() })
         .await
         .with_context(|| format!("opening {}", db.display()))?;
     let clock = ManualClock::new(Timestamp::EPOCH);
@@ -378,7 +378,8 @@ async fn replay_summary(name: &str, s: &ReplaySummary, store: &Store) -> Result<
 async fn cmd_ingest(cli: &Cli, args: &IngestArgs) -> Result<()> {
     let policy = load_policy(&args.policy)?;
     let (input, name) = open_input(&args.file)?;
-    let engine = Engine::new(open_store(cli).await?, policy, Arc::new(SystemClock));
+    let store = Store::open(&cli.db, &store_options(cli).bulk()).await?;
+    let engine = Engine::new(store, policy, Arc::new(SystemClock));
     let (mut batches, reader) = spindown::replay::read_ahead(LineFeed::new(input, name.clone()), args.batch.max(1));
     let mut report = spindown::engine::Report::default();
     while let Some(batch) = batches.recv().await {

@@ -391,3 +391,31 @@ async fn the_gate_never_holds_a_timer_past_its_limit() {
     clock.set(t("10:17:00"));
     assert_eq!(e.fire_due(100).await.unwrap().0.timers_fired, 1);
 }
+
+#[tokio::test]
+async fn every_unit_of_work_is_counted_and_timed_by_phase() {
+    use spindown::store::Phase;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::EPOCH);
+    let e = engine(&dir.path().join("p.db"), Arc::new(clock.clone())).await;
+    let lines: Vec<String> = (0..50)
+        .map(|i| {
+            rec(Some(&format!("e{i}")), "INSERT", Some(t("08:00:00")), &format!("m-{i}"), img("10:00:00", json!({})))
+        })
+        .collect();
+    e.apply(items(&lines)).await.unwrap();
+    e.run_until(Timestamp::MAX).await.unwrap();
+    let c = e.store().write_counts();
+    assert_eq!((c.meetings, c.seen), (100, 50), "50 created, 50 ended by their safety nets");
+    assert_eq!(c.history, 100);
+    let secs = |p: Phase| c.phase_secs[p as usize];
+    for p in [Phase::Begin, Phase::Read, Phase::WriteMeetings, Phase::WriteHistory, Phase::Commit, Phase::Work] {
+        assert!(secs(p) > 0.0, "{} was not timed", p.as_str());
+    }
+    let parts: f64 = Phase::ALL.iter().filter(|p| **p != Phase::Work).map(|p| secs(*p)).sum();
+    assert!(
+        parts <= secs(Phase::Work),
+        "the phases ({parts}s) happen inside the units of work ({}s)",
+        secs(Phase::Work)
+    );
+}

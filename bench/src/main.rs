@@ -33,7 +33,7 @@ use spindown::engine::{Engine, Incoming};
 use spindown::feed::LineFeed;
 use spindown::policy::Policy;
 use spindown::record::decode_line;
-use spindown::store::{Durability, Store, StoreOptions, WriteCounts};
+use spindown::store::{Durability, Phase, Store, StoreOptions, WriteCounts};
 use spindown::time::{Span, Timestamp};
 use sqlx::{QueryBuilder, Sqlite};
 
@@ -57,6 +57,11 @@ struct Cli {
     /// SQLite page cache, MiB.
     #[arg(long, default_value_t = 64, global = true)]
     cache_mib: u32,
+    /// SQLite's WAL autocheckpoint threshold (pages), the backstop to the
+    /// background checkpointer [default: W1 as `spindown replay`
+    /// (`StoreOptions::bulk`), W2–W4 as the worker].
+    #[arg(long, global = true)]
+    wal_autocheckpoint: Option<u32>,
     /// Records per transaction in W1.
     #[arg(long, default_value_t = 5000, global = true)]
     batch: usize,
@@ -131,12 +136,16 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn store_options(cli: &Cli) -> StoreOptions {
-    StoreOptions { durability: cli.synchronous, cache_mib: cli.cache_mib, ..StoreOptions::default() }
+/// The worker's store options (W2–W4), or with `bulk` those of `spindown
+/// replay`/`ingest` (W1).
+fn store_options(cli: &Cli, bulk: bool) -> StoreOptions {
+    let o = StoreOptions { durability: cli.synchronous, cache_mib: cli.cache_mib, ..StoreOptions::default() };
+    let o = if bulk { o.bulk() } else { o };
+    StoreOptions { wal_autocheckpoint: cli.wal_autocheckpoint.unwrap_or(o.wal_autocheckpoint), ..o }
 }
 
-async fn engine(cli: &Cli, db: &Path, clock: Arc<dyn spindown::clock::Clock>) -> Result<Engine> {
-    Ok(Engine::open(db, Policy::default(), clock, &store_options(cli)).await?)
+async fn engine(cli: &Cli, db: &Path, clock: Arc<dyn spindown::clock::Clock>, bulk: bool) -> Result<Engine> {
+    Ok(Engine::open(db, Policy::default(), clock, &store_options(cli, bulk)).await?)
 }
 
 /// W1: a generated day applied through the engine, then the raw ceiling.
@@ -150,7 +159,7 @@ async fn w1(cli: &Cli, dir: &Path, out: &mut Vec<Metric>) -> Result<()> {
     let db = dir.join("w1.db");
     remove_db(&db);
     let clock = ManualClock::new(Timestamp::EPOCH);
-    let e = engine(cli, &db, Arc::new(clock.clone())).await?;
+    let e = engine(cli, &db, Arc::new(clock.clone()), true).await?;
     let feed = LineFeed::new(std::fs::File::open(&file)?, "day");
     let start = Instant::now();
     let mut records = 0u64;
@@ -187,6 +196,17 @@ async fn w1(cli: &Cli, dir: &Path, out: &mut Vec<Metric>) -> Result<()> {
         unit: "rows/s",
     });
     out.push(Metric { workload: "W1", name: "transactions", value: counts.transactions as f64, unit: "tx" });
+    for (name, n) in [
+        ("rows: meetings (upserts)", counts.meetings),
+        ("rows: history", counts.history),
+        ("rows: seen eventIDs", counts.seen),
+        ("rows: timers inserted", counts.timers_inserted),
+        ("rows: timer deletes", counts.timer_deletes),
+        ("rows: effects", counts.effects),
+        ("rows: dead letters", counts.dead),
+    ] {
+        out.push(Metric { workload: "W1", name, value: n as f64, unit: "rows" });
+    }
     out.push(Metric { workload: "W1", name: "run-on fires", value: fired as f64, unit: "timers" });
     out.push(Metric {
         workload: "W1",
@@ -205,7 +225,25 @@ async fn w1(cli: &Cli, dir: &Path, out: &mut Vec<Metric>) -> Result<()> {
         value: 100.0 * raw.as_secs_f64() / apply.as_secs_f64(),
         unit: "%",
     });
+    push_profile(out, "W1", &counts.phase_secs);
     Ok(())
+}
+
+/// Where the units of work spent their time (the store's phase timers): one
+/// metric per phase, seconds, and the rest of each unit — the engine's own
+/// computing between statements — as "engine (in memory)".
+fn push_profile(out: &mut Vec<Metric>, w: &'static str, phase_secs: &[f64]) {
+    let mut rest = 0.0;
+    for (p, secs) in Phase::ALL.iter().zip(phase_secs) {
+        let name: &'static str = Box::leak(format!("time: {}", p.as_str()).into_boxed_str());
+        if *p == Phase::Work {
+            rest += secs;
+        } else {
+            rest -= secs;
+        }
+        out.push(Metric { workload: w, name, value: *secs, unit: "s" });
+    }
+    out.push(Metric { workload: w, name: "time: engine (in memory)", value: rest.max(0.0), unit: "s" });
 }
 
 fn remove_db(db: &Path) {
@@ -219,10 +257,10 @@ fn remove_db(db: &Path) {
 async fn raw_ceiling(cli: &Cli, dir: &Path, counts: &WriteCounts) -> Result<Duration> {
     let db = dir.join("raw.db");
     remove_db(&db);
-    let store = Store::open(&db, &store_options(cli)).await?; // same schema, same pragmas
+    let store = Store::open(&db, &store_options(cli, true)).await?; // same schema, same pragmas
     store.close().await;
     // The engine's own connection settings: the ceiling of the same SQLite.
-    let opts = Store::connect_options(&db, &store_options(cli));
+    let opts = Store::connect_options(&db, &store_options(cli, true));
     let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
     let txs = counts.transactions.max(1);
     let per = |n: u64| n.div_ceil(txs) as usize;
@@ -349,7 +387,7 @@ async fn raw_ceiling(cli: &Cli, dir: &Path, counts: &WriteCounts) -> Result<Dura
 /// Create `n` meetings whose safety nets fall due at `due(i)`, without firing anything.
 async fn seed_timers(cli: &Cli, db: &Path, n: usize, due: impl Fn(usize) -> Timestamp) -> Result<Duration> {
     let frozen = ManualClock::live(Timestamp::from_secs(gen::DAY - 86_400));
-    let e = engine(cli, db, Arc::new(frozen)).await?;
+    let e = engine(cli, db, Arc::new(frozen), true).await?;
     let delay = Policy::default().safety_net_delay;
     let start = Instant::now();
     let mut batch = Vec::with_capacity(2000);
@@ -392,8 +430,8 @@ async fn last_seq(reader: &sqlx::SqlitePool) -> Result<i64> {
 }
 
 /// Run the timer loop on the wall clock until `n` meetings have ended.
-async fn run_loop_until(cli: &Cli, db: &Path, n: usize, limit: Duration) -> Result<(Duration, Timestamp)> {
-    let e = Arc::new(engine(cli, db, Arc::new(SystemClock)).await?);
+async fn run_loop_until(cli: &Cli, db: &Path, n: usize, limit: Duration) -> Result<(Duration, Timestamp, WriteCounts)> {
+    let e = Arc::new(engine(cli, db, Arc::new(SystemClock), false).await?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let looper = {
         let e = e.clone();
@@ -419,8 +457,9 @@ async fn run_loop_until(cli: &Cli, db: &Path, n: usize, limit: Duration) -> Resu
     let done = Timestamp::now();
     let _ = stop_tx.send(());
     looper.await??;
+    let counts = e.store().write_counts();
     e.store().close().await;
-    Ok((start.elapsed(), done))
+    Ok((start.elapsed(), done, counts))
 }
 
 /// W2: N safety nets due within one second.
@@ -432,13 +471,15 @@ async fn w2(cli: &Cli, dir: &Path, out: &mut Vec<Metric>) -> Result<()> {
     let setup = seed_timers(cli, &db, n, |i| t0.saturating_add(Span::from_micros((1_000_000 * i / n) as i64))).await?;
     ensure!(Timestamp::now() < t0, "setup took {setup:?}, past the storm's start");
     sleep_until(t0.saturating_add(Span::from_millis(-300))).await;
-    let (_, done) = run_loop_until(cli, &db, n, Duration::from_secs(600)).await?;
+    let (_, done, counts) = run_loop_until(cli, &db, n, Duration::from_secs(600)).await?;
     let late = lateness(&db).await?;
     let span = done.since(t0).as_micros() as f64 / 1e6;
     out.push(Metric { workload: "W2", name: "timers", value: n as f64, unit: "timers" });
     out.push(Metric { workload: "W2", name: "all fired after the first due", value: span, unit: "s" });
     out.push(Metric { workload: "W2", name: "throughput", value: n as f64 / span.max(1.0), unit: "fires/s" });
     push_lateness(out, "W2", &late);
+    out.push(Metric { workload: "W2", name: "transactions", value: counts.transactions as f64, unit: "tx" });
+    push_profile(out, "W2", &counts.phase_secs);
     Ok(())
 }
 
@@ -479,7 +520,9 @@ async fn w3(cli: &Cli, dir: &Path, out: &mut Vec<Metric>) -> Result<()> {
         Durability::Normal => "normal",
     };
     let child = tokio::process::Command::new(exe)
-        .args(["--synchronous", sync, "--cache-mib", &cli.cache_mib.to_string(), "w3-recover"])
+        .args(["--synchronous", sync, "--cache-mib", &cli.cache_mib.to_string()])
+        .args(cli.wal_autocheckpoint.iter().flat_map(|p| ["--wal-autocheckpoint".to_string(), p.to_string()]))
+        .arg("w3-recover")
         .arg(&db)
         .arg(n.to_string())
         .output()
@@ -513,6 +556,11 @@ async fn w3(cli: &Cli, dir: &Path, out: &mut Vec<Metric>) -> Result<()> {
         value: r["twice"].as_f64().unwrap_or(-1.0),
         unit: "meetings",
     });
+    let phases: Vec<f64> =
+        r["phase_secs"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
+    if phases.len() == Phase::COUNT {
+        push_profile(out, "W3", &phases);
+    }
     Ok(())
 }
 
@@ -528,7 +576,7 @@ fn peak_rss_mb() -> f64 {
 /// The W3 child: open, run the timer loop, report.
 async fn w3_recover(cli: &Cli, db: &Path, expect: u64) -> Result<()> {
     let start = Instant::now();
-    let e = Arc::new(engine(cli, db, Arc::new(SystemClock)).await?);
+    let e = Arc::new(engine(cli, db, Arc::new(SystemClock), false).await?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let looper = {
         let e = e.clone();
@@ -559,6 +607,7 @@ async fn w3_recover(cli: &Cli, db: &Path, expect: u64) -> Result<()> {
     };
     let _ = stop_tx.send(());
     looper.await??;
+    let counts = e.store().write_counts();
     let fires: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM history WHERE cause = 'timer'").fetch_one(&reader).await?;
     let twice: i64 = sqlx::query_scalar(
@@ -574,6 +623,7 @@ async fn w3_recover(cli: &Cli, db: &Path, expect: u64) -> Result<()> {
             "peak_rss_mb": peak_rss_mb(),
             "fires": fires,
             "twice": twice,
+            "phase_secs": counts.phase_secs,
         })
     );
     Ok(())
@@ -590,11 +640,13 @@ async fn w4(cli: &Cli, dir: &Path, out: &mut Vec<Metric>) -> Result<()> {
     seed_timers(cli, &db, n, |i| t0.saturating_add(Span::from_micros(step * i as i64))).await?;
     ensure!(Timestamp::now() < t0, "setup ran past the start");
     sleep_until(t0.saturating_add(Span::from_millis(-300))).await;
-    run_loop_until(cli, &db, n, Duration::from_secs(s.w4_secs as u64 * 3 + 30)).await?;
+    let (_, _, counts) = run_loop_until(cli, &db, n, Duration::from_secs(s.w4_secs as u64 * 3 + 30)).await?;
     let late = lateness(&db).await?;
     out.push(Metric { workload: "W4", name: "timers", value: n as f64, unit: "timers" });
     out.push(Metric { workload: "W4", name: "rate", value: s.w4_rate as f64, unit: "timers/s" });
     push_lateness(out, "W4", &late);
+    out.push(Metric { workload: "W4", name: "transactions", value: counts.transactions as f64, unit: "tx" });
+    push_profile(out, "W4", &counts.phase_secs);
     Ok(())
 }
 
