@@ -4,6 +4,7 @@
 //! cargo run --release -p spindown-bench -- all                  # full size, one run
 //! cargo run --release -p spindown-bench -- all --runs 3 --json  # medians of three
 //! cargo run --release -p spindown-bench --features peers -- peers
+//! cargo run --release -p spindown-bench --features peers -- all  # spindown and the peers in one run
 //! cargo run -p spindown-bench -- all --size tiny                # CI's smoke test
 //! ```
 //!
@@ -75,7 +76,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug, Clone)]
 enum Cmd {
-    /// W1–W4 and the raw ceiling.
+    /// W1–W4 and the raw ceiling (and the peers, when built with --features peers).
     All,
     W1,
     W2,
@@ -683,6 +684,8 @@ async fn main() -> Result<()> {
     for run in 0..cli.runs.max(1) {
         let mut out = Vec::new();
         let which: Vec<&str> = match &cli.cmd {
+            // Built with the peers, `all` runs them too, after spindown's own.
+            Cmd::All if cfg!(feature = "peers") => vec!["w1", "w2", "w3", "w4", "peers"],
             Cmd::All => vec!["w1", "w2", "w3", "w4"],
             Cmd::W1 => vec!["w1"],
             Cmd::W2 => vec!["w2"],
