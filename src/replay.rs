@@ -74,8 +74,7 @@ pub async fn replay<R: Read + Send + 'static>(
     let executor = Executor::dry_run(engine.store().clone(), engine.clock().clone());
     let until = options.until.unwrap_or(Timestamp::MAX);
     let mut projected = clock.now();
-    let (batches, reader) = read_ahead(feed, options.batch.max(1));
-    let mut batches = batches;
+    let (mut batches, reader) = read_ahead(feed, options.batch.max(1));
     let mut stopped = false;
     while let Some(batch) = batches.recv().await {
         let mut batch = batch?;
