@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::effects::RetryPolicy;
-use crate::stream::{ReaderOptions, Start};
+use crate::outbox::RetryPolicy;
+use crate::source::stream::{ReaderOptions, Start};
 use crate::time::Span;
 
 /// A config file that cannot be used.
@@ -18,8 +18,21 @@ use crate::time::Span;
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("config file {path}: {message}")]
-    Invalid { path: String, message: String },
+    #[error("config file {path}: {source}")]
+    In {
+        path: String,
+        #[source]
+        source: Box<ConfigError>,
+    },
+    /// Not TOML, or a key that does not exist.
+    #[error("{0}")]
+    Syntax(String),
+    #[error("`{key}`: {message}")]
+    Value { key: &'static str, message: String },
+}
+
+fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Value { key, message: message.into() }
 }
 
 /// `[guard]`: what the worker may terminate.
@@ -143,42 +156,109 @@ pub struct WorkerConfig {
     pub aws: AwsSettings,
 }
 
+/// Settings given on the command line, which win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub require_tag: Option<String>,
+    pub max_attempts: Option<i64>,
+    pub start: Option<Start>,
+}
+
 /// `250ms`, `90s`, `15m`, `1h30m`.
-pub fn parse_duration(key: &str, s: &str) -> Result<Duration, String> {
+///
+/// # Errors
+///
+/// Anything else, naming `key`.
+pub fn parse_duration(key: &'static str, s: &str) -> Result<Duration, ConfigError> {
     if let Some(ms) = s.strip_suffix("ms") {
         if !ms.is_empty() && ms.bytes().all(|c| c.is_ascii_digit()) {
-            return ms.parse::<u64>().map(Duration::from_millis).map_err(|e| format!("`{key}`: {e}"));
+            return ms.parse::<u64>().map(Duration::from_millis).map_err(|e| bad(key, e.to_string()));
         }
     }
-    let span = Span::parse_policy(s).map_err(|e| format!("`{key}`: {s:?}: {e} (or milliseconds like \"250ms\")"))?;
+    let span = Span::parse_policy(s).map_err(|e| bad(key, format!("{s:?}: {e} (or milliseconds like \"250ms\")")))?;
     Ok(Duration::from_micros(span.as_micros().max(0) as u64))
 }
 
 impl WorkerConfig {
+    /// Read and check a settings file.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read, is not TOML, or has an unknown key or a bad value (named).
     pub fn load(path: &Path) -> Result<WorkerConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
         WorkerConfig::from_toml_str(&text)
-            .map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })
+            .map_err(|e| ConfigError::In { path: path.display().to_string(), source: Box::new(e) })
     }
 
-    pub fn from_toml_str(text: &str) -> Result<WorkerConfig, String> {
-        let c: WorkerConfig = toml::from_str(text).map_err(|e| e.message().to_string())?;
+    /// Parse and check settings text.
+    ///
+    /// # Errors
+    ///
+    /// Not TOML, an unknown key or a bad value (named).
+    pub fn from_toml_str(text: &str) -> Result<WorkerConfig, ConfigError> {
+        let c: WorkerConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax(e.message().to_string()))?;
         c.retry()?;
         c.reader()?;
         c.seen_retention()?;
         c.timer_hold_max()?;
         c.aws()?;
         if c.effects.max_attempts < 1 {
-            return Err("`effects.max_attempts` must be at least 1".into());
+            return Err(bad("effects.max_attempts", "must be at least 1"));
         }
         if c.guard.require_tag.as_deref() == Some("") {
-            return Err("`guard.require_tag` must not be empty".into());
+            return Err(bad("guard.require_tag", "must not be empty"));
         }
         Ok(c)
     }
 
-    pub fn retry(&self) -> Result<RetryPolicy, String> {
+    /// These settings with the command line's on top.
+    ///
+    /// # Errors
+    ///
+    /// An override with a bad value (named).
+    pub fn with(mut self, o: &Overrides) -> Result<WorkerConfig, ConfigError> {
+        if let Some(tag) = &o.require_tag {
+            if tag.is_empty() {
+                return Err(bad("--require-tag", "must not be empty"));
+            }
+            self.guard.require_tag = Some(tag.clone());
+        }
+        if let Some(n) = o.max_attempts {
+            if n < 1 {
+                return Err(bad("--max-attempts", "must be at least 1"));
+            }
+            self.effects.max_attempts = n;
+        }
+        if let Some(start) = o.start {
+            self.stream.start = start.as_str().to_string();
+        }
+        Ok(self)
+    }
+
+    /// Everything [`worker::run`](crate::worker::run) needs besides its ports.
+    ///
+    /// # Errors
+    ///
+    /// A bad value (named).
+    pub fn worker_options(
+        &self,
+        stream_arn: String,
+        wake_socket: Option<std::path::PathBuf>,
+    ) -> Result<crate::worker::WorkerOptions, ConfigError> {
+        Ok(crate::worker::WorkerOptions {
+            stream_arn,
+            reader: self.reader()?,
+            retry: self.retry()?,
+            seen_retention: self.seen_retention()?,
+            housekeeping: self.housekeeping.schedule.clone(),
+            timer_hold_max: self.timer_hold_max()?,
+            wake_socket,
+        })
+    }
+
+    pub fn retry(&self) -> Result<RetryPolicy, ConfigError> {
         Ok(RetryPolicy {
             max_attempts: self.effects.max_attempts,
             base_delay: parse_duration("effects.base_delay", &self.effects.base_delay)?,
@@ -186,18 +266,18 @@ impl WorkerConfig {
         })
     }
 
-    pub fn reader(&self) -> Result<ReaderOptions, String> {
+    pub fn reader(&self) -> Result<ReaderOptions, ConfigError> {
         Ok(ReaderOptions {
-            start: self.stream.start.parse::<Start>().map_err(|e| format!("`stream.start`: {e}"))?,
+            start: self.stream.start.parse::<Start>().map_err(|e| bad("stream.start", e.to_string()))?,
             idle_delay: parse_duration("stream.idle_poll", &self.stream.idle_poll)?,
             refresh_every: parse_duration("stream.refresh", &self.stream.refresh)?,
             ..ReaderOptions::default()
         })
     }
 
-    pub fn aws(&self) -> Result<AwsTuning, String> {
+    pub fn aws(&self) -> Result<AwsTuning, ConfigError> {
         if self.aws.sdk_max_attempts < 1 {
-            return Err("`aws.sdk_max_attempts` must be at least 1".into());
+            return Err(bad("aws.sdk_max_attempts", "must be at least 1"));
         }
         Ok(AwsTuning {
             connect_timeout: parse_duration("aws.connect_timeout", &self.aws.connect_timeout)?,
@@ -207,11 +287,11 @@ impl WorkerConfig {
         })
     }
 
-    pub fn timer_hold_max(&self) -> Result<Duration, String> {
+    pub fn timer_hold_max(&self) -> Result<Duration, ConfigError> {
         parse_duration("stream.timer_hold_max", &self.stream.timer_hold_max)
     }
 
-    pub fn seen_retention(&self) -> Result<Duration, String> {
+    pub fn seen_retention(&self) -> Result<Duration, ConfigError> {
         parse_duration("housekeeping.seen_retention", &self.housekeeping.seen_retention)
     }
 }
@@ -242,15 +322,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = WorkerConfig::from_toml_str("[guard]\nrequire_tags = \"x\"").unwrap_err();
+        let e = WorkerConfig::from_toml_str("[guard]\nrequire_tags = \"x\"").unwrap_err().to_string();
         assert!(e.contains("require_tags"), "{e}");
-        let e = WorkerConfig::from_toml_str("[stream]\nstart = \"now\"").unwrap_err();
+        let e = WorkerConfig::from_toml_str("[stream]\nstart = \"now\"").unwrap_err().to_string();
         assert!(e.contains("stream.start"), "{e}");
-        let e = WorkerConfig::from_toml_str("[effects]\nbase_delay = \"soon\"").unwrap_err();
+        let e = WorkerConfig::from_toml_str("[effects]\nbase_delay = \"soon\"").unwrap_err().to_string();
         assert!(e.contains("effects.base_delay"), "{e}");
-        let e = WorkerConfig::from_toml_str("[effects]\nmax_attempts = 0").unwrap_err();
+        let e = WorkerConfig::from_toml_str("[effects]\nmax_attempts = 0").unwrap_err().to_string();
         assert!(e.contains("max_attempts"), "{e}");
-        let e = WorkerConfig::from_toml_str("[nope]").unwrap_err();
+        let e = WorkerConfig::from_toml_str("[nope]").unwrap_err().to_string();
         assert!(e.contains("nope"), "{e}");
     }
 }

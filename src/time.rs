@@ -24,21 +24,66 @@ pub struct Timestamp(i64);
 pub struct Span(i64);
 
 impl Serialize for Timestamp {
+    /// RFC 3339 text in a human-readable format (JSON), microseconds in a compact one.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_rfc3339())
+        } else {
+            s.serialize_i64(self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Timestamp {
+    /// RFC 3339 text or microseconds (JSON), microseconds (compact).
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Timestamp::parse_iso(&s).map_err(serde::de::Error::custom)
+        if d.is_human_readable() {
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Either<'a> {
+                Micros(i64),
+                #[serde(borrow)]
+                Text(std::borrow::Cow<'a, str>),
+            }
+            match Either::deserialize(d)? {
+                Either::Micros(us) => Ok(Timestamp(us)),
+                Either::Text(s) => Timestamp::parse_iso(&s).map_err(serde::de::Error::custom),
+            }
+        } else {
+            i64::deserialize(d).map(Timestamp)
+        }
     }
 }
 
 impl Serialize for Span {
+    /// Text (`1h30m`) in a human-readable format, microseconds in a compact one.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_i64(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    /// Microseconds, or (JSON) a policy duration such as `"15m"`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Either<'a> {
+                Micros(i64),
+                #[serde(borrow)]
+                Text(std::borrow::Cow<'a, str>),
+            }
+            match Either::deserialize(d)? {
+                Either::Micros(us) => Ok(Span(us)),
+                Either::Text(s) => Span::parse_policy(&s).map_err(serde::de::Error::custom),
+            }
+        } else {
+            i64::deserialize(d).map(Span)
+        }
     }
 }
 
@@ -496,6 +541,21 @@ mod tests {
         assert_eq!(Span::from_micros(250_000).to_string(), "250ms");
         assert_eq!(Span::from_micros(7).to_string(), "0.007ms");
         assert_eq!(Span::from_secs(-5).to_string(), "-5s");
+    }
+
+    #[test]
+    fn serde_is_text_for_people_and_numbers_for_storage() {
+        let t = ts("2026-11-26T10:15:00.250Z");
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2026-11-26T10:15:00.250Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>("\"2026-11-26T10:15:00.250Z\"").unwrap(), t);
+        assert_eq!(serde_json::from_str::<Timestamp>(&t.as_micros().to_string()).unwrap(), t);
+        let bytes = postcard::to_allocvec(&t).unwrap();
+        assert!(bytes.len() <= 10, "a varint, not text: {bytes:?}");
+        assert_eq!(postcard::from_bytes::<Timestamp>(&bytes).unwrap(), t);
+        let d = Span::from_secs(330);
+        assert_eq!(serde_json::to_string(&d).unwrap(), "\"5m30s\"");
+        assert_eq!(serde_json::from_str::<Span>("330000000").unwrap(), d);
+        assert_eq!(postcard::from_bytes::<Span>(&postcard::to_allocvec(&d).unwrap()).unwrap(), d);
     }
 
     #[test]

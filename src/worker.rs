@@ -16,10 +16,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::effects::{Ec2, Executor, MeetingTable, RetryPolicy};
 use crate::engine::{Engine, EngineError, StreamGate};
+use crate::outbox::{Ec2, Executor, MeetingTable, RetryPolicy};
+use crate::source::stream::{ReaderError, ReaderOptions, StreamReader, StreamSource};
 use crate::store::StoreError;
-use crate::stream::{ReaderError, ReaderOptions, StreamReader, StreamSource};
 use crate::time::Span;
 
 /// Everything the worker needs besides its ports.
@@ -28,7 +28,7 @@ pub struct WorkerOptions {
     pub stream_arn: String,
     pub reader: ReaderOptions,
     pub retry: RetryPolicy,
-    /// How long applied eventIDs are kept for dedupe.
+    /// How long after a meeting ended its applied eventIDs are kept for dedupe.
     pub seen_retention: Duration,
     /// Cron expression for housekeeping.
     pub housekeeping: String,
@@ -133,7 +133,8 @@ pub async fn run(
         }
     }
 
-    // Housekeeping on a cron schedule: forget eventIDs older than the stream can replay.
+    // Housekeeping on a cron schedule: forget the eventIDs of meetings that ended
+    // longer ago than the stream can redeliver a record.
     let mut scheduler = housekeeping(engine.clone(), &options).await?;
 
     let shutdown = async {
@@ -183,10 +184,10 @@ async fn housekeeping(
         let engine = engine.clone();
         Box::pin(async move {
             let before = engine.clock().now().saturating_add(Span::from_micros(-retention.as_micros()));
-            match engine.store().prune_seen(before).await {
+            match engine.store().forget_event_ids(before).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(pruned = n, before = %before, "forgot old stream eventIDs"),
-                Err(e) => tracing::warn!("pruning eventIDs failed: {e}"),
+                Ok(n) => tracing::info!(meetings = n, before = %before, "forgot the eventIDs of meetings ended long ago"),
+                Err(e) => tracing::warn!("forgetting old eventIDs failed: {e}"),
             }
         })
     })

@@ -1,0 +1,237 @@
+//! The command line: every command, argument and help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use spindown::meeting::{Reason, State};
+use spindown::source::stream::Start;
+use spindown::store::sqlite::Durability;
+use spindown::time::Timestamp;
+
+/// spindown — a durable state machine that spins down meeting EC2 instances.
+///
+/// Each meeting is a persisted state machine in a SQLite file: DynamoDB Stream
+/// records move it, durable timers (the old safety net) end it, and its
+/// effects (terminate instances, write back to DynamoDB) run from an outbox.
+#[derive(Parser, Debug)]
+#[command(name = "spindown", version, propagate_version = true)]
+pub struct Cli {
+    /// SQLite database file, created if missing [default: spindown.db; `replay`: a temporary file].
+    #[arg(long, global = true, env = "SPINDOWN_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// SQLite synchronous setting: `full` fsyncs every commit, `normal` only at
+    /// checkpoints (a crash loses nothing, a power cut may lose the last
+    /// commits), `off` never [default: full; `replay`: normal with --db, off on its temporary file].
+    #[arg(long, global = true, value_name = "full|normal|off")]
+    pub synchronous: Option<Durability>,
+
+    /// More logging (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run the engine on a virtual clock over a file of stream records and print each meeting's outcome.
+    ///
+    /// Records are applied in file order; the clock moves to each record's
+    /// ApproximateCreationDateTime and timers due before it fire first. Then the
+    /// clock runs on until no timer is pending (or --until). Effects are dry-run:
+    /// each meeting's history says what would have been terminated and written.
+    /// Malformed records are dead-lettered (see `dead-letters`), never fatal.
+    /// Uses a temporary database unless --db is given.
+    Replay(ReplayArgs),
+    /// Apply a file of stream records to the database on the system clock (back-fill, migration).
+    ///
+    /// Timers that are already due fire at once. Effects are queued in the
+    /// outbox for the worker to run.
+    Ingest(IngestArgs),
+    /// Show a meeting: facts, state, pending timers, effects and full history (oldest first).
+    Show(ShowArgs),
+    /// List meetings, optionally filtered by state or reason.
+    List(ListArgs),
+    /// List pending timers, soonest first.
+    Timers(TimersArgs),
+    /// List dead-lettered input with the reason and the raw record.
+    DeadLetters(DeadLettersArgs),
+    /// Terminate a meeting now (reason MANUAL); its effects are queued in the outbox.
+    Terminate(TerminateArgs),
+    /// One screen: meetings by state, timers, the outbox, stream checkpoints and lag, dead letters.
+    Status(StatusArgs),
+    /// Run the worker: read the table's DynamoDB Stream, fire timers, terminate instances and write back.
+    ///
+    /// Replaces the meeting-safety-net and terminator Lambdas, their EventBridge
+    /// schedules and the Streams trigger. AWS settings come from the standard
+    /// chain (environment, profile, instance role); AWS_ENDPOINT_URL points every
+    /// client at another endpoint. Stops cleanly on SIGTERM/SIGINT; after a crash
+    /// it resumes from its checkpoints, pending timers and outbox.
+    Run(RunArgs),
+    /// Register (or move) a meeting without the stream, as schedule-meeting used to call EventBridge.
+    Schedule(ScheduleArgs),
+    /// Re-queue failed effects so the worker runs them again.
+    Retry(RetryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PolicyArg {
+    /// Policy file (TOML, see workflows/meeting.toml). Default: the built-in policy, identical to that file.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Records, one JSON object (or {"Records": [...]}) per line. `-` reads standard input.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    /// Stop the virtual clock at this instant (RFC 3339): later records are not applied, later timers do not fire.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
+    pub until: Option<Timestamp>,
+    /// Print the spec's JSON line per meeting instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Records per unit of work.
+    #[arg(long, default_value_t = 20_000, hide = true)]
+    pub batch: usize,
+    /// Write where the time went (phases, rows written) to this file as JSON (benchmarks).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub profile: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// Records, one JSON object (or {"Records": [...]}) per line. `-` reads standard input.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Records per unit of work.
+    #[arg(long, default_value_t = 5000, hide = true)]
+    pub batch: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// Meeting id.
+    pub id: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only meetings in this state (Scheduled, InProgress, Partial, Complete, Terminated).
+    #[arg(long)]
+    pub state: Option<State>,
+    /// Only meetings terminated for this reason (e.g. NO_SHOW_TIMEOUT).
+    #[arg(long)]
+    pub reason: Option<Reason>,
+    /// At most this many.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// One JSON object per meeting.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TimersArgs {
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DeadLettersArgs {
+    /// At most this many.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+    /// One JSON object per dead letter, raw input included in full.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TerminateArgs {
+    /// Meeting id.
+    pub id: String,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The DynamoDB table of meetings (its stream must be enabled with NEW_AND_OLD_IMAGES).
+    #[arg(long, env = "SPINDOWN_TABLE", value_name = "NAME")]
+    pub table: String,
+    /// Read this stream instead of the table's DescribeTable.LatestStreamArn.
+    #[arg(long, value_name = "ARN")]
+    pub stream_arn: Option<String>,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    /// Worker settings: [guard], [effects], [stream], [housekeeping], [aws] (see deploy/spindown.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where to start on a stream never read before (later starts resume from checkpoints).
+    #[arg(long, value_name = "trim-horizon|latest")]
+    pub start: Option<Start>,
+    /// Terminate an instance only if it carries this tag equal to the meeting id (overrides [guard] require_tag).
+    #[arg(long, value_name = "TAG")]
+    pub require_tag: Option<String>,
+    /// Attempts before an effect is marked failed (overrides [effects] max_attempts).
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ScheduleArgs {
+    /// Meeting id.
+    pub id: String,
+    /// Scheduled start (RFC 3339; no zone means UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub meet_time: Timestamp,
+    /// The teacher's EC2 instance.
+    #[arg(long, value_name = "INSTANCE")]
+    pub teacher_ec2: Option<String>,
+    /// The student's EC2 instance.
+    #[arg(long, value_name = "INSTANCE")]
+    pub student_ec2: Option<String>,
+    /// Declared duration in minutes (caps the meeting at start + duration + overrun_grace).
+    #[arg(long, value_name = "MINUTES")]
+    pub duration_minutes: Option<f64>,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["effect_id", "all_failed"])))]
+pub struct RetryArgs {
+    /// The effect to re-queue (its id is in `show` and `status`).
+    pub effect_id: Option<i64>,
+    /// Re-queue every failed effect.
+    #[arg(long)]
+    pub all_failed: bool,
+}
+
+fn parse_instant(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_iso(s).map_err(|e| format!("{s:?} is not an RFC 3339 instant: {e}"))
+}

@@ -1,0 +1,63 @@
+//! `spindown run --table T`: the worker, on AWS.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use spindown::adapters::aws;
+use spindown::clock::SystemClock;
+use spindown::config::{Overrides, WorkerConfig};
+use spindown::engine::{Engine, EngineOptions};
+use spindown::store::Store;
+use spindown::worker;
+
+use crate::cli::{Cli, RunArgs};
+use crate::db;
+
+pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
+    // Catch SIGTERM/SIGINT from the very start: a stop during start-up is a clean stop too.
+    let shutdown = shutdown_signal()?;
+    let policy = db::load_policy(&args.policy)?;
+    let file = match &args.config {
+        Some(p) => WorkerConfig::load(p)?,
+        None => WorkerConfig::default(),
+    };
+    let overrides =
+        Overrides { require_tag: args.require_tag.clone(), max_attempts: args.max_attempts, start: args.start };
+    let config = file.with(&overrides)?;
+    let sdk = aws::load_config_with(&config.aws()?).await;
+    let table = aws::AwsTable::new(&sdk, &args.table);
+    let stream_arn = match &args.stream_arn {
+        Some(a) => a.clone(),
+        None => table.latest_stream_arn().await?,
+    };
+    let path = db::path(cli);
+    let options = config.worker_options(stream_arn.clone(), Some(worker::wake_socket_for(&path)))?;
+    let store = db::open(cli, &db::options(cli)).await?;
+    let engine = Arc::new(Engine::start(store.clone(), policy, Arc::new(SystemClock), EngineOptions::default()).await?);
+    tracing::info!(
+        table = %args.table,
+        stream = %stream_arn,
+        db = %path.display(),
+        guard = ?config.guard.require_tag,
+        "spindown worker starting"
+    );
+    let ec2 = Arc::new(aws::AwsEc2::new(&sdk, config.guard.require_tag.clone()));
+    let streams = Arc::new(aws::AwsStreams::new(&sdk));
+    worker::run(engine, streams, ec2, Arc::new(table), options, shutdown).await?;
+    store.close().await;
+    tracing::info!("spindown worker stopped");
+    Ok(())
+}
+
+/// A future that completes on SIGTERM or SIGINT; the handlers are installed now.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}

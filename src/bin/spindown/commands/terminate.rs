@@ -1,0 +1,26 @@
+//! `spindown terminate ID`: end a meeting now (MANUAL); the worker runs its effects.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use spindown::clock::SystemClock;
+use spindown::engine::{Engine, EngineOptions};
+use spindown::meeting::Command;
+use spindown::worker;
+
+use crate::cli::{Cli, TerminateArgs};
+use crate::{db, output, render};
+
+pub async fn run(cli: &Cli, args: &TerminateArgs) -> Result<()> {
+    let policy = db::load_policy(&args.policy)?;
+    let store = db::open_existing(cli).await?;
+    let engine = Engine::start(store, policy, Arc::new(SystemClock), EngineOptions::default()).await?;
+    let id = db::meeting_id(&args.id)?;
+    let r = engine.command(&id, Command::Terminate).await?;
+    worker::poke(&worker::wake_socket_for(&db::path(cli)));
+    if args.json {
+        output::json_lines([&r])
+    } else {
+        output::print(&render::command_result(&r))
+    }
+}

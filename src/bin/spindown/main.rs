@@ -1,0 +1,81 @@
+//! The `spindown` command line: parse, wire, run. Each command is a file in
+//! `commands/`; text rendering is `render.rs`.
+
+mod cli;
+mod commands;
+mod db;
+mod output;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Cmd};
+
+fn init_tracing(verbose: u8, daemon: bool) {
+    let default = match verbose {
+        0 if daemon => "info",
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default},sqlx=warn,tokio_cron_scheduler=warn"))
+    });
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+/// The error and its causes on one line, without repeating a cause that a
+/// message already quotes.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg = format!("{msg}: {c}");
+        }
+    }
+    msg
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Cmd::Replay(a) => commands::replay::run(&cli, a).await,
+        Cmd::Ingest(a) => commands::ingest::run(&cli, a).await,
+        Cmd::Show(a) => commands::show::run(&cli, a).await,
+        Cmd::List(a) => commands::list::run(&cli, a).await,
+        Cmd::Timers(a) => commands::timers::run(&cli, a).await,
+        Cmd::DeadLetters(a) => commands::dead_letters::run(&cli, a).await,
+        Cmd::Terminate(a) => commands::terminate::run(&cli, a).await,
+        Cmd::Status(a) => commands::status::run(&cli, a).await,
+        Cmd::Run(a) => commands::run::run(&cli, a).await,
+        Cmd::Schedule(a) => commands::schedule::run(&cli, a).await,
+        Cmd::Retry(a) => commands::retry::run(&cli, a).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, matches!(cli.command, Cmd::Run(_)));
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

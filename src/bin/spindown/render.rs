@@ -1,0 +1,334 @@
+//! Text for people: `show`, tables, summaries, the status screen.
+
+use std::fmt::Write as _;
+
+use spindown::engine::{CommandResult, Report};
+use spindown::inspect::{Inspection, OutcomeLine, Status};
+use spindown::meeting::history::{Cause, Note};
+use spindown::meeting::{Effect, Meeting};
+use spindown::source::replay::ReplaySummary;
+use spindown::store::{Counts, DeadLetterRow, EffectRow, EffectStatus};
+use spindown::time::Timestamp;
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn pairs<K: std::fmt::Display>(v: impl IntoIterator<Item = (K, impl std::fmt::Display)>) -> String {
+    let parts: Vec<String> = v.into_iter().map(|(k, n)| format!("{k} {n}")).collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// A part of an effect row, described.
+fn describe_part(e: &Effect) -> String {
+    match e {
+        Effect::Terminate { instances } => instances.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", "),
+        Effect::WriteBack { reason, terminated_at } => format!("{reason} at {terminated_at}"),
+    }
+}
+
+/// The lines of one outbox row: one per part.
+fn effect_lines(s: &mut String, e: &EffectRow) {
+    for (i, part) in e.parts.iter().enumerate() {
+        let status = if i < e.done { EffectStatus::Done } else { e.status };
+        let id = if i == 0 { format!("#{}", e.id) } else { String::new() };
+        let attempts = if i == 0 { format!("attempts {}", e.attempts) } else { String::new() };
+        let _ = writeln!(s, "  {id:<6} {:<10} {:<8} {attempts:<11} {}", part.kind(), status, describe_part(part));
+    }
+    if let Some(err) = &e.last_error {
+        let _ = writeln!(s, "         last error: {err}");
+    }
+    if e.status == EffectStatus::Pending && e.attempts > 0 {
+        let _ = writeln!(s, "         next attempt at {}", e.next_attempt_at);
+    }
+    if e.status == EffectStatus::Failed {
+        let _ = writeln!(s, "         re-queue with `spindown retry {}`", e.id);
+    }
+}
+
+/// `show` as text: facts, pending timers, effects, full history oldest first.
+pub fn show(i: &Inspection) -> String {
+    let m = &i.meeting;
+    let mut s = String::new();
+    let _ = writeln!(s, "meeting {}", m.outcome.id);
+    match (&m.outcome.reason, &m.outcome.terminated_at) {
+        (Some(r), Some(at)) => {
+            let _ = writeln!(s, "  state        {} ({r} at {at})", m.outcome.state);
+        }
+        _ => {
+            let _ = writeln!(s, "  state        {}", m.outcome.state);
+        }
+    }
+    let _ = writeln!(s, "  meet_time    {}", opt(m.meet_time));
+    let _ = writeln!(s, "  created_at   {}", opt(m.created_at));
+    let _ = writeln!(s, "  duration     {}", opt(m.duration));
+    let _ = writeln!(s, "  status       {}", m.status.as_deref().unwrap_or("-"));
+    let _ = writeln!(s, "  session data teacher {}, student {}", yes(m.teacher_data), yes(m.student_data));
+    let instances = if m.instances.is_empty() { "-".to_string() } else { m.instances.join(", ") };
+    let _ = writeln!(s, "  instances    {instances}");
+    let _ = writeln!(s, "  first seen   {}", m.first_seen);
+    let _ = writeln!(s, "\npending timers");
+    if i.timers.is_empty() {
+        let _ = writeln!(s, "  (none)");
+    }
+    for t in &i.timers {
+        let _ = writeln!(s, "  {:<11} due {}", t.kind, t.due);
+    }
+    let _ = writeln!(s, "\neffects");
+    if i.effects.is_empty() {
+        let _ = writeln!(s, "  (none)");
+    }
+    for e in &i.effects {
+        effect_lines(&mut s, e);
+    }
+    let _ = writeln!(s, "\nhistory (oldest first)");
+    for h in &i.history {
+        let e = &h.entry;
+        let change = match (e.from, e.to) {
+            (from, Some(to)) if from == Some(to) => format!("{to}, "),
+            (Some(from), Some(to)) => format!("{from} → {to}, "),
+            (None, Some(to)) => format!("(new) → {to}, "),
+            (_, None) => String::new(),
+        };
+        let reason = e.reason.map(|r| format!(" {r}")).unwrap_or_default();
+        let late = e.lateness.map(|l| format!(" ({l} late)")).unwrap_or_default();
+        let _ = writeln!(s, "  {}  {}{late}: {change}{}{reason}", e.at, e.cause, e.outcome);
+        for n in &e.notes {
+            match (n, &e.cause) {
+                (Note::GaveUp { .. }, Cause::Effect { effect: Some(id), .. }) => {
+                    let _ = writeln!(s, "      {n} (re-queue with `spindown retry {id}`)");
+                }
+                _ => {
+                    let _ = writeln!(s, "      {n}");
+                }
+            }
+        }
+    }
+    s
+}
+
+/// A plain table with a header and left-aligned columns.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    let line = |cells: Vec<&str>, s: &mut String| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                let _ = write!(l, "{c:<w$}  ", w = widths[i]);
+            }
+        }
+        s.push_str(l.trim_end());
+        s.push('\n');
+    };
+    line(header.to_vec(), &mut s);
+    for r in rows {
+        line(r.iter().map(String::as_str).collect(), &mut s);
+    }
+    s
+}
+
+pub const MEETING_HEADER: [&str; 5] = ["ID", "STATE", "REASON", "TERMINATED_AT", "INSTANCES"];
+
+/// A meeting as a table row.
+pub fn meeting_row(m: &Meeting) -> Vec<String> {
+    let o = OutcomeLine::from(m);
+    vec![
+        o.id,
+        o.state.to_string(),
+        opt(o.reason),
+        opt(o.terminated_at),
+        if m.instances.is_empty() {
+            "-".into()
+        } else {
+            m.instances.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(",")
+        },
+    ]
+}
+
+/// Pending timers as a table.
+pub fn timers(ts: &[spindown::meeting::TimerKey], now: Timestamp) -> String {
+    let rows: Vec<Vec<String>> = ts
+        .iter()
+        .map(|t| {
+            let delta = t.due.since(now);
+            let rel =
+                if delta.as_micros() >= 0 { format!("in {delta}") } else { format!("overdue by {}", now.since(t.due)) };
+            vec![t.due.to_rfc3339(), rel, t.kind.to_string(), t.meeting_id.to_string()]
+        })
+        .collect();
+    table(&["DUE", "WHEN", "KIND", "MEETING"], &rows)
+}
+
+/// Dead letters as a table (raw input shortened).
+pub fn dead_letters(ds: &[DeadLetterRow]) -> String {
+    let rows: Vec<Vec<String>> = ds
+        .iter()
+        .map(|d| {
+            let raw = String::from_utf8_lossy(&d.raw);
+            let mut short: String = raw.chars().take(80).collect();
+            if raw.chars().count() > 80 {
+                short.push('…');
+            }
+            vec![d.id.to_string(), d.origin.clone(), d.kind.clone(), d.reason.clone(), short.replace('\n', "\\n")]
+        })
+        .collect();
+    table(&["ID", "ORIGIN", "KIND", "REASON", "RAW"], &rows)
+}
+
+/// A one-screen count summary.
+pub fn counts(c: &Counts) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "meetings      {} ({})", c.meetings, pairs(c.meetings_by_state.iter().cloned()));
+    let _ = writeln!(s, "terminated    {}", pairs(c.terminated_by_reason.iter().cloned()));
+    let _ = writeln!(s, "timers        {} pending, next due {}", c.timers_pending, opt(c.next_timer_due));
+    let _ = writeln!(s, "effects       {}", pairs(c.effects_by_status.iter().cloned()));
+    let _ = writeln!(s, "dead letters  {} ({})", c.dead_letters, pairs(c.dead_letters_by_kind.iter().cloned()));
+    s
+}
+
+fn ago(now: Timestamp, t: Timestamp) -> String {
+    let d = now.since(t);
+    if d.as_micros() >= 0 {
+        format!("{d} ago")
+    } else {
+        format!("in {}", t.since(now))
+    }
+}
+
+/// The status screen as text.
+pub fn status(st: &Status, now: Timestamp) -> String {
+    let mut s = String::new();
+    for line in counts(&st.counts).lines() {
+        let mut line = line.to_string();
+        if let (true, Some(next)) = (line.starts_with("timers"), st.counts.next_timer_due) {
+            line = format!("{line} ({})", ago(now, next));
+        }
+        let _ = writeln!(s, "{line}");
+        if line.starts_with("effects") {
+            if let Some(at) = st.next_effect_attempt {
+                let _ = writeln!(s, "              next attempt {at} ({})", ago(now, at));
+            }
+            for e in &st.failed_effects {
+                let _ = writeln!(
+                    s,
+                    "  failed #{} {} {} after {} attempts: {}  (spindown retry {})",
+                    e.id,
+                    e.kind(),
+                    e.meeting_id,
+                    e.attempts,
+                    e.last_error.as_deref().unwrap_or("-"),
+                    e.id
+                );
+            }
+        }
+    }
+    if st.checkpoints.is_empty() {
+        let _ = writeln!(s, "stream        not read yet");
+    }
+    let mut last_arn = "";
+    for c in &st.checkpoints {
+        if c.stream_arn != last_arn {
+            let _ = writeln!(s, "stream        {}", c.stream_arn);
+            last_arn = &c.stream_arn;
+        }
+        let position = c.sequence_number.as_deref().unwrap_or("(start)");
+        let state = if c.closed {
+            "closed, fully read".to_string()
+        } else if c.caught_up {
+            format!("caught up (checked {})", ago(now, c.at))
+        } else {
+            match c.last_event_at {
+                Some(t) => format!("behind by {} (last record's event time)", now.since(t)),
+                None => "reading".to_string(),
+            }
+        };
+        let _ = writeln!(s, "  {}  at {position}, {} records, {state}", c.shard_id, c.records);
+    }
+    if !st.gaps.is_empty() {
+        let _ = writeln!(
+            s,
+            "gaps          {} trimmed-data gap(s) — records were lost before they were read:",
+            st.gaps.len()
+        );
+        for g in &st.gaps {
+            let _ = writeln!(s, "  {} {}: {}", g.at, g.shard_id, g.detail);
+        }
+    }
+    s
+}
+
+/// What `replay` says on stderr when it is done.
+pub fn replay_summary(name: &str, s: &ReplaySummary, c: &Counts) -> String {
+    let e = s.total();
+    let mut out = format!(
+        "{name}: {} lines, {} records applied ({} duplicates, {} after termination), {} dead letters ({})\n",
+        s.lines,
+        e.records,
+        e.duplicates,
+        e.ignored,
+        e.dead_letter_total(),
+        pairs(e.dead_letters.iter()),
+    );
+    let _ = writeln!(
+        out,
+        "{} meetings ({}); terminated by reason: {}",
+        c.meetings,
+        pairs(c.meetings_by_state.iter().cloned()),
+        pairs(c.terminated_by_reason.iter().cloned()),
+    );
+    let _ = writeln!(
+        out,
+        "{} timers fired, {} still pending; {} effects run (dry run); clock stopped at {}",
+        e.timers_fired,
+        c.timers_pending,
+        e.effects_completed,
+        opt(s.clock)
+    );
+    if s.after_until > 0 {
+        let _ = writeln!(out, "{} records after --until were not applied", s.after_until);
+    }
+    out
+}
+
+/// What `ingest` says when it is done.
+pub fn ingest_summary(name: &str, lines: u64, r: &Report) -> String {
+    format!(
+        "{name}: {lines} lines, {} records applied ({} duplicates, {} after termination, {} new meetings), {} dead letters, {} timers fired, {} effects queued\n",
+        r.records,
+        r.duplicates,
+        r.ignored,
+        r.created,
+        r.dead_letter_total(),
+        r.timers_fired,
+        r.effects_queued
+    )
+}
+
+/// What `terminate` and `schedule` say.
+pub fn command_result(r: &CommandResult) -> String {
+    let mut s = format!("{}: {} ({})\n", r.meeting_id, r.state, r.outcome);
+    for n in &r.notes {
+        let _ = writeln!(s, "  {n}");
+    }
+    s
+}

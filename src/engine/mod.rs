@@ -1,0 +1,319 @@
+//! The engine: applies inputs in units of work, fires due timers in order,
+//! runs the timer loop.
+//!
+//! Every call that changes state is one unit of work (`work.rs`): the meetings
+//! its inputs touch are loaded in bulk, the inputs run through
+//! [`transition`](crate::meeting::transition) in order — with due timers
+//! interleaved at their instants — and everything the steps produced
+//! (meetings with their timers, history, outbox rows, dead letters, the
+//! stream checkpoint) is committed at once. Effects run only after the commit.
+//!
+//! Timer order is global: `(due, tie order, meeting id)`. A unit of work merges
+//! the timers of the meetings it holds with those still in the store, reading
+//! those in pages, so a million overdue timers stream through bounded memory.
+//!
+//! A *resident* engine (`replay`: the only writer of its database) keeps the
+//! live meetings in memory between units of work, reads nothing it wrote, and
+//! commits a unit of work while it computes the next. Memory is then bounded
+//! by the live meetings and one unit of work, not by the input.
+
+mod gate;
+mod report;
+mod timers;
+mod work;
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Mutex, Notify};
+
+pub use gate::StreamGate;
+pub use report::Report;
+use work::{Cache, Work};
+
+use crate::clock::Clock;
+use crate::meeting::history::Note;
+use crate::meeting::record::Item;
+use crate::meeting::{Command, MeetingId, Outcome, Policy, State};
+use crate::store::{Checkpoint, Store, StoreError};
+use crate::time::Timestamp;
+
+/// Timer fires per unit of work when catching up (worker).
+const FIRES_PER_UNIT: usize = 2000;
+/// Timer fires per unit of work for a resident engine running its clock on.
+const RESIDENT_FIRES_PER_UNIT: usize = 100_000;
+
+/// An engine failure.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no meeting {0}")]
+    UnknownMeeting(MeetingId),
+    #[error("a commit task failed: {0}")]
+    Commit(String),
+}
+
+/// What happens to the effects a termination queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EffectMode {
+    /// Queued in the outbox, `pending`, for the executor (the worker).
+    #[default]
+    Queue,
+    /// Completed through the dry-run port in the unit of work that queued
+    /// them: the outbox row is written `done` and the history says what
+    /// would have been done (`replay`).
+    DryRunInline,
+}
+
+/// How an engine works.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineOptions {
+    /// Keep live meetings in memory between units of work and commit in the
+    /// background. Only for an engine that is its store's only writer.
+    pub resident: bool,
+    pub effects: EffectMode,
+}
+
+impl EngineOptions {
+    /// How `replay` runs: resident, dry-run effects completed inline.
+    pub fn replay() -> Self {
+        EngineOptions { resident: true, effects: EffectMode::DryRunInline }
+    }
+}
+
+/// One input line's worth of work for [`Engine::apply`]: a decoded record or a
+/// dead letter, and where it came from (`file:line`, `shard/sequence`).
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub item: Item,
+    pub origin: String,
+}
+
+/// The outcome of an operator command.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandResult {
+    pub meeting_id: MeetingId,
+    pub outcome: Outcome,
+    pub state: State,
+    #[serde(serialize_with = "notes_as_text")]
+    pub notes: Vec<Note>,
+}
+
+fn notes_as_text<S: serde::Serializer>(notes: &[Note], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(notes.iter().map(|n| n.to_string()))
+}
+
+/// The durable meeting engine: a store, a policy and a clock.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    policy: Policy,
+    clock: Arc<dyn Clock>,
+    options: EngineOptions,
+    timers_changed: Notify,
+    effects_queued: Arc<Notify>,
+    gate: OnceLock<Arc<StreamGate>>,
+    /// The latest record event time applied (live mode), persisted.
+    event_clock: AtomicI64,
+    /// The timer loop re-reads the clock at least this often, so a step of the
+    /// wall clock (NTP, a VM resumed) is noticed even in a long sleep.
+    clock_check_ms: AtomicU64,
+    /// A resident engine's memory between units of work; it also makes units of work take turns.
+    resident: Mutex<Cache>,
+    /// A resident engine's commit still running.
+    inflight: Mutex<Option<tokio::task::JoinHandle<Result<(), StoreError>>>>,
+}
+
+impl Engine {
+    /// An engine over `store`. Use [`Engine::start`] to resume the clocks stored there.
+    pub fn new(store: Arc<dyn Store>, policy: Policy, clock: Arc<dyn Clock>, options: EngineOptions) -> Engine {
+        Engine {
+            store,
+            policy,
+            clock,
+            options,
+            timers_changed: Notify::new(),
+            effects_queued: Arc::new(Notify::new()),
+            gate: OnceLock::new(),
+            event_clock: AtomicI64::new(i64::MIN),
+            clock_check_ms: AtomicU64::new(30_000),
+            resident: Mutex::new(Cache::default()),
+            inflight: Mutex::new(None),
+        }
+    }
+
+    /// [`Engine::new`], resuming the event clock the store holds.
+    ///
+    /// # Errors
+    ///
+    /// The store cannot be read.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+        options: EngineOptions,
+    ) -> Result<Engine, EngineError> {
+        let clocks = store.clocks().await?;
+        let engine = Engine::new(store, policy, clock, options);
+        if let Some(t) = clocks.event_clock {
+            engine.event_clock.store(t.as_micros(), Ordering::SeqCst);
+        }
+        Ok(engine)
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn options(&self) -> EngineOptions {
+        self.options
+    }
+
+    /// How often the timer loop re-reads the clock while sleeping (default 30 s).
+    pub fn set_clock_check(&self, every: Duration) {
+        self.clock_check_ms.store(every.as_millis().max(1) as u64, Ordering::Relaxed);
+    }
+
+    /// Attach a stream gate (the worker does, for its stream reader): the
+    /// timer loop then fires only timers the stream has been read past.
+    pub fn set_gate(&self, gate: Arc<StreamGate>) {
+        let _ = self.gate.set(gate);
+    }
+
+    /// The stream has been read through `t`: let the timer loop fire what is due by then.
+    pub fn advance_gate(&self, t: Timestamp) {
+        if let Some(g) = self.gate.get() {
+            if g.advance(t) {
+                self.timers_changed.notify_one();
+            }
+        }
+    }
+
+    /// The instant up to which timers may fire at `now`.
+    fn limit_at(&self, now: Timestamp) -> Timestamp {
+        match self.gate.get() {
+            Some(g) if !self.clock.is_virtual() => g.limit(now),
+            _ => now,
+        }
+    }
+
+    /// Notified after a commit that queued effects (the executor waits on it).
+    pub fn effects_notify(&self) -> Arc<Notify> {
+        self.effects_queued.clone()
+    }
+
+    /// Wake the timer loop (e.g. another process armed a timer).
+    pub fn wake_timers(&self) {
+        self.timers_changed.notify_one();
+    }
+
+    /// Apply a batch of records (and dead letters) in one unit of work, in
+    /// order, firing due timers before each record as the spec orders them.
+    ///
+    /// # Errors
+    ///
+    /// A store failure; nothing of the batch is then committed.
+    pub async fn apply(&self, items: Vec<Incoming>) -> Result<Report, EngineError> {
+        self.apply_with_checkpoint(items, None).await
+    }
+
+    /// [`Engine::apply`], also writing a stream checkpoint in the same unit of
+    /// work (the position these records bring their shard to).
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::apply`].
+    pub async fn apply_with_checkpoint(
+        &self,
+        items: Vec<Incoming>,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<Report, EngineError> {
+        let mut w = Work::begin(self).await?;
+        w.set_checkpoint(checkpoint);
+        w.apply(items).await?;
+        w.commit().await
+    }
+
+    /// Fire timers due at or before the clock's now (held by the stream gate,
+    /// if any), at most `limit` in one unit of work. Returns the report and
+    /// whether more are due.
+    ///
+    /// # Errors
+    ///
+    /// A store failure; nothing is then committed.
+    pub async fn fire_due(&self, limit: usize) -> Result<(Report, bool), EngineError> {
+        let mut w = Work::begin(self).await?;
+        let target = self.limit_at(self.clock.now());
+        let more = w.fire_through(target, limit).await?;
+        Ok((w.commit().await?, more))
+    }
+
+    /// Virtual time: run the clock on, firing every timer due at or before
+    /// `until` (all of them with `Timestamp::MAX`), in units of work.
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    pub async fn run_until(&self, until: Timestamp) -> Result<Report, EngineError> {
+        let per_unit = if self.options.resident { RESIDENT_FIRES_PER_UNIT } else { FIRES_PER_UNIT };
+        let mut total = Report::default();
+        loop {
+            let mut w = Work::begin(self).await?;
+            let more = w.fire_through(until, per_unit).await?;
+            total.merge(&w.commit().await?);
+            if !more {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Apply an operator command to one meeting, after firing what is due.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownMeeting`] for `terminate` on a meeting that does
+    /// not exist; a store failure.
+    pub async fn command(&self, id: &MeetingId, cmd: Command) -> Result<CommandResult, EngineError> {
+        let mut w = Work::begin(self).await?;
+        let result = w.command(id, cmd).await;
+        match result {
+            Ok(r) => {
+                w.commit().await?;
+                Ok(r)
+            }
+            Err(e) => {
+                w.abandon().await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Wait for a resident engine's commits to land.
+    ///
+    /// # Errors
+    ///
+    /// The last commit failed.
+    pub async fn flush(&self) -> Result<(), EngineError> {
+        let _cache = self.resident.lock().await;
+        let task = self.inflight.lock().await.take();
+        match task {
+            Some(t) => Ok(t.await.map_err(|e| EngineError::Commit(e.to_string()))??),
+            None => Ok(()),
+        }
+    }
+
+    /// The timer loop's batch size.
+    pub(crate) fn fires_per_unit(&self) -> usize {
+        FIRES_PER_UNIT
+    }
+}

@@ -1,0 +1,59 @@
+//! What units of work did, counted.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::meeting::Reason;
+
+/// What one or more units of work did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// Records applied (including duplicates and records ignored after termination).
+    pub records: u64,
+    pub duplicates: u64,
+    /// Records for meetings already terminated.
+    pub ignored: u64,
+    pub created: u64,
+    /// Dead letters by kind.
+    pub dead_letters: BTreeMap<String, u64>,
+    pub timers_fired: u64,
+    pub terminated: BTreeMap<Reason, u64>,
+    /// Outbox rows queued for the executor.
+    pub effects_queued: u64,
+    /// Outbox rows completed in the unit of work that queued them (dry run).
+    pub effects_completed: u64,
+    /// Largest timer lateness seen (fire instant − due), microseconds.
+    pub max_lateness_us: i64,
+    /// Units of work committed.
+    pub commits: u64,
+    /// Time spent waiting for the store (loads, timer pages, commits).
+    #[serde(skip)]
+    pub store_time: Duration,
+}
+
+impl Report {
+    pub fn merge(&mut self, o: &Report) {
+        self.records += o.records;
+        self.duplicates += o.duplicates;
+        self.ignored += o.ignored;
+        self.created += o.created;
+        for (k, v) in &o.dead_letters {
+            *self.dead_letters.entry(k.clone()).or_default() += v;
+        }
+        self.timers_fired += o.timers_fired;
+        for (k, v) in &o.terminated {
+            *self.terminated.entry(*k).or_default() += v;
+        }
+        self.effects_queued += o.effects_queued;
+        self.effects_completed += o.effects_completed;
+        self.max_lateness_us = self.max_lateness_us.max(o.max_lateness_us);
+        self.commits += o.commits;
+        self.store_time += o.store_time;
+    }
+
+    pub fn dead_letter_total(&self) -> u64 {
+        self.dead_letters.values().sum()
+    }
+}

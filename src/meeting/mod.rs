@@ -1,0 +1,34 @@
+//! The meeting model — pure and synchronous: nothing async, no storage, no AWS.
+//!
+//! * [`ids`](MeetingId) — [`MeetingId`] and [`InstanceId`], validated on construction.
+//! * model — [`State`], [`Reason`], [`TimerKind`], [`Facts`], [`Timers`], [`Meeting`]
+//!   and the fire order of timers ([`TimerKey`]).
+//! * input — what the machine reads: a decoded stream record ([`Change`]), a
+//!   timer fire, an operator [`Command`].
+//! * [`transition`] — the rules of `spec/meeting-workflow.md`: one input in, a
+//!   [`Step`] out (the new meeting, [`Effect`]s and timer changes as data, and
+//!   the history [`Note`]s).
+//! * [`history`] — the story of a meeting: [`Entry`], [`Cause`], [`Outcome`], [`Note`].
+//! * [`policy`] — the policy file (`workflows/meeting.toml`) and its validation.
+//! * [`record`] — DynamoDB stream records (Lambda shape) → [`Change`], or a
+//!   dead letter with its reason.
+
+mod effect;
+pub mod history;
+mod ids;
+mod input;
+mod model;
+mod named;
+pub mod policy;
+pub mod record;
+mod transition;
+
+pub use effect::{Effect, EffectKind};
+pub use history::{Cause, CauseKind, Entry, Note, Outcome};
+pub use ids::{BadInstanceId, EmptyMeetingId, InstanceId, MeetingId};
+pub use input::{Change, Command, CommandKind, Image, Input, InstanceSource, Rejection, SeenInstance};
+pub use model::{Ended, EventName, Facts, Meeting, Reason, State, TimerKey, TimerKind, Timers};
+pub use named::UnknownName;
+pub(crate) use named::names;
+pub use policy::{Mode, Policy, PolicyError};
+pub use transition::{admits, transition, Step, TimerChange};

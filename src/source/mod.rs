@@ -1,0 +1,11 @@
+//! Where records come from.
+//!
+//! * [`feed`] — record files, line by line, in batches (`replay`, `ingest`).
+//! * [`stream`] — the DynamoDB Streams reader behind the
+//!   [`StreamSource`](stream::StreamSource) port: shard lineage, checkpoints
+//!   in the records' unit of work, iterator expiry, trimmed data, backoff.
+//! * [`replay`] — the engine on a virtual clock over a file.
+
+pub mod feed;
+pub mod replay;
+pub mod stream;

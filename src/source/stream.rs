@@ -1,0 +1,508 @@
+//! The DynamoDB Streams reader: shards, lineage, checkpoints.
+//!
+//! The reader lists the stream's shards (all pages), reads a parent shard to
+//! its end before its children, and hands each page of records to the engine
+//! together with the shard's checkpoint, so the records and the position they
+//! bring the shard to commit in one transaction: a crash re-reads at most the
+//! page in flight, and its records are dropped as duplicates by `eventID`.
+//!
+//! It resumes with `AFTER_SEQUENCE_NUMBER`, starts new shards at
+//! `TRIM_HORIZON` (or, on a stream it has never read, at `LATEST` if asked),
+//! re-acquires expired iterators, survives trimmed data (logged loudly,
+//! recorded as a gap, reading continues from the oldest record available),
+//! polls an idle stream about four times a second (as Lambda does) and backs
+//! off when throttled.
+//!
+//! The AWS SDK sits behind [`StreamSource`], so shard splits, expired
+//! iterators and trimmed data — which the local endpoint cannot produce — are
+//! tested against a scripted source.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::engine::{Engine, EngineError, Incoming};
+use crate::meeting::names;
+use crate::meeting::record::decode_value;
+use crate::store::{Checkpoint, Gap, StoreError};
+use crate::time::Timestamp;
+use crate::BoxFuture;
+
+/// A shard as the stream describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardInfo {
+    pub shard_id: String,
+    pub parent_shard_id: Option<String>,
+}
+
+/// Where to start reading a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    TrimHorizon,
+    Latest,
+    After(String),
+}
+
+/// One `GetRecords` page: records in the Lambda JSON shape with their sequence numbers.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub records: Vec<(Value, String)>,
+    /// `None` when the shard is closed and fully read.
+    pub next_iterator: Option<String>,
+}
+
+/// A stream call that failed, classified for the reader.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    #[error("shard iterator expired")]
+    ExpiredIterator,
+    #[error("trimmed data: {0}")]
+    Trimmed(String),
+    #[error("throttled: {0}")]
+    Throttled(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// One `DescribeStream` page: shards, and the last shard id when more follow.
+pub type ShardPage = (Vec<ShardInfo>, Option<String>);
+
+/// The DynamoDB Streams API, as much of it as the reader uses.
+pub trait StreamSource: Send + Sync + 'static {
+    /// One page of `DescribeStream`: shards after `start_after`, and the last
+    /// shard id when more pages follow.
+    fn describe<'a>(
+        &'a self,
+        stream_arn: &'a str,
+        start_after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ShardPage, StreamError>>;
+
+    fn iterator<'a>(
+        &'a self,
+        stream_arn: &'a str,
+        shard_id: &'a str,
+        position: &'a Position,
+    ) -> BoxFuture<'a, Result<String, StreamError>>;
+
+    fn records<'a>(&'a self, iterator: &'a str, limit: i32) -> BoxFuture<'a, Result<Page, StreamError>>;
+}
+
+names! {
+    /// Where a reader starts on a stream it has never read.
+    pub Start ("stream start") {
+        /// The oldest record the stream keeps (24 h).
+        TrimHorizon = "trim-horizon",
+        /// Only records written from now on.
+        Latest = "latest",
+    }
+}
+
+impl Default for Start {
+    fn default() -> Self {
+        Start::TrimHorizon
+    }
+}
+
+/// Reader settings.
+#[derive(Debug, Clone)]
+pub struct ReaderOptions {
+    pub start: Start,
+    /// Pause after a round in which no shard had records (Lambda polls ~4/s).
+    pub idle_delay: Duration,
+    /// Longest pause when throttled or failing.
+    pub max_backoff: Duration,
+    /// How often the shard list is refreshed (new shards after a split).
+    pub refresh_every: Duration,
+    /// `GetRecords` limit.
+    pub page_limit: i32,
+}
+
+impl Default for ReaderOptions {
+    fn default() -> Self {
+        ReaderOptions {
+            start: Start::TrimHorizon,
+            idle_delay: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(10),
+            refresh_every: Duration::from_secs(30),
+            page_limit: 1000,
+        }
+    }
+}
+
+/// A reader failure that stops the worker.
+#[derive(Debug, thiserror::Error)]
+pub enum ReaderError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stream {0}: {1}")]
+    Stream(String, StreamError),
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    parent: Option<String>,
+    iterator: Option<String>,
+    closed: bool,
+    sequence: Option<String>,
+    /// Where to (re)start when no checkpoint exists.
+    start: Option<Position>,
+    caught_up: bool,
+    last_heartbeat: Option<std::time::Instant>,
+    listed: bool,
+    /// This round: read through this event time (`None`: not read this round).
+    progress: Option<Timestamp>,
+}
+
+/// What one reading round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    pub records: u64,
+    pub pages: u64,
+    pub throttled: u64,
+    pub expired: u64,
+    pub trimmed: u64,
+    pub closed: u64,
+}
+
+/// Reads one stream into the engine.
+pub struct StreamReader {
+    source: Arc<dyn StreamSource>,
+    engine: Arc<Engine>,
+    arn: String,
+    options: ReaderOptions,
+    shards: BTreeMap<String, Shard>,
+    last_refresh: Option<std::time::Instant>,
+    backoff: Duration,
+    fresh_stream: bool,
+}
+
+impl StreamReader {
+    /// A reader that resumes from the checkpoints stored for `stream_arn`.
+    pub async fn new(
+        source: Arc<dyn StreamSource>,
+        engine: Arc<Engine>,
+        stream_arn: String,
+        options: ReaderOptions,
+    ) -> Result<Self, ReaderError> {
+        let stored = engine.store().checkpoints(Some(&stream_arn)).await?;
+        let fresh_stream = stored.is_empty();
+        let mut shards = BTreeMap::new();
+        for c in stored {
+            shards.insert(
+                c.shard_id.clone(),
+                Shard {
+                    parent: c.parent_shard_id,
+                    closed: c.closed,
+                    sequence: c.sequence_number,
+                    caught_up: c.caught_up,
+                    ..Shard::default()
+                },
+            );
+        }
+        Ok(StreamReader {
+            source,
+            engine,
+            arn: stream_arn,
+            options,
+            shards,
+            last_refresh: None,
+            backoff: Duration::ZERO,
+            fresh_stream,
+        })
+    }
+
+    pub fn stream_arn(&self) -> &str {
+        &self.arn
+    }
+
+    /// List every shard (all pages) and learn new ones.
+    async fn refresh(&mut self) -> Result<(), ReaderError> {
+        let mut after: Option<String> = None;
+        let mut listed = Vec::new();
+        loop {
+            let (page, last) = self
+                .source
+                .describe(&self.arn, after.as_deref())
+                .await
+                .map_err(|e| ReaderError::Stream(self.arn.clone(), e))?;
+            listed.extend(page);
+            match last {
+                Some(l) if after.as_deref() != Some(l.as_str()) => after = Some(l),
+                _ => break,
+            }
+        }
+        for s in self.shards.values_mut() {
+            s.listed = false;
+        }
+        for info in listed {
+            let start = if self.fresh_stream && self.options.start == Start::Latest {
+                Position::Latest
+            } else {
+                Position::TrimHorizon
+            };
+            let shard = self.shards.entry(info.shard_id.clone()).or_insert_with(|| Shard {
+                parent: info.parent_shard_id.clone(),
+                start: Some(start),
+                ..Shard::default()
+            });
+            shard.listed = true;
+            if shard.parent.is_none() {
+                shard.parent = info.parent_shard_id;
+            }
+        }
+        self.fresh_stream = false;
+        self.last_refresh = Some(std::time::Instant::now());
+        Ok(())
+    }
+
+    /// Shards that may be read now: open, and whose parent is fully read
+    /// (or gone from the stream), parents first.
+    fn readable(&self) -> Vec<String> {
+        self.shards
+            .iter()
+            .filter(|(_, s)| !s.closed)
+            .filter(|(_, s)| match &s.parent {
+                None => true,
+                Some(p) => self.shards.get(p).is_none_or(|parent| parent.closed || !parent.listed),
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Read one page from every readable shard.
+    pub async fn round(&mut self) -> Result<RoundReport, ReaderError> {
+        let mut report = RoundReport::default();
+        let due = self.last_refresh.is_none_or(|t| t.elapsed() >= self.options.refresh_every);
+        if due || self.readable().is_empty() {
+            match self.refresh().await {
+                Ok(()) => {}
+                Err(ReaderError::Stream(_, e)) if !matches!(e, StreamError::Fatal(_) | StreamError::NotFound(_)) => {
+                    self.transient(e, &mut report).await?;
+                    return Ok(report);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let round_start = self.engine.clock().now();
+        for s in self.shards.values_mut() {
+            s.progress = None;
+        }
+        for shard_id in self.readable() {
+            self.read_shard(&shard_id, round_start, &mut report).await?;
+        }
+        // Every open shard read this round? Then the stream is read through the
+        // least of their progress: timers due before that may fire.
+        let through = self
+            .shards
+            .values()
+            .filter(|s| !s.closed && s.listed)
+            .map(|s| s.progress)
+            .try_fold(round_start, |acc, p| p.map(|p| acc.min(p)));
+        if let Some(t) = through {
+            self.engine.advance_gate(t);
+        }
+        Ok(report)
+    }
+
+    async fn read_shard(
+        &mut self,
+        shard_id: &str,
+        round_start: Timestamp,
+        report: &mut RoundReport,
+    ) -> Result<(), ReaderError> {
+        let arn = self.arn.clone();
+        let iterator = match self.shards[shard_id].iterator.clone() {
+            Some(it) => it,
+            None => {
+                let s = &self.shards[shard_id];
+                let position = match (&s.sequence, &s.start) {
+                    (Some(seq), _) => Position::After(seq.clone()),
+                    (None, Some(p)) => p.clone(),
+                    (None, None) => Position::TrimHorizon,
+                };
+                match self.source.iterator(&arn, shard_id, &position).await {
+                    Ok(it) => it,
+                    Err(StreamError::Trimmed(why)) => {
+                        self.gap(shard_id, &format!("checkpoint {position:?} is older than the stream keeps ({why})"))
+                            .await?;
+                        report.trimmed += 1;
+                        let s = self.shards.get_mut(shard_id).expect("known shard");
+                        s.sequence = None;
+                        s.start = Some(Position::TrimHorizon);
+                        return Ok(());
+                    }
+                    Err(StreamError::NotFound(why)) => {
+                        tracing::warn!(shard = shard_id, "shard no longer exists ({why}); treating it as read");
+                        self.close(shard_id).await?;
+                        return Ok(());
+                    }
+                    Err(e) => return self.transient(e, report).await,
+                }
+            }
+        };
+        match self.source.records(&iterator, self.options.page_limit).await {
+            Ok(page) => {
+                if !page.records.is_empty() {
+                    crate::failpoint::hit("stream-after-fetch");
+                }
+                self.backoff = Duration::ZERO;
+                report.pages += 1;
+                self.apply_page(shard_id, page, round_start, report).await
+            }
+            Err(StreamError::ExpiredIterator) => {
+                tracing::info!(shard = shard_id, "shard iterator expired; re-acquiring from the checkpoint");
+                report.expired += 1;
+                self.shards.get_mut(shard_id).expect("known shard").iterator = None;
+                Ok(())
+            }
+            Err(StreamError::Trimmed(why)) => {
+                self.gap(shard_id, &why).await?;
+                report.trimmed += 1;
+                let s = self.shards.get_mut(shard_id).expect("known shard");
+                s.iterator = None;
+                s.sequence = None;
+                s.start = Some(Position::TrimHorizon);
+                Ok(())
+            }
+            Err(e) => {
+                self.shards.get_mut(shard_id).expect("known shard").iterator = None;
+                self.transient(e, report).await
+            }
+        }
+    }
+
+    async fn apply_page(
+        &mut self,
+        shard_id: &str,
+        page: Page,
+        round_start: Timestamp,
+        report: &mut RoundReport,
+    ) -> Result<(), ReaderError> {
+        let closed = page.next_iterator.is_none();
+        let last_seq = page.records.last().map(|(_, seq)| seq.clone());
+        let n = page.records.len() as u64;
+        let mut last_event = None;
+        let mut items = Vec::with_capacity(page.records.len());
+        for (value, seq) in &page.records {
+            if let Some(t) =
+                value["dynamodb"]["ApproximateCreationDateTime"].as_f64().and_then(Timestamp::from_epoch_seconds)
+            {
+                last_event = Some(t);
+            }
+            let raw = serde_json::to_vec(value).unwrap_or_default();
+            items.push(Incoming { item: decode_value(value, raw), origin: format!("{shard_id}/{seq}") });
+        }
+        let s = self.shards.get_mut(shard_id).expect("known shard");
+        s.iterator = page.next_iterator;
+        // An empty page: everything written before this round began is read.
+        s.progress = if n == 0 { Some(round_start) } else { last_event.or(Some(Timestamp::MIN)) };
+        let heartbeat_due = s.last_heartbeat.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+        let newly_caught_up = n == 0 && !s.caught_up;
+        if n == 0 && !closed && !newly_caught_up && !heartbeat_due {
+            return Ok(()); // an idle poll: nothing to record
+        }
+        s.caught_up = n == 0;
+        s.last_heartbeat = Some(std::time::Instant::now());
+        if let Some(seq) = &last_seq {
+            s.sequence = Some(seq.clone());
+        }
+        if closed {
+            s.closed = true;
+            report.closed += 1;
+            tracing::info!(shard = shard_id, "shard closed and fully read");
+        }
+        let checkpoint = Checkpoint {
+            stream_arn: self.arn.clone(),
+            shard_id: shard_id.to_string(),
+            parent_shard_id: s.parent.clone(),
+            sequence_number: last_seq,
+            closed,
+            records: n,
+            last_event_at: last_event,
+            caught_up: n == 0,
+            at: self.engine.clock().now(),
+        };
+        report.records += n;
+        self.engine.apply_with_checkpoint(items, Some(checkpoint)).await?;
+        Ok(())
+    }
+
+    async fn close(&mut self, shard_id: &str) -> Result<(), ReaderError> {
+        let s = self.shards.get_mut(shard_id).expect("known shard");
+        s.closed = true;
+        let checkpoint = Checkpoint {
+            stream_arn: self.arn.clone(),
+            shard_id: shard_id.to_string(),
+            parent_shard_id: s.parent.clone(),
+            sequence_number: None,
+            closed: true,
+            records: 0,
+            last_event_at: None,
+            caught_up: true,
+            at: self.engine.clock().now(),
+        };
+        self.engine.apply_with_checkpoint(Vec::new(), Some(checkpoint)).await?;
+        Ok(())
+    }
+
+    /// Trimmed data: say it loudly, keep a record, go on from the oldest record.
+    async fn gap(&mut self, shard_id: &str, detail: &str) -> Result<(), ReaderError> {
+        tracing::error!(
+            stream = %self.arn,
+            shard = shard_id,
+            "DATA LOSS: stream records were trimmed before spindown read them ({detail}); continuing from the oldest available record"
+        );
+        let gap = Gap {
+            stream_arn: self.arn.clone(),
+            shard_id: shard_id.to_string(),
+            at: self.engine.clock().now(),
+            detail: detail.to_string(),
+        };
+        self.engine.store().record_gap(&gap).await?;
+        Ok(())
+    }
+
+    async fn transient(&mut self, e: StreamError, report: &mut RoundReport) -> Result<(), ReaderError> {
+        if let StreamError::Fatal(_) = e {
+            return Err(ReaderError::Stream(self.arn.clone(), e));
+        }
+        if let StreamError::Throttled(_) = e {
+            report.throttled += 1;
+        }
+        self.backoff = (self.backoff * 2).clamp(Duration::from_millis(200), self.options.max_backoff);
+        tracing::warn!(error = %e, backoff = ?self.backoff, "stream call failed; backing off");
+        Ok(())
+    }
+
+    /// Read until `shutdown`: rounds back to back while records flow, a short
+    /// idle pause otherwise, longer after failures. A round is never cut
+    /// short: shutdown is honoured between rounds, after their commits.
+    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), ReaderError> {
+        tokio::pin!(shutdown);
+        loop {
+            let round = self.round().await?;
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => return Ok(()),
+                _ = std::future::ready(()) => {}
+            }
+            let idle = if round.records == 0 { self.options.idle_delay } else { Duration::ZERO };
+            let pause = idle.max(self.backoff);
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = &mut shutdown => return Ok(()),
+                }
+            }
+        }
+    }
+}

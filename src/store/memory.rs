@@ -1,0 +1,385 @@
+//! A backend with no database at all: everything in maps behind one lock.
+//!
+//! For tests and in-memory runs. A unit of work holds the lock from `begin`
+//! to `commit` (as SQLite's write lock), so units of work take turns and a
+//! commit is all or nothing. A [`MemoryStore`] handle can be cloned; the
+//! clones share one state, as two processes share one database file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::{
+    Changes, Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, EffectStatus,
+    Gap, HistoryRecord, MeetingFilter, Page, Requeue, Store, StoreError, StoredMeeting, TimerFilter, UnitOfWork,
+};
+use crate::meeting::{MeetingId, Reason, State, TimerKey};
+use crate::time::Timestamp;
+
+#[derive(Default)]
+struct Data {
+    meetings: BTreeMap<MeetingId, StoredMeeting>,
+    /// Each meeting's first pending timer, in fire order.
+    due: BTreeSet<TimerKey>,
+    history: BTreeMap<MeetingId, Vec<HistoryRecord>>,
+    next_seq: i64,
+    outbox: BTreeMap<i64, (EffectRow, Option<(String, Timestamp)>)>,
+    keys: BTreeSet<String>,
+    dead: Vec<DeadLetterRow>,
+    checkpoints: BTreeMap<(String, String), Checkpoint>,
+    gaps: Vec<Gap>,
+    clocks: Clocks,
+}
+
+/// The in-memory backend.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<Data>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn first_timer(m: &StoredMeeting) -> Option<TimerKey> {
+    m.meeting.timers.next().map(|(kind, due)| TimerKey::new(m.meeting.id.clone(), kind, due))
+}
+
+fn due_after(s: &Data, after: Option<&TimerKey>, upto: Timestamp, limit: usize) -> Vec<TimerKey> {
+    let iter: Box<dyn Iterator<Item = &TimerKey>> = match after {
+        Some(a) => Box::new(s.due.range((std::ops::Bound::Excluded(a.clone()), std::ops::Bound::Unbounded))),
+        None => Box::new(s.due.iter()),
+    };
+    iter.take_while(|k| k.due <= upto).take(limit).cloned().collect()
+}
+
+fn max_opt(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn append_history(s: &mut Data, id: &MeetingId, entries: Vec<crate::meeting::Entry>) {
+    if entries.is_empty() {
+        return;
+    }
+    s.next_seq += 1;
+    let seq = s.next_seq;
+    s.history.entry(id.clone()).or_default().extend(entries.into_iter().map(|entry| HistoryRecord { seq, entry }));
+}
+
+fn apply(s: &mut Data, changes: Changes) -> Result<(), StoreError> {
+    // Check every fence first: all or nothing.
+    for w in &changes.meetings {
+        let stored = s.meetings.get(&w.stored.meeting.id).map(|m| m.meeting.version);
+        if stored != w.loaded_version {
+            return Err(StoreError::Conflict(w.stored.meeting.id.to_string()));
+        }
+    }
+    for w in changes.meetings {
+        let id = w.stored.meeting.id.clone();
+        if let Some(old) = s.meetings.get(&id).and_then(first_timer) {
+            s.due.remove(&old);
+        }
+        if let Some(new) = first_timer(&w.stored) {
+            s.due.insert(new);
+        }
+        s.meetings.insert(id, w.stored);
+    }
+    for h in changes.history {
+        append_history(s, &h.meeting_id, h.entries);
+    }
+    for e in changes.effects {
+        if !s.keys.insert(e.key.clone()) {
+            continue;
+        }
+        let id = s.outbox.keys().next_back().map_or(1, |k| k + 1);
+        let (done, status, attempts) =
+            if e.completed { (e.parts.len(), EffectStatus::Done, 1) } else { (0, EffectStatus::Pending, 0) };
+        let row = EffectRow {
+            id,
+            key: e.key,
+            meeting_id: e.meeting_id,
+            parts: e.parts,
+            done,
+            status,
+            attempts,
+            next_attempt_at: e.at,
+            last_error: None,
+            created_at: e.at,
+            updated_at: e.at,
+        };
+        s.outbox.insert(id, (row, None));
+    }
+    for d in changes.dead_letters {
+        let id = s.dead.len() as i64 + 1;
+        s.dead.push(DeadLetterRow {
+            id,
+            at: d.at,
+            origin: d.origin,
+            kind: d.kind.to_string(),
+            reason: d.reason,
+            event_id: d.event_id,
+            raw: d.raw,
+        });
+    }
+    if let Some(c) = changes.checkpoint {
+        let key = (c.stream_arn.clone(), c.shard_id.clone());
+        match s.checkpoints.get_mut(&key) {
+            Some(old) => {
+                old.parent_shard_id = c.parent_shard_id.or(old.parent_shard_id.take());
+                old.sequence_number = c.sequence_number.or(old.sequence_number.take());
+                old.closed |= c.closed;
+                old.records += c.records;
+                old.last_event_at = c.last_event_at.or(old.last_event_at);
+                old.caught_up = c.caught_up;
+                old.at = c.at;
+            }
+            None => {
+                s.checkpoints.insert(key, c);
+            }
+        }
+    }
+    s.clocks.last_instant = max_opt(s.clocks.last_instant, changes.clocks.last_instant);
+    s.clocks.event_clock = max_opt(s.clocks.event_clock, changes.clocks.event_clock);
+    Ok(())
+}
+
+struct MemoryUnitOfWork {
+    state: OwnedMutexGuard<Data>,
+}
+
+#[async_trait]
+impl UnitOfWork for MemoryUnitOfWork {
+    async fn load(&mut self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
+        Ok(ids.iter().filter_map(|id| self.state.meetings.get(id).cloned()).collect())
+    }
+
+    async fn due(
+        &mut self,
+        after: Option<&TimerKey>,
+        upto: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<TimerKey>, StoreError> {
+        Ok(due_after(&self.state, after, upto, limit))
+    }
+
+    async fn commit(mut self: Box<Self>, changes: Changes) -> Result<(), StoreError> {
+        apply(&mut self.state, changes)
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+fn grouped<K: Ord + Copy>(items: impl Iterator<Item = K>) -> Vec<(K, i64)> {
+    let mut m = BTreeMap::new();
+    for k in items {
+        *m.entry(k).or_insert(0) += 1;
+    }
+    m.into_iter().collect()
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+
+    async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StoreError> {
+        Ok(Box::new(MemoryUnitOfWork { state: self.state.clone().lock_owned().await }))
+    }
+
+    async fn load(&self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
+        let s = self.state.lock().await;
+        Ok(ids.iter().filter_map(|id| s.meetings.get(id).cloned()).collect())
+    }
+
+    async fn due(
+        &self,
+        after: Option<&TimerKey>,
+        upto: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<TimerKey>, StoreError> {
+        Ok(due_after(&*self.state.lock().await, after, upto, limit))
+    }
+
+    async fn clocks(&self) -> Result<Clocks, StoreError> {
+        Ok(self.state.lock().await.clocks)
+    }
+
+    async fn meeting(&self, id: &MeetingId) -> Result<Option<StoredMeeting>, StoreError> {
+        Ok(self.state.lock().await.meetings.get(id).cloned())
+    }
+
+    async fn meetings(&self, f: &MeetingFilter) -> Result<Vec<StoredMeeting>, StoreError> {
+        let s = self.state.lock().await;
+        let from = match &f.after {
+            Some(a) => std::ops::Bound::Excluded(a.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(s.meetings
+            .range((from, std::ops::Bound::Unbounded))
+            .map(|(_, m)| m)
+            .filter(|m| f.state.is_none_or(|st| m.meeting.state == st))
+            .filter(|m| f.reason.is_none_or(|r| m.meeting.ended.map(|e| e.reason) == Some(r)))
+            .take(f.limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
+    }
+
+    async fn history(&self, id: &MeetingId) -> Result<Vec<HistoryRecord>, StoreError> {
+        Ok(self.state.lock().await.history.get(id).cloned().unwrap_or_default())
+    }
+
+    async fn timers(&self, f: &TimerFilter) -> Result<Vec<TimerKey>, StoreError> {
+        let s = self.state.lock().await;
+        let mut all: Vec<TimerKey> = s
+            .meetings
+            .values()
+            .filter(|m| f.meeting.as_ref().is_none_or(|id| *id == m.meeting.id))
+            .flat_map(|m| m.meeting.timers.pending().map(|(k, d)| TimerKey::new(m.meeting.id.clone(), k, d)))
+            .collect();
+        all.sort();
+        all.truncate(f.limit);
+        Ok(all)
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.state.lock().await.due.first().map(|k| k.due))
+    }
+
+    async fn effects(&self, f: &EffectFilter) -> Result<Vec<EffectRow>, StoreError> {
+        let s = self.state.lock().await;
+        Ok(s.outbox
+            .values()
+            .map(|(row, _)| row)
+            .filter(|r| f.meeting.as_ref().is_none_or(|m| *m == r.meeting_id))
+            .filter(|r| f.status.is_none_or(|st| r.status == st))
+            .filter(|r| f.id.is_none_or(|id| r.id == id))
+            .cloned()
+            .collect())
+    }
+
+    async fn dead_letters(&self, page: &Page) -> Result<Vec<DeadLetterRow>, StoreError> {
+        let s = self.state.lock().await;
+        Ok(s.dead.iter().filter(|d| d.id > page.after.unwrap_or(0)).take(page.limit).cloned().collect())
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        let s = self.state.lock().await;
+        let ms = s.meetings.values().map(|m| &m.meeting);
+        let dead: BTreeMap<String, i64> = s.dead.iter().fold(BTreeMap::new(), |mut acc, d| {
+            *acc.entry(d.kind.clone()).or_insert(0) += 1;
+            acc
+        });
+        Ok(Counts {
+            meetings: s.meetings.len() as i64,
+            meetings_by_state: grouped::<State>(ms.clone().map(|m| m.state)),
+            terminated_by_reason: grouped::<Reason>(ms.clone().filter_map(|m| m.ended.map(|e| e.reason))),
+            timers_pending: ms.clone().map(|m| m.timers.pending().count() as i64).sum(),
+            next_timer_due: s.due.first().map(|k| k.due),
+            effects_by_status: grouped::<EffectStatus>(s.outbox.values().map(|(r, _)| r.status)),
+            dead_letters: s.dead.len() as i64,
+            dead_letters_by_kind: dead.into_iter().collect(),
+        })
+    }
+
+    async fn checkpoints(&self, stream_arn: Option<&str>) -> Result<Vec<Checkpoint>, StoreError> {
+        let s = self.state.lock().await;
+        Ok(s.checkpoints.values().filter(|c| stream_arn.is_none_or(|a| c.stream_arn == a)).cloned().collect())
+    }
+
+    async fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
+        Ok(self.state.lock().await.gaps.clone())
+    }
+
+    async fn claim_effects(&self, claim: &Claim) -> Result<Vec<EffectRow>, StoreError> {
+        let mut s = self.state.lock().await;
+        let mut due: Vec<&mut (EffectRow, Option<(String, Timestamp)>)> = s
+            .outbox
+            .values_mut()
+            .filter(|(r, _)| r.status == EffectStatus::Pending && r.next_attempt_at <= claim.now)
+            .collect();
+        due.sort_by_key(|(r, _)| (r.next_attempt_at, r.id));
+        Ok(due
+            .into_iter()
+            .take(claim.limit)
+            .map(|(r, lease)| {
+                *lease = Some((claim.owner.clone(), claim.until));
+                r.clone()
+            })
+            .collect())
+    }
+
+    async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError> {
+        let mut s = self.state.lock().await;
+        for o in outcomes {
+            let Some((row, lease)) = s.outbox.get_mut(&o.id) else { continue };
+            if lease.as_ref().map(|(w, _)| w.as_str()) != Some(owner) {
+                continue;
+            }
+            *lease = None;
+            row.done = o.done;
+            row.status = o.status;
+            row.attempts = o.attempts;
+            row.next_attempt_at = o.next_attempt_at;
+            row.last_error.clone_from(&o.last_error);
+            row.updated_at = o.at;
+            append_history(&mut s, &o.meeting_id, o.history.clone());
+        }
+        Ok(())
+    }
+
+    async fn requeue_failed(&self, which: Requeue, now: Timestamp) -> Result<u64, StoreError> {
+        let mut s = self.state.lock().await;
+        let mut n = 0;
+        for (row, _) in s.outbox.values_mut() {
+            if row.status == EffectStatus::Failed && (which == Requeue::All || which == Requeue::One(row.id)) {
+                row.status = EffectStatus::Pending;
+                row.attempts = 0;
+                row.next_attempt_at = now;
+                row.updated_at = now;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn next_effect_attempt(&self) -> Result<Option<Timestamp>, StoreError> {
+        let s = self.state.lock().await;
+        Ok(s.outbox.values().filter(|(r, _)| r.status == EffectStatus::Pending).map(|(r, _)| r.next_attempt_at).min())
+    }
+
+    async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
+        self.state.lock().await.gaps.push(gap.clone());
+        Ok(())
+    }
+
+    async fn forget_checkpoints(&self, stream_arn: &str) -> Result<u64, StoreError> {
+        let mut s = self.state.lock().await;
+        let before = s.checkpoints.len();
+        s.checkpoints.retain(|(arn, _), _| arn != stream_arn);
+        Ok((before - s.checkpoints.len()) as u64)
+    }
+
+    async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut s = self.state.lock().await;
+        let mut n = 0;
+        for m in s.meetings.values_mut() {
+            if m.meeting.ended.is_some_and(|e| e.at < before) && !m.event_ids.is_empty() {
+                m.event_ids.clear();
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn close(&self) {}
+}

@@ -1,0 +1,156 @@
+//! The storage seam: what the engine, the outbox executor, the stream reader
+//! and the read models need from a database, and nothing about the rules.
+//!
+//! A backend implements [`Store`] (committed reads, the outbox, the read
+//! models) and [`UnitOfWork`] (one transaction: load — and, where the backend
+//! has several writers, lock — the meetings an input touches, page through
+//! due timers, and commit everything the engine decided together with the
+//! stream checkpoint, or nothing). Backends store what they are given; they
+//! never interpret a meeting's rules. Every backend must pass the conformance
+//! suite in `tests/common/conformance.rs`.
+//!
+//! * [`sqlite`] — the embedded default: one file, WAL, one writer at a time.
+//! * [`memory`] — no database at all: maps behind a lock (tests, what-if runs).
+
+pub mod memory;
+pub mod sqlite;
+mod types;
+
+use async_trait::async_trait;
+
+pub use types::*;
+
+use crate::meeting::{MeetingId, TimerKey};
+use crate::time::Timestamp;
+
+/// A storage failure, classified for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be opened.
+    #[error("database {path}: {message}")]
+    Open { path: String, message: String },
+    /// Nothing there may be written (a read-only file system or file).
+    #[error("database {path}: the database file or its directory is read-only ({why})")]
+    ReadOnly { path: String, why: String },
+    #[error("database migration failed: {0}")]
+    Migrate(String),
+    /// The backend's own error, described for an operator.
+    #[error("database: {message}")]
+    Backend {
+        message: String,
+        /// Waiting (a lock, a busy database) may help.
+        transient: bool,
+    },
+    /// A fenced write found the meeting changed since it was loaded.
+    #[error("meeting {0} was changed by another writer")]
+    Conflict(String),
+    #[error("database holds an unreadable value: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed later (a lock held by someone else).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Backend { transient: true, .. })
+    }
+}
+
+/// The committed state and everything outside a unit of work.
+///
+/// Methods take `now` where they need an instant: no backend reads a clock.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// What this is, for messages (`sqlite:/var/lib/spindown/spindown.db`).
+    fn describe(&self) -> String;
+
+    /// Begin a unit of work.
+    async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StoreError>;
+
+    /// Meetings as last committed, without locking them (an engine that is the
+    /// only writer keeps its own cache and reads through this).
+    async fn load(&self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError>;
+
+    /// [`UnitOfWork::due`] on the committed state, without claiming.
+    async fn due(&self, after: Option<&TimerKey>, upto: Timestamp, limit: usize)
+        -> Result<Vec<TimerKey>, StoreError>;
+
+    /// The engine's clocks as last committed.
+    async fn clocks(&self) -> Result<Clocks, StoreError>;
+
+    // The read models.
+
+    async fn meeting(&self, id: &MeetingId) -> Result<Option<StoredMeeting>, StoreError>;
+    /// Meetings in id order, after `filter.after`, at most `filter.limit`.
+    async fn meetings(&self, filter: &MeetingFilter) -> Result<Vec<StoredMeeting>, StoreError>;
+    /// A meeting's history, oldest first.
+    async fn history(&self, id: &MeetingId) -> Result<Vec<HistoryRecord>, StoreError>;
+    /// Pending timers, soonest first (in fire order).
+    async fn timers(&self, filter: &TimerFilter) -> Result<Vec<TimerKey>, StoreError>;
+    /// The due instant of the soonest pending timer.
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// Outbox rows, oldest first.
+    async fn effects(&self, filter: &EffectFilter) -> Result<Vec<EffectRow>, StoreError>;
+    /// Dead letters, oldest first.
+    async fn dead_letters(&self, filter: &Page) -> Result<Vec<DeadLetterRow>, StoreError>;
+    async fn counts(&self) -> Result<Counts, StoreError>;
+    /// Stream checkpoints (of one stream, or all), by stream and shard.
+    async fn checkpoints(&self, stream_arn: Option<&str>) -> Result<Vec<Checkpoint>, StoreError>;
+    /// Trimmed-data gaps, oldest first.
+    async fn gaps(&self) -> Result<Vec<Gap>, StoreError>;
+
+    // The outbox.
+
+    /// Lease up to `claim.limit` pending effects due at `claim.now` to
+    /// `claim.owner` until `claim.until`: no other claim returns them before
+    /// that unless they are finished.
+    async fn claim_effects(&self, claim: &Claim) -> Result<Vec<EffectRow>, StoreError>;
+    /// Record attempts' outcomes (and their history entries), fenced by the lease.
+    async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError>;
+    /// Re-queue failed effects, due `now`. Returns how many.
+    async fn requeue_failed(&self, which: Requeue, now: Timestamp) -> Result<u64, StoreError>;
+    /// When the soonest pending effect is due.
+    async fn next_effect_attempt(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    // The stream and housekeeping.
+
+    async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError>;
+    /// Forget a stream's checkpoints: the next reader starts over; what it
+    /// re-reads is dropped by eventID. Returns how many.
+    async fn forget_checkpoints(&self, stream_arn: &str) -> Result<u64, StoreError>;
+    /// Forget the applied eventIDs of meetings that ended before `before`
+    /// (the stream cannot deliver their records again). Returns how many meetings.
+    async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Release connections (a SQLite WAL is checkpointed on the last close).
+    async fn close(&self);
+}
+
+/// One transaction: everything in it commits together, or nothing does.
+#[async_trait]
+pub trait UnitOfWork: Send {
+    /// Meetings this unit of work touches (and, for a backend with several
+    /// writers, locks until it ends).
+    async fn load(&mut self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError>;
+
+    /// Meetings' next pending timers strictly after `after` in fire order and
+    /// due at or before `upto`, at most `limit`, in fire order — one key per
+    /// meeting, the meeting's first timer (its later ones come with the
+    /// meeting). A backend with several writers skips meetings another holds.
+    async fn due(
+        &mut self,
+        after: Option<&TimerKey>,
+        upto: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<TimerKey>, StoreError>;
+
+    /// Write `changes` and commit.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] (nothing written) when a meeting's stored
+    /// version is not the one it was loaded at.
+    async fn commit(self: Box<Self>, changes: Changes) -> Result<(), StoreError>;
+
+    /// End without writing.
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
+}

@@ -1,0 +1,443 @@
+//! The SQLite backend: one file in WAL mode, the embedded default.
+//!
+//! One writer connection (`BEGIN IMMEDIATE`: a unit of work holds the single
+//! write lock) and a small pool of readers. A unit of work writes with a few
+//! statements whatever its size: meetings go in as one JSON document read by
+//! SQLite's `json_each`, history chunks and dead letters as multi-row inserts.
+//! The fixed SQL is in `queries/*.sql`; every instant is a bound parameter,
+//! never SQL `now()`. One worker per file: a second process may read and run
+//! operator commands, but only one should run `spindown run`.
+
+mod read;
+mod rows;
+mod stats;
+mod uow;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+pub use stats::{Phase, WriteCounts};
+
+use super::{
+    Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, Gap, HistoryRecord,
+    MeetingFilter, Page, Requeue, Store, StoreError, StoredMeeting, TimerFilter, UnitOfWork,
+};
+use crate::meeting::{names, MeetingId, TimerKey};
+use crate::time::Timestamp;
+use stats::Stats;
+use uow::SqliteUnitOfWork;
+
+names! {
+    /// How hard SQLite tries to keep a commit across power loss.
+    pub Durability ("synchronous setting") {
+        /// `synchronous = FULL`: every commit is fsynced (survives power loss).
+        Full = "full",
+        /// `synchronous = NORMAL`: the WAL is fsynced at checkpoints only; a
+        /// process crash (SIGKILL) loses nothing, a power loss may lose the last commits.
+        Normal = "normal",
+        /// `synchronous = OFF`: nothing is fsynced (a temporary database).
+        Off = "off",
+    }
+}
+
+/// Options for [`SqliteStore::open`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub durability: Durability,
+    /// How long a writer waits for another process holding the write lock.
+    pub busy_timeout: Duration,
+    /// SQLite page cache per connection, MiB.
+    pub cache_mib: u32,
+    /// SQLite's own checkpoint threshold, in pages of 4 KiB. A background task
+    /// checkpoints the WAL every 250 ms off the write path; this backstop makes
+    /// the committing writer checkpoint itself once the WAL passes it.
+    pub wal_autocheckpoint: u32,
+}
+
+impl SqliteOptions {
+    /// The same options tuned for a bulk load (`replay`, `ingest`): the writer
+    /// lets the WAL grow to ~200 MB before it checkpoints on its own.
+    pub fn bulk(self) -> SqliteOptions {
+        SqliteOptions { wal_autocheckpoint: 50_000, ..self }
+    }
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            durability: Durability::Full,
+            busy_timeout: Duration::from_secs(5),
+            cache_mib: 64,
+            wal_autocheckpoint: 10_000,
+        }
+    }
+}
+
+/// A spindown database in one SQLite file.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    path: PathBuf,
+    stats: Arc<Stats>,
+    _checkpointer: Arc<Checkpointer>,
+}
+
+/// The background WAL checkpoint task; stopped when the last handle goes.
+#[derive(Debug)]
+struct Checkpointer(tokio::task::JoinHandle<()>);
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Checkpointer {
+    /// Copy committed WAL pages into the database file every 250 ms, on a
+    /// reader connection: a `PASSIVE` checkpoint never blocks the writer, and
+    /// the writer's commits do not stall on an automatic checkpoint.
+    fn start(reader: SqlitePool) -> Checkpointer {
+        Checkpointer(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if reader.is_closed() {
+                    return;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&reader).await {
+                    tracing::debug!("background checkpoint: {e}");
+                }
+            }
+        }))
+    }
+}
+
+/// When opening failed: is it because nothing there may be written? SQLite
+/// says only "unable to open database file" for a WAL database on a
+/// read-only file system.
+fn read_only_probe(path: &Path) -> Option<StoreError> {
+    let ro = |why: std::io::Error| StoreError::ReadOnly { path: path.display().to_string(), why: why.to_string() };
+    if path.exists() {
+        if let Err(e) = std::fs::OpenOptions::new().append(true).open(path) {
+            return Some(ro(e));
+        }
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match tempfile::NamedTempFile::new_in(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some(ro(e)),
+        _ => None,
+    }
+}
+
+/// What an operator needs to hear about a SQLite failure, then SQLite's words.
+pub(crate) fn describe(e: &sqlx::Error) -> (String, bool) {
+    let code = e.as_database_error().and_then(|d| d.code()).and_then(|c| c.parse::<i64>().ok());
+    let (what, transient) = match code.map(|c| c & 0xff) {
+        Some(13) => ("the disk is full", false),
+        Some(8) => ("the database file or its directory is read-only", false),
+        Some(5) | Some(6) => ("the database is locked by another process (waited the busy timeout)", true),
+        Some(14) => ("cannot open the database file", false),
+        Some(10) => ("disk I/O error", false),
+        Some(11) | Some(26) => ("the database file is corrupt or not a database", false),
+        _ => return (e.to_string(), false),
+    };
+    let detail = e.as_database_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
+    (format!("{what} ({detail})"), transient)
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        let (message, transient) = describe(&e);
+        StoreError::Backend { message, transient }
+    }
+}
+
+impl SqliteStore {
+    /// How every connection is opened: WAL, the chosen `synchronous`, a busy
+    /// timeout, a page cache, memory-mapped reads, in-memory temp storage.
+    fn connect_options(path: &Path, options: &SqliteOptions) -> SqliteConnectOptions {
+        SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match options.durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+                Durability::Off => SqliteSynchronous::Off,
+            })
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(false)
+            .pragma("cache_size", format!("-{}", options.cache_mib.max(1) as u64 * 1024))
+            .pragma("mmap_size", "67108864")
+            .pragma("temp_store", "MEMORY")
+            .pragma("wal_autocheckpoint", options.wal_autocheckpoint.to_string())
+    }
+
+    /// Open (creating if missing) and migrate the database at `path`.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be opened or written (the error says why: read-only,
+    /// full, locked, not a database), or a migration fails.
+    pub async fn open(path: &Path, options: &SqliteOptions) -> Result<SqliteStore, StoreError> {
+        match SqliteStore::open_inner(path, options).await {
+            Ok(s) => Ok(s),
+            Err(e) => Err(read_only_probe(path).unwrap_or(e)),
+        }
+    }
+
+    async fn open_inner(path: &Path, options: &SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let open_err = |error: sqlx::Error| StoreError::Open { path: path.display().to_string(), message: describe(&error).0 };
+        let connect = SqliteStore::connect_options(path, options);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(3600))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect.clone())
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("./migrations").run(&writer).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(connect).await.map_err(open_err)?;
+        let checkpointer = Arc::new(Checkpointer::start(reader.clone()));
+        Ok(SqliteStore { writer, reader, path: path.to_path_buf(), stats: Arc::default(), _checkpointer: checkpointer })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Rows this process has written and where the time went (benchmarks).
+    pub fn write_counts(&self) -> WriteCounts {
+        self.stats.counts()
+    }
+
+    /// `PRAGMA integrity_check` — `"ok"` for a healthy file.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read.
+    pub async fn integrity_check(&self) -> Result<String, StoreError> {
+        let rows = sqlx::query("PRAGMA integrity_check").fetch_all(&self.reader).await?;
+        Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>().join("\n"))
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+
+    async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StoreError> {
+        let t = Instant::now();
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        self.stats.add_time(Phase::Begin, t);
+        Ok(Box::new(SqliteUnitOfWork::new(tx, self.stats.clone())))
+    }
+
+    async fn load(&self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        read::load(&mut conn, ids).await
+    }
+
+    async fn due(
+        &self,
+        after: Option<&TimerKey>,
+        upto: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<TimerKey>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        read::due(&mut conn, after, upto, limit).await
+    }
+
+    async fn clocks(&self) -> Result<Clocks, StoreError> {
+        read::clocks(&self.reader).await
+    }
+
+    async fn meeting(&self, id: &MeetingId) -> Result<Option<StoredMeeting>, StoreError> {
+        Ok(self.load(std::slice::from_ref(id)).await?.pop())
+    }
+
+    async fn meetings(&self, filter: &MeetingFilter) -> Result<Vec<StoredMeeting>, StoreError> {
+        read::meetings(&self.reader, filter).await
+    }
+
+    async fn history(&self, id: &MeetingId) -> Result<Vec<HistoryRecord>, StoreError> {
+        read::history(&self.reader, id).await
+    }
+
+    async fn timers(&self, filter: &TimerFilter) -> Result<Vec<TimerKey>, StoreError> {
+        read::timers(&self.reader, filter).await
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        read::scalar_instant(&self.reader, include_str!("queries/next_due.sql")).await
+    }
+
+    async fn effects(&self, filter: &EffectFilter) -> Result<Vec<EffectRow>, StoreError> {
+        read::effects(&self.reader, filter).await
+    }
+
+    async fn dead_letters(&self, page: &Page) -> Result<Vec<DeadLetterRow>, StoreError> {
+        read::dead_letters(&self.reader, page).await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        read::counts(&self.reader).await
+    }
+
+    async fn checkpoints(&self, stream_arn: Option<&str>) -> Result<Vec<Checkpoint>, StoreError> {
+        read::checkpoints(&self.reader, stream_arn).await
+    }
+
+    async fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
+        read::gaps(&self.reader).await
+    }
+
+    async fn claim_effects(&self, claim: &Claim) -> Result<Vec<EffectRow>, StoreError> {
+        let rows = sqlx::query(include_str!("queries/claim_effects.sql"))
+            .bind(&claim.owner)
+            .bind(claim.until.as_micros())
+            .bind(claim.now.as_micros())
+            .bind(claim.limit as i64)
+            .fetch_all(&self.writer)
+            .await?;
+        let mut out = rows.iter().map(read::effect_row).collect::<Result<Vec<_>, _>>()?;
+        out.sort_by_key(|e| (e.next_attempt_at, e.id));
+        Ok(out)
+    }
+
+    async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut history = Vec::new();
+        for o in outcomes {
+            let updated = sqlx::query(include_str!("queries/finish_effect.sql"))
+                .bind(o.id)
+                .bind(o.done as i64)
+                .bind(o.status.as_str())
+                .bind(o.attempts)
+                .bind(o.next_attempt_at.as_micros())
+                .bind(o.last_error.as_deref())
+                .bind(o.at.as_micros())
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                tracing::warn!(effect = o.id, "effect no longer held by this executor; its outcome is not recorded");
+                continue;
+            }
+            history.push((o.meeting_id.clone(), o.history.clone()));
+        }
+        uow::insert_history(&mut tx, history.iter().map(|(id, h)| (id, h.as_slice()))).await?;
+        crate::failpoint::hit("tx-before-commit");
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn requeue_failed(&self, which: Requeue, now: Timestamp) -> Result<u64, StoreError> {
+        let id = match which {
+            Requeue::One(id) => Some(id),
+            Requeue::All => None,
+        };
+        let r = sqlx::query(include_str!("queries/requeue_failed.sql"))
+            .bind(now.as_micros())
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn next_effect_attempt(&self) -> Result<Option<Timestamp>, StoreError> {
+        read::scalar_instant(&self.reader, include_str!("queries/next_effect_attempt.sql")).await
+    }
+
+    async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
+        sqlx::query(include_str!("queries/record_gap.sql"))
+            .bind(&gap.stream_arn)
+            .bind(&gap.shard_id)
+            .bind(gap.at.as_micros())
+            .bind(&gap.detail)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn forget_checkpoints(&self, stream_arn: &str) -> Result<u64, StoreError> {
+        let r = sqlx::query(include_str!("queries/forget_checkpoints.sql")).bind(stream_arn).execute(&self.writer).await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let r = sqlx::query(include_str!("queries/forget_event_ids.sql"))
+            .bind(before.as_micros())
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// Every fixed statement, for the test that prepares each against the schema.
+pub const QUERIES: &[(&str, &str)] = &[
+    ("advance_clocks", include_str!("queries/advance_clocks.sql")),
+    ("checkpoints", include_str!("queries/checkpoints.sql")),
+    ("claim_effects", include_str!("queries/claim_effects.sql")),
+    ("clocks", include_str!("queries/clocks.sql")),
+    ("counts", include_str!("queries/counts.sql")),
+    ("dead_letters", include_str!("queries/dead_letters.sql")),
+    ("due_after", include_str!("queries/due_after.sql")),
+    ("due_first", include_str!("queries/due_first.sql")),
+    ("finish_effect", include_str!("queries/finish_effect.sql")),
+    ("forget_checkpoints", include_str!("queries/forget_checkpoints.sql")),
+    ("forget_event_ids", include_str!("queries/forget_event_ids.sql")),
+    ("gaps", include_str!("queries/gaps.sql")),
+    ("history", include_str!("queries/history.sql")),
+    ("insert_effects", include_str!("queries/insert_effects.sql")),
+    ("insert_meetings", include_str!("queries/insert_meetings.sql")),
+    ("list_effects", include_str!("queries/list_effects.sql")),
+    ("list_meetings", include_str!("queries/list_meetings.sql")),
+    ("list_timers", include_str!("queries/list_timers.sql")),
+    ("load_meetings", include_str!("queries/load_meetings.sql")),
+    ("next_due", include_str!("queries/next_due.sql")),
+    ("next_effect_attempt", include_str!("queries/next_effect_attempt.sql")),
+    ("record_gap", include_str!("queries/record_gap.sql")),
+    ("requeue_failed", include_str!("queries/requeue_failed.sql")),
+    ("update_meetings", include_str!("queries/update_meetings.sql")),
+    ("upsert_checkpoint", include_str!("queries/upsert_checkpoint.sql")),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_fixed_statement_prepares_against_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("q.db"), &SqliteOptions::default()).await.unwrap();
+        for (name, sql) in QUERIES {
+            let explain = format!("EXPLAIN {sql}");
+            let mut conn = store.reader.acquire().await.unwrap();
+            // Preparing checks every table, column and function the statement names.
+            let r = sqlx::query(&explain).fetch_all(&mut *conn).await;
+            if let Err(e) = r {
+                let msg = e.to_string();
+                assert!(!msg.contains("no such") && !msg.contains("syntax error"), "{name}: {msg}");
+            }
+        }
+        store.close().await;
+    }
+}

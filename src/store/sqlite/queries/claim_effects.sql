@@ -1,0 +1,6 @@
+-- Lease pending effects due at ?3 to ?1 until ?2, at most ?4, oldest first.
+-- One worker per SQLite file: a lease left by a process that died is taken over at once.
+UPDATE outbox SET lease_owner = ?1, lease_until = ?2
+WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?3
+             ORDER BY next_attempt_at, id LIMIT ?4)
+RETURNING id, key, meeting_id, parts, done, status, attempts, next_attempt_at, last_error, created_at, updated_at

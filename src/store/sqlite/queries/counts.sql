@@ -1,0 +1,15 @@
+-- Everything `status` counts, as one JSON document.
+SELECT json_object(
+    'meetings', (SELECT COUNT(*) FROM meetings),
+    'by_state', (SELECT json_group_array(json_array(state, n)) FROM
+                 (SELECT state, COUNT(*) AS n FROM meetings GROUP BY state ORDER BY state)),
+    'by_reason', (SELECT json_group_array(json_array(reason, n)) FROM
+                  (SELECT reason, COUNT(*) AS n FROM meetings WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason)),
+    'timers', (SELECT COALESCE(SUM((safety_net IS NOT NULL) + (recheck IS NOT NULL) + (cap IS NOT NULL)
+                                   + (fixed IS NOT NULL)), 0) FROM meetings WHERE next_due IS NOT NULL),
+    'next_due', (SELECT MIN(next_due) FROM meetings WHERE next_due IS NOT NULL),
+    'effects', (SELECT json_group_array(json_array(status, n)) FROM
+                (SELECT status, COUNT(*) AS n FROM outbox GROUP BY status ORDER BY status)),
+    'dead', (SELECT json_group_array(json_array(kind, n)) FROM
+             (SELECT kind, COUNT(*) AS n FROM dead_letters GROUP BY kind ORDER BY kind))
+)

@@ -1,0 +1,269 @@
+//! The data that crosses the storage seam.
+
+use serde::Serialize;
+
+use crate::meeting::history::Entry;
+use crate::meeting::{Effect, EffectKind, Meeting, MeetingId, Reason, State};
+use crate::time::Timestamp;
+
+use crate::meeting::names;
+
+names! {
+    /// Where an outbox row is.
+    pub EffectStatus ("effect status") {
+        /// Waiting for its next attempt (or running under a lease).
+        Pending = "pending",
+        Done = "done",
+        /// Out of attempts, or a permanent error: kept until an operator re-queues it.
+        Failed = "failed",
+    }
+}
+
+/// A meeting as stored: the model's meeting and the `eventID`s it applied
+/// (a redelivered record is recognised by its meeting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMeeting {
+    pub meeting: Meeting,
+    pub event_ids: Vec<String>,
+}
+
+/// A meeting to write, with the version it was loaded at (`None`: new).
+#[derive(Debug, Clone)]
+pub struct MeetingWrite {
+    pub stored: StoredMeeting,
+    pub loaded_version: Option<i64>,
+}
+
+/// History entries to append to one meeting's story.
+#[derive(Debug, Clone)]
+pub struct HistoryAppend {
+    pub meeting_id: MeetingId,
+    pub entries: Vec<Entry>,
+}
+
+/// One outbox row: the effects of one termination, run in order.
+#[derive(Debug, Clone)]
+pub struct NewEffect {
+    /// Deterministic idempotency key (`{meeting}/end`): a second insert is a no-op.
+    pub key: String,
+    pub meeting_id: MeetingId,
+    pub parts: Vec<Effect>,
+    pub at: Timestamp,
+    /// Already done (a dry run completes its effects in the unit of work that queued them).
+    pub completed: bool,
+}
+
+/// One dead letter to write.
+#[derive(Debug, Clone)]
+pub struct NewDeadLetter {
+    pub at: Timestamp,
+    /// `file:line`, or `shard/sequence number`.
+    pub origin: String,
+    /// A short, stable name for counting (`not_json`, `bad_time`, …).
+    pub kind: &'static str,
+    pub reason: String,
+    pub event_id: Option<String>,
+    pub raw: Vec<u8>,
+}
+
+/// The engine's clocks; stored values only ever grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Clocks {
+    /// The last engine instant (a replay on an existing database resumes its virtual clock here).
+    pub last_instant: Option<Timestamp>,
+    /// The latest record event time applied (live mode).
+    pub event_clock: Option<Timestamp>,
+}
+
+/// Everything one unit of work writes.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub meetings: Vec<MeetingWrite>,
+    pub history: Vec<HistoryAppend>,
+    pub effects: Vec<NewEffect>,
+    pub dead_letters: Vec<NewDeadLetter>,
+    /// The stream position these writes bring a shard to.
+    pub checkpoint: Option<Checkpoint>,
+    pub clocks: Clocks,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.meetings.is_empty()
+            && self.history.is_empty()
+            && self.effects.is_empty()
+            && self.dead_letters.is_empty()
+            && self.checkpoint.is_none()
+    }
+}
+
+/// A stream shard's position, written with the records it covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checkpoint {
+    pub stream_arn: String,
+    pub shard_id: String,
+    pub parent_shard_id: Option<String>,
+    /// The last record applied; `None` keeps the stored one.
+    pub sequence_number: Option<String>,
+    pub closed: bool,
+    /// Records covered by this write (added to the stored count).
+    pub records: u64,
+    pub last_event_at: Option<Timestamp>,
+    pub caught_up: bool,
+    /// When this was written.
+    pub at: Timestamp,
+}
+
+/// Records lost to the stream's retention before they were read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    pub stream_arn: String,
+    pub shard_id: String,
+    pub at: Timestamp,
+    pub detail: String,
+}
+
+/// A history entry as read back; `seq` orders entries across meetings
+/// (entries written together share it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRecord {
+    pub seq: i64,
+    pub entry: Entry,
+}
+
+/// An outbox row as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EffectRow {
+    /// The id operators use (`spindown retry ID`).
+    pub id: i64,
+    pub key: String,
+    pub meeting_id: MeetingId,
+    /// The effects, run in order.
+    pub parts: Vec<Effect>,
+    /// How many of `parts` are done.
+    pub done: usize,
+    pub status: EffectStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl EffectRow {
+    /// The part to run next (`None` once all are done).
+    pub fn current(&self) -> Option<&Effect> {
+        self.parts.get(self.done)
+    }
+
+    /// The kind of the part to run next, or of the last part once done.
+    pub fn kind(&self) -> EffectKind {
+        self.current().or(self.parts.last()).map_or(EffectKind::Terminate, Effect::kind)
+    }
+}
+
+/// What one attempt at an effect did, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectOutcome {
+    pub id: i64,
+    pub meeting_id: MeetingId,
+    /// Parts done after the attempt.
+    pub done: usize,
+    pub status: EffectStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub at: Timestamp,
+    /// Entries for the meeting's history: one per part attempted.
+    pub history: Vec<Entry>,
+}
+
+/// A dead letter as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetterRow {
+    pub id: i64,
+    pub at: Timestamp,
+    pub origin: String,
+    pub kind: String,
+    pub reason: String,
+    pub event_id: Option<String>,
+    #[serde(serialize_with = "raw_as_text")]
+    pub raw: Vec<u8>,
+}
+
+fn raw_as_text<S: serde::Serializer>(raw: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(raw))
+}
+
+/// Which meetings to list.
+#[derive(Debug, Clone, Default)]
+pub struct MeetingFilter {
+    pub state: Option<State>,
+    pub reason: Option<Reason>,
+    /// Only meetings whose id sorts after this one (keyset paging).
+    pub after: Option<MeetingId>,
+    pub limit: Option<usize>,
+}
+
+/// Which timers to list.
+#[derive(Debug, Clone)]
+pub struct TimerFilter {
+    pub meeting: Option<MeetingId>,
+    pub limit: usize,
+}
+
+/// Which outbox rows to list.
+#[derive(Debug, Clone, Default)]
+pub struct EffectFilter {
+    pub meeting: Option<MeetingId>,
+    pub status: Option<EffectStatus>,
+    pub id: Option<i64>,
+}
+
+/// A page of rows with integer ids.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// Only rows with a larger id.
+    pub after: Option<i64>,
+    pub limit: usize,
+}
+
+/// A lease on due effects, for [`Store::claim_effects`](super::Store::claim_effects).
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub owner: String,
+    pub now: Timestamp,
+    /// The lease ends here; an unfinished effect can then be claimed again.
+    pub until: Timestamp,
+    pub limit: usize,
+}
+
+/// Which failed effects to re-queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    One(i64),
+    All,
+}
+
+/// Counts for summaries and `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub meetings: i64,
+    pub meetings_by_state: Vec<(State, i64)>,
+    pub terminated_by_reason: Vec<(Reason, i64)>,
+    pub timers_pending: i64,
+    pub next_timer_due: Option<Timestamp>,
+    pub effects_by_status: Vec<(EffectStatus, i64)>,
+    pub dead_letters: i64,
+    pub dead_letters_by_kind: Vec<(String, i64)>,
+}
+
+impl Counts {
+    pub fn in_state(&self, state: State) -> i64 {
+        self.meetings_by_state.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n)
+    }
+
+    pub fn effects(&self, status: EffectStatus) -> i64 {
+        self.effects_by_status.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n)
+    }
+}
