@@ -20,15 +20,15 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue as V, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     StreamSpecification, StreamViewType,
 };
-use spindown::aws::{load_config, AwsEc2, AwsStreams, AwsTable};
+use spindown::adapters::aws::{load_config, AwsEc2, AwsStreams, AwsTable};
 use spindown::clock::SystemClock;
-use spindown::effects::{BoxFuture, Ec2, EffectError, RetryPolicy, TerminateReport};
-use spindown::engine::Engine;
-use spindown::machine::{InstanceId, MeetingId};
-use spindown::policy::Policy;
-use spindown::store::StoreOptions;
-use spindown::stream::ReaderOptions;
+use spindown::engine::{Engine, EngineOptions};
+use spindown::meeting::{InstanceId, MeetingId, Policy};
+use spindown::outbox::{Ec2, EffectError, RetryPolicy, TerminateReport};
+use spindown::source::stream::ReaderOptions;
+use spindown::store::sqlite::SqliteStore;
 use spindown::worker::{self, WorkerOptions};
+use spindown::BoxFuture;
 
 /// Records when the worker calls TerminateInstances for each meeting.
 struct Timed {
@@ -91,8 +91,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let dir = tempfile::tempdir()?;
     let engine = Arc::new(
-        Engine::open(&dir.path().join("l.db"), Policy::default(), Arc::new(SystemClock), &StoreOptions::default())
-            .await?,
+        Engine::start(
+            Arc::new(SqliteStore::open(&dir.path().join("l.db"), &Default::default()).await?),
+            Policy::default(),
+            Arc::new(SystemClock),
+            EngineOptions::default(),
+        )
+        .await?,
     );
     let table_port = AwsTable::new(&sdk, &table);
     let stream_arn = table_port.latest_stream_arn().await?;
@@ -119,7 +124,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     ));
     // Let the worker read the INSERTs first.
-    while engine.store().counts().await?.meetings_by_state.iter().map(|(_, c)| c).sum::<i64>() < n as i64 {
+    while engine.store().counts().await?.meetings < n as i64 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

@@ -24,7 +24,8 @@ CREATE TABLE meetings_v3 (
     fixed         INTEGER,
     next_due      INTEGER,                  -- the first pending timer (fire order), NULL when none
     next_kind     INTEGER,                  -- its tie rank: 0 safety_net, 1 recheck, 2 cap, 3 fixed
-    event_ids     TEXT NOT NULL             -- JSON array of the eventIDs this meeting applied
+    event_ids     TEXT NOT NULL,            -- JSON array of the eventIDs this meeting applied
+    prev_version  INTEGER NOT NULL          -- the version the last write was fenced on (-1: created)
 ) WITHOUT ROWID;
 
 INSERT INTO meetings_v3
@@ -36,7 +37,8 @@ SELECT m.id, m.state, m.reason, m.terminated_at, m.meet_time, m.created_at, m.du
        (SELECT due FROM timers t WHERE t.meeting_id = m.id AND t.kind = 'fixed'),
        (SELECT due FROM timers t WHERE t.meeting_id = m.id ORDER BY due, rank LIMIT 1),
        (SELECT rank FROM timers t WHERE t.meeting_id = m.id ORDER BY due, rank LIMIT 1),
-       COALESCE((SELECT json_group_array(event_id) FROM seen_events s WHERE s.meeting_id = m.id), '[]')
+       COALESCE((SELECT json_group_array(event_id) FROM seen_events s WHERE s.meeting_id = m.id), '[]'),
+       m.prev_version
 FROM meetings m;
 
 DROP TABLE timers;

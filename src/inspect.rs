@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::meeting::history::{Entry, Outcome};
 use crate::meeting::{Meeting, MeetingId, Reason, State, TimerKey};
+pub use crate::store::OutcomeLine;
 use crate::store::{
     Checkpoint, Counts, EffectFilter, EffectRow, EffectStatus, Gap, HistoryRecord, MeetingFilter, Store, StoreError,
     StoredMeeting, TimerFilter,
@@ -15,31 +16,6 @@ use crate::time::{Span, Timestamp};
 
 /// Meetings per page when every meeting is read.
 const PAGE: usize = 5000;
-
-/// The spec's per-meeting line (`spindown replay --json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeLine {
-    pub id: String,
-    pub state: State,
-    pub reason: Option<Reason>,
-    pub terminated_at: Option<Timestamp>,
-    pub terminated_instances: Vec<String>,
-}
-
-impl From<&Meeting> for OutcomeLine {
-    fn from(m: &Meeting) -> Self {
-        OutcomeLine {
-            id: m.id.to_string(),
-            state: m.state,
-            reason: m.ended.map(|e| e.reason),
-            terminated_at: m.ended.map(|e| e.at),
-            terminated_instances: match m.ended {
-                Some(_) => m.instances.iter().map(|i| i.to_string()).collect(),
-                None => Vec::new(),
-            },
-        }
-    }
-}
 
 /// A meeting with its facts, for `show --json` and `list --json`.
 #[derive(Debug, Clone, Serialize)]
@@ -215,10 +191,18 @@ pub enum WriteError {
 ///
 /// The store cannot be read or `out` cannot be written.
 pub async fn write_outcomes(store: &dyn Store, out: &mut impl Write) -> Result<u64, WriteError> {
-    for_each_meeting(store, &MeetingFilter::default(), |m| {
-        serde_json::to_writer(&mut *out, &OutcomeLine::from(&m.meeting)).map_err(std::io::Error::from)?;
-        out.write_all(b"\n")?;
-        Ok::<(), WriteError>(())
-    })
-    .await
+    let mut after: Option<MeetingId> = None;
+    let mut n = 0;
+    loop {
+        let page = store.outcomes(after.as_ref(), PAGE).await?;
+        for line in &page {
+            serde_json::to_writer(&mut *out, line).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+        }
+        n += page.len() as u64;
+        if page.len() < PAGE {
+            return Ok(n);
+        }
+        after = page.last().map(|l| MeetingId::new(l.id.clone()).expect("stored ids are not empty"));
+    }
 }

@@ -186,7 +186,9 @@ async fn housekeeping(
             let before = engine.clock().now().saturating_add(Span::from_micros(-retention.as_micros()));
             match engine.store().forget_event_ids(before).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(meetings = n, before = %before, "forgot the eventIDs of meetings ended long ago"),
+                Ok(n) => {
+                    tracing::info!(meetings = n, before = %before, "forgot the eventIDs of meetings ended long ago")
+                }
                 Err(e) => tracing::warn!("forgetting old eventIDs failed: {e}"),
             }
         })

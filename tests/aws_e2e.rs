@@ -14,6 +14,9 @@ use common::aws::Aws;
 use common::moto::Moto;
 use common::process::{kill9, sigterm, sleep_until, worker, CONFIG, POLICY};
 use common::*;
+use spindown::meeting::history::Outcome;
+use spindown::meeting::State;
+use spindown::store::{EffectFilter, EffectStatus, Store};
 use spindown::time::{Span, Timestamp};
 
 fn s(v: &str) -> V {
@@ -85,12 +88,12 @@ async fn the_worker_replaces_the_lambdas_end_to_end() {
     let mut w = worker(&moto, &db, "elephant-meetings", dir.path(), "worker-2.log");
 
     // Wait for every meeting to end (the keep-alive one hits its 14 s cap).
-    let store = spindown::store::Store::open(&db, &Default::default()).await.unwrap();
+    let store = spindown::store::sqlite::SqliteStore::open(&db, &Default::default()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let c = store.counts().await.unwrap();
-        let pending = c.effects_by_status.iter().any(|(s, _)| s == "pending");
-        if c.meetings_by_state == vec![("Terminated".to_string(), ids.len() as i64)] && !pending {
+        let pending = c.effects(EffectStatus::Pending) > 0;
+        if c.in_state(State::Terminated) == ids.len() as i64 && c.meetings == ids.len() as i64 && !pending {
             break;
         }
         if Instant::now() > deadline {
@@ -116,7 +119,7 @@ async fn the_worker_replaces_the_lambdas_end_to_end() {
     ];
     let dbs = db.to_str().unwrap();
     for (id, reason) in want {
-        let m = store.meeting(&id.parse().unwrap()).await.unwrap().unwrap();
+        let m = store.meeting(&id.parse().unwrap()).await.unwrap().unwrap().meeting;
         let ended = m.ended.unwrap_or_else(|| panic!("{id} not terminated"));
         assert_eq!(ended.reason.as_str(), reason, "{id}");
 
@@ -153,7 +156,7 @@ async fn the_worker_replaces_the_lambdas_end_to_end() {
 
         // The story, once: exactly one termination in the history.
         let history = store.history(&id.parse().unwrap()).await.unwrap();
-        let ends = history.iter().filter(|h| h.outcome == "terminated").count();
+        let ends = history.iter().filter(|h| h.entry.outcome == Outcome::Terminated).count();
         assert_eq!(ends, 1, "{id}: {ends} terminations in history");
         let show = run_ok(spindown().args(["--db", dbs, "show", id]));
         assert!(show.contains(reason), "{id}: {show}");
@@ -175,8 +178,8 @@ async fn the_worker_replaces_the_lambdas_end_to_end() {
     assert!(show.contains("late)"), "the safety net fired late after the restart: {show}");
 
     // Nothing failed, nothing left behind; the checkpoint moved.
-    let effects = store.effects(None, None).await.unwrap();
-    assert!(effects.iter().all(|e| e.status == "done"), "{effects:#?}");
+    let effects = store.effects(&EffectFilter::default()).await.unwrap();
+    assert!(effects.iter().all(|e| e.status == EffectStatus::Done), "{effects:#?}");
     let cps = store.checkpoints(None).await.unwrap();
     assert_eq!(cps.len(), 1);
     assert!(cps[0].records >= 20, "{cps:?}");
@@ -223,7 +226,7 @@ async fn schedule_without_a_stream_and_retry_failed_effects() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--teacher-ec2"));
 
-    // First the worker cannot reach AWS: each effect fails twice and is marked failed.
+    // First the worker cannot reach AWS: the termination's effects fail twice and are marked failed.
     let dead = format!("http://127.0.0.1:{}", {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -238,10 +241,19 @@ async fn schedule_without_a_stream_and_retry_failed_effects() {
     }
     cmd.env("AWS_ENDPOINT_URL", &dead).stderr(std::fs::File::create(dir.path().join("dead.log")).unwrap());
     let mut w = cmd.spawn().unwrap();
-    let store = spindown::store::Store::open(&db, &Default::default()).await.unwrap();
+    let store = spindown::store::sqlite::SqliteStore::open(&db, &Default::default()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while store.effects(None, Some("failed")).await.unwrap().len() < 2 {
-        assert!(Instant::now() < deadline, "effects never failed: {:#?}", store.effects(None, None).await.unwrap());
+    while store
+        .effects(&EffectFilter { status: Some(EffectStatus::Failed), ..EffectFilter::default() })
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "effects never failed: {:#?}",
+            store.effects(&EffectFilter::default()).await.unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(sigterm(&mut w).success());
@@ -252,11 +264,20 @@ async fn schedule_without_a_stream_and_retry_failed_effects() {
 
     // `retry` re-queues them; a worker that can reach AWS completes them.
     let out = run_ok(spindown().args(["--db", dbs, "retry", "--all-failed"]));
-    assert!(out.contains("2 failed effect(s) re-queued"), "{out}");
+    assert!(out.contains("1 failed effect(s) re-queued"), "{out}");
     let mut w = worker(&moto, &db, "meetings-2", dir.path(), "w.log");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while store.effects(None, Some("done")).await.unwrap().len() < 2 {
-        assert!(Instant::now() < deadline, "effects not run: {:#?}", store.effects(None, None).await.unwrap());
+    while store
+        .effects(&EffectFilter { status: Some(EffectStatus::Done), ..EffectFilter::default() })
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "effects not run: {:#?}",
+            store.effects(&EffectFilter::default()).await.unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(sigterm(&mut w).success());

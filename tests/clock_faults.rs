@@ -8,41 +8,26 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use common::records::{insert, items, sqlite_engine, t};
 use spindown::clock::{ManualClock, OffsetClock};
-use spindown::engine::{Engine, Incoming};
-use spindown::machine::{Command, MeetingId, Reason};
-use spindown::policy::Policy;
-use spindown::record::decode_line;
-use spindown::store::StoreOptions;
+use spindown::engine::Engine;
+use spindown::meeting::history::Cause;
+use spindown::meeting::{Command, MeetingId, Reason};
+use spindown::store::TimerFilter;
 use spindown::time::{Span, Timestamp};
 
-fn t(hhmm: &str) -> Timestamp {
-    Timestamp::parse_iso(&format!("2026-11-26T{hhmm}:00Z")).unwrap()
-}
-
-fn insert(id: &str, meet: &str, status: &str) -> Vec<Incoming> {
-    let line = json!({"eventID": format!("ins-{id}"), "eventName": "INSERT", "dynamodb": {"Keys": {"id": {"S": id}},
-        "NewImage": {"meet_time": {"S": format!("2026-11-26T{meet}:00Z")}, "status": {"S": status}}}})
-    .to_string();
-    decode_line(line.as_bytes()).into_iter().map(|item| Incoming { item, origin: "test".into() }).collect()
-}
-
-/// (timer cause, count) for a meeting's history.
+/// A meeting's timer fires, as `timer <kind> due <instant>`.
 async fn fires(e: &Engine, id: &str) -> Vec<String> {
     let h = e.store().history(&MeetingId::new(id).unwrap()).await.unwrap();
-    h.into_iter().filter(|h| h.cause == "timer").map(|h| h.cause_ref).collect()
+    h.into_iter().filter(|h| matches!(h.entry.cause, Cause::Timer { .. })).map(|h| h.entry.cause.to_string()).collect()
 }
 
 #[tokio::test]
 async fn steps_of_the_clock_fire_each_timer_once() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::live(t("10:00"));
-    let e =
-        Engine::open(&dir.path().join("c.db"), Policy::default(), Arc::new(clock.clone()), &StoreOptions::default())
-            .await
-            .unwrap();
-    e.apply(insert("m-1", "10:00", "IN_PROGRESS")).await.unwrap();
+    let (e, _store) = sqlite_engine(&dir.path().join("c.db"), Arc::new(clock.clone())).await;
+    e.apply(items(&[insert("m-1", "10:00", "IN_PROGRESS")])).await.unwrap();
     let steps = [
         ("10:20", 1), // the safety net, 5 min late; a re-check at 10:35
         ("10:00", 0), // back 20 min: nothing fires again
@@ -66,20 +51,16 @@ async fn steps_of_the_clock_fire_each_timer_once() {
     }
     assert!(seen.values().all(|n| *n == 1), "a timer fired twice: {f:?}");
     assert_eq!(f.len(), 5, "{f:?}");
-    let m = e.store().meeting(&MeetingId::new("m-1").unwrap()).await.unwrap().unwrap();
+    let m = e.store().meeting(&MeetingId::new("m-1").unwrap()).await.unwrap().unwrap().meeting;
     assert_eq!(m.ended.unwrap().reason, Reason::MaxLifetime);
-    assert!(e.store().timers(None, 10).await.unwrap().is_empty());
+    assert!(e.store().timers(&TimerFilter { meeting: None, limit: 10 }).await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn the_timer_loop_notices_a_forward_step_while_asleep_and_ignores_a_backward_one() {
     let dir = tempfile::tempdir().unwrap();
     let clock = OffsetClock::new();
-    let e = Arc::new(
-        Engine::open(&dir.path().join("c.db"), Policy::default(), Arc::new(clock.clone()), &StoreOptions::default())
-            .await
-            .unwrap(),
-    );
+    let e = Arc::new(sqlite_engine(&dir.path().join("c.db"), Arc::new(clock.clone())).await.0);
     e.set_clock_check(Duration::from_millis(100));
     // Safety net due in 40 minutes; the loop goes to sleep on it.
     let meet = Timestamp::now().saturating_add(Span::from_mins(25));
@@ -113,7 +94,7 @@ async fn the_timer_loop_notices_a_forward_step_while_asleep_and_ignores_a_backwa
     looper.await.unwrap().unwrap();
     let f = fires(&e, "m-1").await;
     assert_eq!(f.len(), 1, "the safety net fired once: {f:?}");
-    let m = e.store().meeting(&id).await.unwrap().unwrap();
+    let m = e.store().meeting(&id).await.unwrap().unwrap().meeting;
     assert_eq!(m.ended.unwrap().reason, Reason::NoShowTimeout);
 }
 
@@ -122,14 +103,11 @@ async fn random_steps_over_many_meetings_never_fire_a_timer_twice() {
     use rand::{Rng, SeedableRng};
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::live(t("09:00"));
-    let e =
-        Engine::open(&dir.path().join("c.db"), Policy::default(), Arc::new(clock.clone()), &StoreOptions::default())
-            .await
-            .unwrap();
+    let (e, _store) = sqlite_engine(&dir.path().join("c.db"), Arc::new(clock.clone())).await;
     for i in 0..60 {
         let meet = format!("{:02}:{:02}", 10 + i / 30, (i * 2) % 60);
         let status = if i % 2 == 0 { "IN_PROGRESS" } else { "SCHEDULED" };
-        e.apply(insert(&format!("m-{i:02}"), &meet, status)).await.unwrap();
+        e.apply(items(&[insert(&format!("m-{i:02}"), &meet, status)])).await.unwrap();
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let mut now = t("09:00");
@@ -144,7 +122,7 @@ async fn random_steps_over_many_meetings_never_fire_a_timer_twice() {
         let f = fires(&e, &format!("m-{i:02}")).await;
         let mut seen = std::collections::HashSet::new();
         assert!(f.iter().all(|c| seen.insert(c.clone())), "m-{i:02}: {f:?}");
-        let m = e.store().meeting(&MeetingId::new(format!("m-{i:02}")).unwrap()).await.unwrap().unwrap();
+        let m = e.store().meeting(&MeetingId::new(format!("m-{i:02}")).unwrap()).await.unwrap().unwrap().meeting;
         assert!(m.ended.is_some(), "m-{i:02} ended");
     }
 }

@@ -24,6 +24,7 @@ use common::process::{kill9, sigterm, worker_with};
 use common::scenario::{self, env_usize, POLICY};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use spindown::store::{EffectFilter, EffectStatus, Store};
 use spindown::time::{Span, Timestamp};
 
 const CONFIG: &str = r#"
@@ -99,7 +100,7 @@ async fn killed_again_and_again_the_worker_loses_nothing_and_doubles_nothing() {
     // A last, undisturbed run until every meeting has ended and every effect ran.
     runs += 1;
     let mut last = worker_with(&moto, &db, "elephant-meetings", dir.path(), "final.log", POLICY, CONFIG, &[]);
-    let store = spindown::store::Store::open(&db, &Default::default()).await.unwrap();
+    let store = spindown::store::sqlite::SqliteStore::open(&db, &Default::default()).await.unwrap();
     scenario::converge(&store, n, Duration::from_secs(120)).await;
     common::process::wait_started(&dir.path().join("final.log"));
     let status = sigterm(&mut last);
@@ -120,8 +121,8 @@ async fn killed_again_and_again_the_worker_loses_nothing_and_doubles_nothing() {
     }
 
     let checked = scenario::check(&aws, &store, &plans, &unrelated, dir.path()).await;
-    let effects = store.effects(None, None).await.unwrap();
-    assert!(effects.iter().all(|e| e.status == "done"), "every effect done");
+    let effects = store.effects(&EffectFilter::default()).await.unwrap();
+    assert!(effects.iter().all(|e| e.status == EffectStatus::Done), "every effect done");
     let retried: i64 = effects.iter().map(|e| e.attempts - 1).sum();
     eprintln!(
         "crash loop: {n} meetings checked ({:?}); {kills} SIGKILLs + {self_aborts} crash-point aborts {aborts:?} \

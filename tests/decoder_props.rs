@@ -1,11 +1,29 @@
 //! Property tests of the record decoder: it never panics, accepts every
-//! well-formed record with its facts intact, and refuses every wrong type.
+//! well-formed record with its facts intact, refuses every wrong type, and
+//! agrees — record for record, reason for reason — with the decoder as first
+//! written (the whole record as a `serde_json::Value`, `common/reference_decoder.rs`).
+
+#[path = "common/reference_decoder.rs"]
+mod reference;
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use spindown::machine::EventName;
-use spindown::record::{decode_line, decode_record, Item};
+use spindown::meeting::record::{decode_line, decode_record, Item};
+use spindown::meeting::EventName;
 use spindown::time::Timestamp;
+
+/// Both decoders read the same text: the product's in one pass, the
+/// reference through a `serde_json::Value`.
+fn decode_text(text: &str) -> Result<spindown::meeting::Change, spindown::meeting::record::RecordError> {
+    match spindown::meeting::record::decode_text(text) {
+        Item::Record(d) => Ok(d.change),
+        Item::Dead(d) => Err(d.reason),
+    }
+}
+
+fn reference_text(text: &str) -> Result<spindown::meeting::Change, spindown::meeting::record::RecordError> {
+    reference::decode_record(&serde_json::from_str::<Value>(text).unwrap())
+}
 
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -185,6 +203,36 @@ proptest! {
         v["dynamodb"][image][attr] = wrong;
         let e = decode_record(&v).unwrap_err();
         prop_assert!(matches!(e.kind(), "wrong_type" | "not_dynamodb_json"), "{attr}: {e}");
+    }
+
+    #[test]
+    fn the_one_pass_decoder_agrees_with_the_reference(v in arb_json()) {
+        prop_assert_eq!(decode_text(&v.to_string()), reference_text(&v.to_string()), "{}", v);
+    }
+
+    #[test]
+    fn the_one_pass_decoder_agrees_on_records_near_well_formed(g in arb_good(), which in 0usize..12, pick in any::<prop::sample::Index>(), junk in arb_json()) {
+        // A well-formed record with one place replaced by arbitrary JSON.
+        let mut v = good_json(&g);
+        let image = if g.name == "REMOVE" { "OldImage" } else { "NewImage" };
+        let places: [&[&str]; 12] = [
+            &["eventID"], &["eventName"], &["dynamodb"], &["dynamodb", "ApproximateCreationDateTime"],
+            &["dynamodb", "Keys"], &["dynamodb", "Keys", "id"], &["dynamodb", image],
+            &["dynamodb", image, "meet_time"], &["dynamodb", image, "status"],
+            &["dynamodb", image, "duration_minutes"], &["dynamodb", image, "teacher_session_data"],
+            &["dynamodb", "OldImage", "student_ec2_id"],
+        ];
+        let path = places[which];
+        let _ = pick;
+        let mut at = &mut v;
+        for key in &path[..path.len() - 1] {
+            if !at.is_object() { break; }
+            at = at.as_object_mut().unwrap().entry(key.to_string()).or_insert(json!({}));
+        }
+        if let Some(o) = at.as_object_mut() {
+            o.insert(path[path.len() - 1].to_string(), junk);
+        }
+        prop_assert_eq!(decode_text(&v.to_string()), reference_text(&v.to_string()), "{}", v);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use common::process::{sigterm, wait_started, worker_with};
 use common::proxy::{FaultProxy, Rates};
 use common::scenario::{self, env_usize, POLICY};
 use common::*;
+use spindown::store::{EffectFilter, EffectStatus, Store};
 use spindown::time::{Span, Timestamp};
 
 const CONFIG: &str = r#"
@@ -61,7 +62,7 @@ async fn a_quarter_of_aws_calls_failing_changes_no_outcome() {
     let env = [("AWS_ENDPOINT_URL", endpoint.as_str())];
     let mut w = worker_with(&moto, &db, "elephant-meetings", dir.path(), "worker.log", POLICY, CONFIG, &env);
     writer.await.unwrap();
-    let store = spindown::store::Store::open(&db, &Default::default()).await.unwrap();
+    let store = spindown::store::sqlite::SqliteStore::open(&db, &Default::default()).await.unwrap();
     scenario::converge(&store, n, Duration::from_secs(180)).await;
     wait_started(&dir.path().join("worker.log"));
     assert!(sigterm(&mut w).success());
@@ -73,8 +74,8 @@ async fn a_quarter_of_aws_calls_failing_changes_no_outcome() {
     let injected: u64 = faults.values().sum();
     let share = injected as f64 / total as f64;
     assert!((0.15..=0.35).contains(&share), "{injected} of {total} calls failed ({share:.2})");
-    let effects = store.effects(None, None).await.unwrap();
-    assert!(effects.iter().all(|e| e.status == "done"));
+    let effects = store.effects(&EffectFilter::default()).await.unwrap();
+    assert!(effects.iter().all(|e| e.status == EffectStatus::Done));
     let attempts: Vec<i64> = effects.iter().map(|e| e.attempts).collect();
     let max_attempts = *attempts.iter().max().unwrap();
     let retried = attempts.iter().filter(|a| **a > 1).count();
@@ -118,15 +119,21 @@ async fn effects_that_run_out_of_attempts_fail_visibly_and_succeed_after_retry()
         ("student_ec2_id", V::S(student.clone())),
     ])
     .await;
-    let store = spindown::store::Store::open(&db, &Default::default()).await.unwrap();
+    let store = spindown::store::sqlite::SqliteStore::open(&db, &Default::default()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while store.effects(None, Some("failed")).await.unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "{:#?}", store.effects(None, None).await.unwrap());
+    while store
+        .effects(&EffectFilter { status: Some(EffectStatus::Failed), ..EffectFilter::default() })
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "{:#?}", store.effects(&EffectFilter::default()).await.unwrap());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let failed = store.effects(None, Some("failed")).await.unwrap();
+    let failed =
+        store.effects(&EffectFilter { status: Some(EffectStatus::Failed), ..EffectFilter::default() }).await.unwrap();
     assert_eq!(failed.len(), 1);
-    assert_eq!((failed[0].kind.as_str(), failed[0].attempts), ("terminate", 3));
+    assert_eq!((failed[0].kind().as_str(), failed[0].attempts, failed[0].done), ("terminate", 3, 0));
     assert!(failed[0].last_error.as_deref().unwrap().contains("InternalError"), "{:?}", failed[0].last_error);
     let status = run_ok(spindown().args(["--db", &dbs, "status"]));
     assert!(status.contains(&format!("failed #{} terminate m-1 after 3 attempts", failed[0].id)), "{status}");
@@ -139,8 +146,13 @@ async fn effects_that_run_out_of_attempts_fail_visibly_and_succeed_after_retry()
     let out = run_ok(spindown().args(["--db", &dbs, "retry", &failed[0].id.to_string()]));
     assert!(out.contains("re-queued"), "{out}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while store.effects(None, Some("done")).await.unwrap().len() < 2 {
-        assert!(Instant::now() < deadline, "{:#?}", store.effects(None, None).await.unwrap());
+    while store
+        .effects(&EffectFilter { status: Some(EffectStatus::Done), ..EffectFilter::default() })
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "{:#?}", store.effects(&EffectFilter::default()).await.unwrap());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(sigterm(&mut w).success());

@@ -9,16 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::fake_stream::FakeStream;
+use common::records::sqlite_engine;
 use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use spindown::clock::ManualClock;
-use spindown::engine::Engine;
 use spindown::inspect::OutcomeLine;
-use spindown::policy::Policy;
-use spindown::store::{MeetingFilter, StoreOptions};
-use spindown::stream::{ReaderOptions, StreamReader};
+use spindown::source::stream::{ReaderOptions, StreamReader};
+use spindown::store::sqlite::SqliteStore;
+use spindown::store::{EffectStatus, MeetingFilter, Page, Store};
 use spindown::time::Timestamp;
 
 fn corpus(name: &str) -> Vec<Vec<u8>> {
@@ -168,11 +168,7 @@ async fn hostile_records_through_the_live_stream_path_match_replay() {
     let dir = tempfile::tempdir().unwrap();
     // The live path on a virtual clock, so its outcomes are comparable with replay.
     let clock = ManualClock::new(Timestamp::EPOCH);
-    let engine = Arc::new(
-        Engine::open(&dir.path().join("live.db"), Policy::default(), Arc::new(clock.clone()), &StoreOptions::default())
-            .await
-            .unwrap(),
-    );
+    let engine = Arc::new(sqlite_engine(&dir.path().join("live.db"), Arc::new(clock.clone())).await.0);
     let options = ReaderOptions { page_limit: 37, idle_delay: Duration::ZERO, ..ReaderOptions::default() };
     let mut reader =
         StreamReader::new(Arc::new(fake.clone()), engine.clone(), "arn:hostile".into(), options).await.unwrap();
@@ -188,11 +184,11 @@ async fn hostile_records_through_the_live_stream_path_match_replay() {
     engine.run_until(Timestamp::MAX).await.unwrap();
     let live: BTreeMap<String, Value> = engine
         .store()
-        .list_meetings(&MeetingFilter::default())
+        .meetings(&MeetingFilter::default())
         .await
         .unwrap()
         .iter()
-        .map(|m| (m.id.to_string(), serde_json::to_value(OutcomeLine::from(m)).unwrap()))
+        .map(|m| (m.meeting.id.to_string(), serde_json::to_value(OutcomeLine::from(&m.meeting)).unwrap()))
         .collect();
 
     let file = dir.path().join("same-records.jsonl");
@@ -262,12 +258,12 @@ async fn hostile_rows_on_a_real_stream_are_dead_lettered_and_good_ones_end() {
         good.push((id, t, st));
     }
     let mut w = worker(&moto, &db, "elephant-meetings", dir.path(), "h.log");
-    let store = spindown::store::Store::open(&db, &Default::default()).await.unwrap();
+    let store = SqliteStore::open(&db, &Default::default()).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let c = store.counts().await.unwrap();
         let ended = c.terminated_by_reason.iter().map(|(_, n)| n).sum::<i64>();
-        let pending = c.effects_by_status.iter().any(|(s, _)| s == "pending");
+        let pending = c.effects(EffectStatus::Pending) > 0;
         if ended >= 6 && c.dead_letters >= 8 && !pending {
             break;
         }
@@ -277,7 +273,7 @@ async fn hostile_rows_on_a_real_stream_are_dead_lettered_and_good_ones_end() {
     wait_started(&dir.path().join("h.log"));
     assert!(sigterm(&mut w).success());
 
-    let dead = store.dead_letters(100).await.unwrap();
+    let dead = store.dead_letters(&Page { after: None, limit: 100 }).await.unwrap();
     for (id, _, kind) in &hostile {
         let mine: Vec<_> =
             dead.iter().filter(|d| String::from_utf8_lossy(&d.raw).contains(&format!("\"{id}\""))).collect();
@@ -290,19 +286,20 @@ async fn hostile_rows_on_a_real_stream_are_dead_lettered_and_good_ones_end() {
         }
     }
     for (id, t, st) in &good {
-        let m = store.meeting(&id.parse().unwrap()).await.unwrap().unwrap();
+        let m = store.meeting(&id.parse().unwrap()).await.unwrap().unwrap().meeting;
         assert_eq!(m.ended.unwrap().reason.as_str(), "NO_SHOW_TIMEOUT");
         assert_eq!(aws.state(t).await, "terminated");
         assert_eq!(aws.state(st).await, "terminated");
     }
-    let odd = store.meeting(&"h-bad-ids".parse().unwrap()).await.unwrap().unwrap();
+    let odd = store.meeting(&"h-bad-ids".parse().unwrap()).await.unwrap().unwrap().meeting;
     assert!(odd.instances.is_empty(), "ids that are not i-… are noted, never terminated");
     // The same records through replay give the same outcomes.
     let file = dir.path().join("stream.jsonl");
     std::fs::write(&file, aws.stream_lines().await.join("\n")).unwrap();
     let policy = dir.path().join("policy.toml");
     let replayed = outcomes(&run_ok(spindown().arg("replay").arg(&file).arg("--policy").arg(&policy).arg("--json")));
-    for m in store.list_meetings(&MeetingFilter::default()).await.unwrap() {
+    for m in store.meetings(&MeetingFilter::default()).await.unwrap() {
+        let m = m.meeting;
         assert_eq!(replayed[m.id.as_str()]["reason"], m.ended.unwrap().reason.as_str(), "{}", m.id);
     }
 }

@@ -16,7 +16,9 @@ use aws_sdk_dynamodb::types::AttributeValue as V;
 use common::aws::Aws;
 use common::moto::Moto;
 use common::process::{sigterm, wait_started, worker_with, CONFIG, POLICY};
-use spindown::store::Store;
+use spindown::meeting::history::Outcome;
+use spindown::store::sqlite::SqliteStore;
+use spindown::store::{EffectFilter, EffectStatus, Page, Store};
 use spindown::time::{Span, Timestamp};
 
 /// A tmpfs mounted for one test, unmounted on drop.
@@ -85,18 +87,23 @@ async fn meeting(aws: &Aws, id: &str, meet: Timestamp) -> (String, String) {
     (t, s)
 }
 
-async fn ended(store: &Store, ids: &[&str], within: Duration) {
+async fn ended(store: &SqliteStore, ids: &[&str], within: Duration) {
     let deadline = Instant::now() + within;
     'wait: loop {
         assert!(Instant::now() < deadline, "meetings did not end: {:?}", store.counts().await.unwrap());
         tokio::time::sleep(Duration::from_millis(100)).await;
         for id in ids {
             match store.meeting(&id.parse().unwrap()).await.unwrap() {
-                Some(m) if m.ended.is_some() => {}
+                Some(m) if m.meeting.ended.is_some() => {}
                 _ => continue 'wait,
             }
         }
-        if store.effects(None, Some("pending")).await.unwrap().is_empty() {
+        if store
+            .effects(&EffectFilter { status: Some(EffectStatus::Pending), ..EffectFilter::default() })
+            .await
+            .unwrap()
+            .is_empty()
+        {
             return;
         }
     }
@@ -112,7 +119,7 @@ async fn a_full_disk_stops_the_worker_cleanly_and_a_healthy_disk_converges() {
     let meet = Timestamp::now().saturating_add(Span::from_secs(-10));
     let (t1, s1) = meeting(&aws, "m-before", meet).await;
     let mut w = worker_with(&moto, &db, "elephant-meetings", dir.path(), "full.log", POLICY, CONFIG, &[]);
-    let store = Store::open(&db, &Default::default()).await.unwrap();
+    let store = SqliteStore::open(&db, &Default::default()).await.unwrap();
     ended(&store, &["m-before"], Duration::from_secs(30)).await;
     let before = store.checkpoints(None).await.unwrap();
     store.close().await;
@@ -132,7 +139,7 @@ async fn a_full_disk_stops_the_worker_cleanly_and_a_healthy_disk_converges() {
     // The file is sound and the checkpoint is where it was (or later).
     let healthy = tempfile::tempdir().unwrap();
     let moved = copy_db(&db, healthy.path());
-    let store = Store::open(&moved, &Default::default()).await.unwrap();
+    let store = SqliteStore::open(&moved, &Default::default()).await.unwrap();
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
     let after = store.checkpoints(None).await.unwrap();
     assert_eq!(after.len(), 1);
@@ -153,7 +160,7 @@ async fn a_full_disk_stops_the_worker_cleanly_and_a_healthy_disk_converges() {
     for i in [t1, s1, t2, s2] {
         assert_eq!(aws.state(&i).await, "terminated");
     }
-    let dead = store.dead_letters(100).await.unwrap();
+    let dead = store.dead_letters(&Page { after: None, limit: 100 }).await.unwrap();
     assert_eq!(dead.len(), 20, "each junk record exactly once");
     assert!(dead.iter().all(|d| d.kind == "wrong_type" && d.raw.len() > 300_000));
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
@@ -169,7 +176,7 @@ async fn a_read_only_file_system_is_refused_clearly_and_the_worker_resumes_when_
     let (t1, _) = meeting(&aws, "m-1", Timestamp::now().saturating_add(Span::from_secs(-10))).await;
     let mut w = worker_with(&moto, &db, "elephant-meetings", dir.path(), "ro-1.log", POLICY, CONFIG, &[]);
     {
-        let store = Store::open(&db, &Default::default()).await.unwrap();
+        let store = SqliteStore::open(&db, &Default::default()).await.unwrap();
         ended(&store, &["m-1"], Duration::from_secs(30)).await;
         store.close().await;
     }
@@ -191,7 +198,7 @@ async fn a_read_only_file_system_is_refused_clearly_and_the_worker_resumes_when_
     // Writable again: it resumes from its checkpoint and ends m-2.
     disk.remount("rw");
     let mut w = worker_with(&moto, &db, "elephant-meetings", dir.path(), "ro-3.log", POLICY, CONFIG, &[]);
-    let store = Store::open(&db, &Default::default()).await.unwrap();
+    let store = SqliteStore::open(&db, &Default::default()).await.unwrap();
     ended(&store, &["m-1", "m-2"], Duration::from_secs(30)).await;
     wait_started(&dir.path().join("ro-3.log"));
     assert!(sigterm(&mut w).success());
@@ -199,7 +206,7 @@ async fn a_read_only_file_system_is_refused_clearly_and_the_worker_resumes_when_
     assert_eq!(aws.state(&t2).await, "terminated");
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
     let h = store.history(&"m-1".parse().unwrap()).await.unwrap();
-    assert_eq!(h.iter().filter(|h| h.outcome == "terminated").count(), 1, "m-1 was not ended twice");
+    assert_eq!(h.iter().filter(|h| h.entry.outcome == Outcome::Terminated).count(), 1, "m-1 was not ended twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,7 +216,7 @@ async fn a_database_locked_by_another_process_is_reported_and_waited_out() {
     let db = dir.path().join("w.db");
     let aws = Aws::new(&moto, "elephant-meetings").await;
     // Create the database, then let another process hold its write lock.
-    let store = Store::open(&db, &Default::default()).await.unwrap();
+    let store = SqliteStore::open(&db, &Default::default()).await.unwrap();
     store.close().await;
     let python = common::moto::moto_server_bin().with_file_name("python");
     let mut holder = Command::new(python)
@@ -236,7 +243,7 @@ async fn a_database_locked_by_another_process_is_reported_and_waited_out() {
     let _ = holder.kill();
     let _ = holder.wait();
     let mut w = worker_with(&moto, &db, "elephant-meetings", dir.path(), "unlocked.log", POLICY, CONFIG, &[]);
-    let store = Store::open(&db, &Default::default()).await.unwrap();
+    let store = SqliteStore::open(&db, &Default::default()).await.unwrap();
     ended(&store, &["m-1"], Duration::from_secs(30)).await;
     wait_started(&dir.path().join("unlocked.log"));
     assert!(sigterm(&mut w).success());

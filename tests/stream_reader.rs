@@ -8,11 +8,11 @@ use std::sync::Arc;
 mod common;
 
 use common::fake_stream::FakeStream;
+use common::records::sqlite_engine;
 use spindown::clock::ManualClock;
 use spindown::engine::Engine;
-use spindown::policy::Policy;
-use spindown::store::StoreOptions;
-use spindown::stream::{Position, ReaderOptions, Start, StreamError, StreamReader};
+use spindown::meeting::{CauseKind, Outcome, State};
+use spindown::source::stream::{Position, ReaderOptions, Start, StreamError, StreamReader};
 use spindown::time::Timestamp;
 
 const ARN: &str = "arn:aws:dynamodb:eu-west-1:1:table/t/stream/x";
@@ -32,7 +32,7 @@ impl Rig {
 
     async fn engine(&self) -> Arc<Engine> {
         let clock = ManualClock::live(Timestamp::parse_iso("2026-11-26T12:00:00Z").unwrap());
-        Arc::new(Engine::open(&self.db, Policy::default(), Arc::new(clock), &StoreOptions::default()).await.unwrap())
+        Arc::new(sqlite_engine(&self.db, Arc::new(clock)).await.0)
     }
 
     async fn reader(&self, engine: &Arc<Engine>, start: Start) -> StreamReader {
@@ -56,11 +56,11 @@ async fn drain(reader: &mut StreamReader) -> u64 {
 
 async fn applied_order(engine: &Engine) -> Vec<String> {
     // Each meeting is created by one record: the order of their first history rows.
-    let ms = engine.store().list_meetings(&Default::default()).await.unwrap();
+    let ms = engine.store().meetings(&Default::default()).await.unwrap();
     let mut firsts = Vec::new();
     for m in ms {
-        let h = engine.store().history(&m.id).await.unwrap();
-        firsts.push((h[0].seq, m.id.to_string()));
+        let h = engine.store().history(&m.meeting.id).await.unwrap();
+        firsts.push((h[0].seq, m.meeting.id.to_string()));
     }
     firsts.sort();
     firsts.into_iter().map(|(_, id)| id).collect()
@@ -123,7 +123,7 @@ async fn a_restart_resumes_after_the_checkpoint() {
     assert_eq!(drain(&mut reader).await, 2, "only the new records");
     let last = rig.fake.with(|s| s.positions.last().cloned()).unwrap();
     assert_eq!(last, ("shard-0".to_string(), Position::After("4".into())));
-    assert_eq!(engine.store().counts().await.unwrap().meetings_by_state, vec![("Scheduled".to_string(), 6)]);
+    assert_eq!(engine.store().counts().await.unwrap().meetings_by_state, vec![(State::Scheduled, 6)]);
 }
 
 #[tokio::test]
@@ -144,7 +144,7 @@ async fn expired_iterators_are_reacquired_without_loss_or_duplicates() {
     let positions = rig.fake.with(|s| s.positions.clone());
     assert_eq!(positions.last().unwrap().1, Position::After("3".into()), "re-acquired from the checkpoint");
     let c = engine.store().counts().await.unwrap();
-    assert_eq!(c.meetings_by_state, vec![("Scheduled".to_string(), 7)]);
+    assert_eq!(c.meetings_by_state, vec![(State::Scheduled, 7)]);
 }
 
 #[tokio::test]
@@ -245,8 +245,8 @@ async fn a_page_applied_twice_is_deduplicated() {
     let mut again = fresh.reader(&e2, Start::TrimHorizon).await;
     assert_eq!(drain(&mut again).await, 3, "re-read");
     let h = e2.store().history(&"m1".parse().unwrap()).await.unwrap();
-    assert_eq!(h.iter().filter(|h| h.cause == "duplicate").count(), 1);
-    assert_eq!(h.iter().filter(|h| h.outcome == "created").count(), 1);
+    assert_eq!(h.iter().filter(|h| h.entry.cause.kind() == CauseKind::Duplicate).count(), 1);
+    assert_eq!(h.iter().filter(|h| h.entry.outcome == Outcome::Created).count(), 1);
 }
 
 /// Drop the stored checkpoints, as an operator resetting the stream position would.

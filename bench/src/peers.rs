@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use spindown::time::{Span, Timestamp};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use crate::{percentile, push_lateness, Metric};
+use crate::timers::push_lateness;
+use crate::{percentile, Metric};
 
 type Lateness = Arc<Mutex<Vec<i64>>>;
 
@@ -121,12 +122,12 @@ async fn apalis(n: usize, due_in: impl Fn(usize) -> Duration, limit: Duration) -
 }
 
 fn report(out: &mut Vec<Metric>, w: &'static str, n: usize, r: &PeerRun) {
-    out.push(Metric { workload: w, name: "setup (schedule the jobs)", value: r.setup.as_secs_f64(), unit: "s" });
-    out.push(Metric { workload: w, name: "ran", value: r.late.len() as f64, unit: "jobs" });
-    out.push(Metric { workload: w, name: "of", value: n as f64, unit: "jobs" });
+    out.push(Metric { workload: w, name: "setup (schedule the jobs)".into(), value: r.setup.as_secs_f64(), unit: "s" });
+    out.push(Metric { workload: w, name: "ran".into(), value: r.late.len() as f64, unit: "jobs" });
+    out.push(Metric { workload: w, name: "of".into(), value: n as f64, unit: "jobs" });
     out.push(Metric {
         workload: w,
-        name: "throughput",
+        name: "throughput".into(),
         value: r.late.len() as f64 / r.took.as_secs_f64().max(1.0),
         unit: "fires/s",
     });

@@ -85,11 +85,41 @@ impl EngineOptions {
 }
 
 /// One input line's worth of work for [`Engine::apply`]: a decoded record or a
-/// dead letter, and where it came from (`file:line`, `shard/sequence`).
+/// dead letter, and where it came from.
 #[derive(Debug, Clone)]
 pub struct Incoming {
     pub item: Item,
-    pub origin: String,
+    pub origin: Origin,
+}
+
+/// Where an input came from, as its dead letter says: `file:line` (`#n` for
+/// the n-th record of an envelope line), or a stream position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Line { file: Arc<str>, line: u64, part: Option<u32> },
+    Text(String),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Line { file, line, part: None } => write!(f, "{file}:{line}"),
+            Origin::Line { file, line, part: Some(n) } => write!(f, "{file}:{line}#{n}"),
+            Origin::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl From<String> for Origin {
+    fn from(s: String) -> Self {
+        Origin::Text(s)
+    }
+}
+
+impl From<&str> for Origin {
+    fn from(s: &str) -> Self {
+        Origin::Text(s.to_string())
+    }
 }
 
 /// The outcome of an operator command.
@@ -298,18 +328,23 @@ impl Engine {
         }
     }
 
-    /// Wait for a resident engine's commits to land.
+    /// Write everything a resident engine still holds and wait for it to land
+    /// (for any other engine there is nothing to do).
     ///
     /// # Errors
     ///
-    /// The last commit failed.
-    pub async fn flush(&self) -> Result<(), EngineError> {
+    /// A commit failed.
+    pub async fn flush(&self) -> Result<Report, EngineError> {
+        if !self.options.resident {
+            return Ok(Report::default());
+        }
+        let report = Work::begin(self).await?.commit_all().await?;
         let _cache = self.resident.lock().await;
         let task = self.inflight.lock().await.take();
-        match task {
-            Some(t) => Ok(t.await.map_err(|e| EngineError::Commit(e.to_string()))??),
-            None => Ok(()),
+        if let Some(t) = task {
+            t.await.map_err(|e| EngineError::Commit(e.to_string()))??;
         }
+        Ok(report)
     }
 
     /// The timer loop's batch size.

@@ -1,17 +1,18 @@
 //! One unit of work: load, decide in memory, commit once.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, VecDeque};
 use std::mem;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use rustc_hash::FxHashMap;
 use tokio::sync::MutexGuard;
 
-use super::{CommandResult, EffectMode, Engine, EngineError, Incoming, Report};
+use super::{CommandResult, EffectMode, Engine, EngineError, Incoming, Origin, Report};
 use crate::clock::Clock;
-use crate::meeting::history::{Cause, Entry, Note, Outcome};
+use crate::meeting::history::{Cause, Chunk, Entry, Note, Outcome};
 use crate::meeting::record::{DeadLetter, Decoded, Item, RecordError};
-use crate::meeting::{admits, transition, Command, Input, Meeting, MeetingId, Step, TimerKey};
+use crate::meeting::{admits, step, Command, Input, Meeting, MeetingId, Step, TimerKey, Timers};
 use crate::outbox::dry_run;
 use crate::store::{
     Changes, Checkpoint, Clocks, HistoryAppend, MeetingWrite, NewDeadLetter, NewEffect, StoreError, StoredMeeting,
@@ -21,6 +22,10 @@ use crate::time::{Span, Timestamp};
 
 /// Timers read from the store per page.
 const TIMER_PAGE: usize = 1024;
+/// A resident engine keeps this many ended meetings in memory, unwritten,
+/// before it writes the oldest (records that come after the end then find
+/// them in memory, and a meeting is written once, with its whole story).
+const ENDED_KEPT: usize = 10_000;
 
 /// Where the store's due timers have been read up to.
 #[derive(Debug, Clone, Default)]
@@ -40,8 +45,16 @@ struct Cached {
     loaded_version: Option<i64>,
     /// The row must be written.
     row_dirty: bool,
-    /// Entries this unit of work adds to its history.
-    history: Vec<Entry>,
+    /// Entries not written yet.
+    history: Chunk,
+    /// In `Cache::ended`, waiting to be written (resident).
+    queued: bool,
+}
+
+impl Cached {
+    fn pending(&self) -> bool {
+        self.row_dirty || !self.history.is_empty()
+    }
 }
 
 /// The meetings and timers a unit of work holds; a resident engine keeps it
@@ -49,14 +62,20 @@ struct Cached {
 #[derive(Default)]
 pub(crate) struct Cache {
     /// `None`: known not to be stored.
-    entries: HashMap<MeetingId, Option<Cached>>,
+    entries: FxHashMap<MeetingId, Option<Cached>>,
     /// Pending timers of the cached meetings (authoritative for them).
     overlay: BTreeSet<TimerKey>,
     /// Stored timers of meetings not cached, all those up to `horizon`.
     db_queue: BTreeSet<TimerKey>,
     horizon: Horizon,
-    /// Meetings that ended in the commit still running: dropped once it lands.
+    /// Meetings written by the commit still running, to drop once it lands
+    /// (resident; ended meetings only).
     evict: Vec<MeetingId>,
+    /// Meetings with something to write, in the order they first had it
+    /// (their chunks are written in that order: `seq` follows the input).
+    touched: Vec<MeetingId>,
+    /// Ended meetings with something to write, oldest first (resident).
+    ended: VecDeque<MeetingId>,
 }
 
 impl Cache {
@@ -162,7 +181,13 @@ impl<'e> Work<'e> {
         }
         let version = m.version;
         let id = m.id.clone();
-        let entry = Cached { stored, loaded_version: Some(version), row_dirty: false, history: Vec::new() };
+        let entry = Cached {
+            stored,
+            loaded_version: Some(version),
+            row_dirty: false,
+            history: Chunk::default(),
+            queued: false,
+        };
         self.cache.entries.insert(id, Some(entry));
     }
 
@@ -263,14 +288,14 @@ impl<'e> Work<'e> {
             }
             let now = self.instant(key.due);
             let input = Input::Timer { kind: key.kind, due: key.due };
-            let step = transition(self.cache.meeting(&key.meeting_id), &input, now, &self.engine.policy)
-                .expect("a timer of a known meeting is always applicable");
             let lateness = now.since(key.due);
             self.report.timers_fired += 1;
             self.report.max_lateness_us = self.report.max_lateness_us.max(lateness.as_micros());
+            let cause = Cause::Timer { kind: key.kind, due: key.due };
+            self.run_step(&key.meeting_id, &input, now, cause, Some(lateness))
+                .expect("a timer of a known meeting is always applicable");
             // A stale key (should not happen) must not be fired again.
             self.cache.overlay.remove(&key);
-            self.apply_step(step, now, Cause::Timer { kind: key.kind, due: key.due }, Some(lateness));
         }
         Ok(false)
     }
@@ -299,7 +324,7 @@ impl<'e> Work<'e> {
         Ok(())
     }
 
-    fn dead_letter(&mut self, d: DeadLetter, origin: &str) {
+    fn dead_letter(&mut self, d: DeadLetter, origin: &Origin) {
         *self.report.dead_letters.entry(d.reason.kind().to_string()).or_default() += 1;
         let at = self.clock().now().max(self.last);
         self.dead.push(NewDeadLetter {
@@ -312,10 +337,10 @@ impl<'e> Work<'e> {
         });
     }
 
-    async fn record(&mut self, d: Decoded, origin: &str) -> Result<(), EngineError> {
+    async fn record(&mut self, d: Decoded, origin: &Origin) -> Result<(), EngineError> {
         let change = d.change;
         let id = change.meeting_id.clone();
-        self.preload(vec![id.clone()]).await?;
+        // (`apply` loaded the batch's meetings.)
         // Rule 1, the part that needs the store: a new meeting needs a start.
         // A dead-lettered record does not move the clock.
         if let Err(rejection) = admits(self.cache.meeting(&id), &change) {
@@ -348,7 +373,7 @@ impl<'e> Work<'e> {
             if c.stored.event_ids.iter().any(|e| e == eid) {
                 self.report.duplicates += 1;
                 let state = c.stored.meeting.state;
-                c.history.push(Entry {
+                c.history.push(&Entry {
                     at: now,
                     cause: Cause::Duplicate { event: change.event_name, event_id: eid.clone() },
                     from: Some(state),
@@ -358,14 +383,23 @@ impl<'e> Work<'e> {
                     lateness: None,
                     notes: vec![Note::Duplicate { event_id: eid.clone() }],
                 });
+                self.touch(&id);
                 return Ok(());
             }
         }
         let cause = Cause::Record { event: change.event_name, event_id: change.event_id.clone() };
         let event_id = change.event_id.clone();
+        let created = self.cache.meeting(&id).is_none();
         let input = Input::Record(change);
-        let step = match transition(self.cache.meeting(&id), &input, now, &self.engine.policy) {
-            Ok(step) => step,
+        match self.run_step(&id, &input, now, cause, None) {
+            Ok(outcome) => {
+                if outcome == Outcome::Ignored {
+                    self.report.ignored += 1;
+                }
+                if created {
+                    self.report.created += 1;
+                }
+            }
             Err(rejection) => {
                 // `admits` said yes a moment ago; should the rules ever
                 // disagree, the record is kept as a dead letter, not lost.
@@ -374,18 +408,12 @@ impl<'e> Work<'e> {
                 self.dead_letter(DeadLetter { reason, raw: d.raw, event_id: change.event_id }, origin);
                 return Ok(());
             }
-        };
-        if step.outcome == Outcome::Ignored {
-            self.report.ignored += 1;
         }
-        if step.from.is_none() {
-            self.report.created += 1;
-        }
-        self.apply_step(step, now, cause, None);
         if let (Some(eid), Some(Some(c))) = (event_id, self.cache.entries.get_mut(&id)) {
             c.stored.event_ids.push(eid);
             c.row_dirty = true;
         }
+        self.touch(&id);
         // Timers this input armed in the past fire right after it.
         self.fire_through(fire_limit, usize::MAX).await?;
         Ok(())
@@ -398,28 +426,81 @@ impl<'e> Work<'e> {
         self.fire_through(target, usize::MAX).await?;
         let now = self.instant(target);
         let kind = cmd.kind();
-        let step = transition(self.cache.meeting(id), &Input::Command(cmd), now, &self.engine.policy)
-            .map_err(|_| EngineError::UnknownMeeting(id.clone()))?;
+        let (meeting, timers) = self.take(id);
+        let step = match step(meeting, &Input::Command(cmd), now, &self.engine.policy) {
+            Ok(s) => s,
+            Err((_, meeting)) => {
+                self.put_back(meeting);
+                return Err(EngineError::UnknownMeeting(id.clone()));
+            }
+        };
         let result = CommandResult {
             meeting_id: id.clone(),
             outcome: step.outcome,
             state: step.meeting.state,
             notes: step.notes.clone(),
         };
-        self.apply_step(step, now, Cause::Command(kind), None);
+        self.apply_step(step, timers, now, Cause::Command(kind), None);
         self.fire_through(now, usize::MAX).await?;
         Ok(result)
     }
 
-    /// Take a step's results into the cache and the write buffer.
-    fn apply_step(&mut self, step: Step, now: Timestamp, cause: Cause, lateness: Option<Span>) {
+    /// Take a cached meeting out for [`step`] (a placeholder keeps its place),
+    /// with its pending timers as they are.
+    fn take(&mut self, id: &MeetingId) -> (Option<Meeting>, Timers) {
+        match self.cache.entries.get_mut(id) {
+            Some(Some(c)) => {
+                let m = mem::replace(&mut c.stored.meeting, Meeting::new(id.clone(), Timestamp::EPOCH));
+                let timers = m.timers;
+                (Some(m), timers)
+            }
+            _ => (None, Timers::default()),
+        }
+    }
+
+    /// Give back a meeting [`Work::take`] took, unchanged.
+    fn put_back(&mut self, meeting: Option<Meeting>) {
+        if let Some(m) = meeting {
+            if let Some(Some(c)) = self.cache.entries.get_mut(&m.id) {
+                c.stored.meeting = m;
+            }
+        }
+    }
+
+    /// Run a step on a cached meeting (or none) and take its results.
+    fn run_step(
+        &mut self,
+        id: &MeetingId,
+        input: &Input,
+        now: Timestamp,
+        cause: Cause,
+        lateness: Option<Span>,
+    ) -> Result<Outcome, crate::meeting::Rejection> {
+        let (meeting, timers) = self.take(id);
+        match step(meeting, input, now, &self.engine.policy) {
+            Ok(s) => {
+                let outcome = s.outcome;
+                self.apply_step(s, timers, now, cause, lateness);
+                Ok(outcome)
+            }
+            Err((rejection, meeting)) => {
+                self.put_back(meeting);
+                Err(rejection)
+            }
+        }
+    }
+
+    /// Take a step's results into the cache and the write buffer; `old` are
+    /// the meeting's pending timers before the step.
+    fn apply_step(&mut self, step: Step, old: Timers, now: Timestamp, cause: Cause, lateness: Option<Span>) {
         let Step { meeting, from, outcome, effects, timers: _, notes } = step;
         let id = meeting.id.clone();
         let reason = (outcome == Outcome::Terminated).then(|| meeting.ended.map(|e| e.reason)).flatten();
         if let Some(r) = reason {
             *self.report.terminated.entry(r).or_default() += 1;
         }
-        let mut entries = vec![Entry { at: now, cause, from, to: Some(meeting.state), outcome, reason, lateness, notes }];
+        let mut entries =
+            vec![Entry { at: now, cause, from, to: Some(meeting.state), outcome, reason, lateness, notes }];
         if !effects.is_empty() {
             let completed = self.engine.options.effects == EffectMode::DryRunInline;
             if completed {
@@ -437,55 +518,96 @@ impl<'e> Work<'e> {
             });
         }
         let changed = outcome != Outcome::Ignored;
-        if changed {
-            if let Some(old) = self.cache.meeting(&id).map(|m| m.timers) {
-                for (kind, due) in old.pending() {
-                    self.cache.overlay.remove(&TimerKey::new(id.clone(), kind, due));
-                }
+        // Only the timers that changed move in the queue.
+        for kind in crate::meeting::TimerKind::ALL.iter().copied() {
+            let (was, is) = (old.get(kind), meeting.timers.get(kind));
+            if was == is {
+                continue;
             }
-            for (kind, due) in meeting.timers.pending() {
+            if let Some(due) = was {
+                self.cache.overlay.remove(&TimerKey::new(id.clone(), kind, due));
+            }
+            if let Some(due) = is {
                 self.cache.overlay.insert(TimerKey::new(id.clone(), kind, due));
                 self.armed = true;
             }
         }
         match self.cache.entries.get_mut(&id) {
             Some(Some(c)) => {
+                c.stored.meeting = meeting;
                 if changed {
-                    c.stored.meeting = meeting;
                     c.row_dirty = true;
                 }
-                c.history.extend(entries);
+                for e in &entries {
+                    c.history.push(e);
+                }
             }
             _ => {
                 let stored = StoredMeeting { meeting, event_ids: Vec::new() };
-                let c = Cached { stored, loaded_version: None, row_dirty: true, history: entries };
-                self.cache.entries.insert(id, Some(c));
+                let history = entries.iter().cloned().collect();
+                let c = Cached { stored, loaded_version: None, row_dirty: true, history, queued: false };
+                self.cache.entries.insert(id.clone(), Some(c));
             }
+        }
+        self.touch(&id);
+    }
+
+    /// Note that a cached meeting has something to write.
+    fn touch(&mut self, id: &MeetingId) {
+        let resident = self.guard.is_some();
+        let Some(Some(c)) = self.cache.entries.get_mut(id) else { return };
+        if resident {
+            // A resident engine writes a meeting once it has ended and is
+            // among the oldest ended ones, or at the final flush.
+            if c.stored.meeting.ended.is_some() && !c.queued {
+                c.queued = true;
+                self.cache.ended.push_back(id.clone());
+            }
+        } else if !c.queued {
+            c.queued = true;
+            self.cache.touched.push(id.clone());
         }
     }
 
-    /// Everything this unit of work decided, as the store's changes.
-    fn changes(&mut self) -> (Changes, Vec<MeetingId>) {
+    /// What to write now: everything touched (worker); the oldest ended
+    /// meetings beyond what is kept, or everything with `all` (resident).
+    fn to_write(&mut self, all: bool) -> Vec<MeetingId> {
+        if self.guard.is_none() {
+            return mem::take(&mut self.cache.touched);
+        }
+        if all {
+            self.cache.ended.clear();
+            let mut ids: Vec<MeetingId> = self
+                .cache
+                .entries
+                .iter()
+                .filter(|(_, c)| c.as_ref().is_some_and(Cached::pending))
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.sort_unstable();
+            return ids;
+        }
+        let n = self.cache.ended.len().saturating_sub(ENDED_KEPT);
+        self.cache.ended.drain(..n).collect()
+    }
+
+    /// The store's changes: the meetings `ids`, and everything else this unit of work decided.
+    fn changes(&mut self, ids: &[MeetingId]) -> Changes {
         let mut changes = Changes::default();
-        let mut ended = Vec::new();
-        for (id, c) in self.cache.entries.iter_mut() {
-            let Some(c) = c else { continue };
-            let touched = c.row_dirty || !c.history.is_empty();
+        for id in ids {
+            let Some(Some(c)) = self.cache.entries.get_mut(id) else { continue };
+            c.queued = false;
             if c.row_dirty {
                 changes.meetings.push(MeetingWrite { stored: c.stored.clone(), loaded_version: c.loaded_version });
                 c.loaded_version = Some(c.stored.meeting.version);
                 c.row_dirty = false;
             }
             if !c.history.is_empty() {
-                changes.history.push(HistoryAppend { meeting_id: id.clone(), entries: mem::take(&mut c.history) });
-            }
-            if touched && c.stored.meeting.ended.is_some() {
-                ended.push(id.clone());
+                changes.history.push(HistoryAppend { meeting_id: id.clone(), chunk: mem::take(&mut c.history) });
             }
         }
-        // Rows in key order: writes walk the B-trees in order.
+        // Meeting rows in key order: the writes walk the B-tree in order.
         changes.meetings.sort_unstable_by(|a, b| a.stored.meeting.id.cmp(&b.stored.meeting.id));
-        changes.history.sort_unstable_by(|a, b| a.meeting_id.cmp(&b.meeting_id));
         changes.effects = mem::take(&mut self.effects);
         changes.dead_letters = mem::take(&mut self.dead);
         changes.checkpoint = self.checkpoint.take();
@@ -493,12 +615,22 @@ impl<'e> Work<'e> {
             last_instant: (self.last > Timestamp::MIN).then_some(self.last),
             event_clock: (self.event_clock > Timestamp::MIN).then_some(self.event_clock),
         };
-        (changes, ended)
+        changes
     }
 
     /// Commit what this unit of work decided (a resident engine: start committing it).
-    pub(super) async fn commit(mut self) -> Result<Report, EngineError> {
-        let (changes, ended) = self.changes();
+    pub(super) async fn commit(self) -> Result<Report, EngineError> {
+        self.commit_with(false).await
+    }
+
+    /// Commit, writing every meeting a resident engine still holds unwritten.
+    pub(super) async fn commit_all(self) -> Result<Report, EngineError> {
+        self.commit_with(true).await
+    }
+
+    async fn commit_with(mut self, all: bool) -> Result<Report, EngineError> {
+        let ids = self.to_write(all);
+        let changes = self.changes(&ids);
         let queued = !changes.effects.is_empty() && self.engine.options.effects == EffectMode::Queue;
         let engine = self.engine;
         let mut report = mem::take(&mut self.report);
@@ -511,14 +643,21 @@ impl<'e> Work<'e> {
                 task.await.map_err(|e| EngineError::Commit(e.to_string()))??;
                 report.store_time += t.elapsed();
             }
+            // What the previous commit wrote may leave memory now, unless it
+            // was touched again since (then it waits for its next write).
             for id in mem::take(&mut cache.evict) {
-                if !ended.contains(&id) {
-                    cache.entries.remove(&id);
+                if let Some(Some(c)) = cache.entries.get(&id) {
+                    if !c.pending() && c.stored.meeting.ended.is_some() {
+                        cache.entries.remove(&id);
+                    }
                 }
             }
-            cache.evict = ended;
+            if !all {
+                cache.evict = ids;
+            }
             cache.entries.retain(|_, c| c.is_some());
-            if !changes.is_empty() {
+            // The final flush also writes the clocks (a later replay resumes there).
+            if !changes.is_empty() || all {
                 report.commits += 1;
                 let store = engine.store.clone();
                 let task = tokio::spawn(async move { store.begin().await?.commit(changes).await });

@@ -37,13 +37,25 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Cause {
     /// A stream record applied.
-    Record { event: EventName, event_id: Option<String> },
+    Record {
+        event: EventName,
+        event_id: Option<String>,
+    },
     /// A stream record whose `eventID` this meeting had already applied.
-    Duplicate { event: EventName, event_id: String },
-    Timer { kind: TimerKind, due: Timestamp },
+    Duplicate {
+        event: EventName,
+        event_id: String,
+    },
+    Timer {
+        kind: TimerKind,
+        due: Timestamp,
+    },
     Command(CommandKind),
     /// An effect attempt; `effect` is the outbox id (`None` for a dry run completed inline).
-    Effect { kind: EffectKind, effect: Option<i64> },
+    Effect {
+        kind: EffectKind,
+        effect: Option<i64>,
+    },
 }
 
 names! {
@@ -120,19 +132,35 @@ pub enum Note {
     Created(Facts),
     Changed(FactChange),
     /// A valid instance id joined the meeting's instance set.
-    Instance { id: InstanceId, source: InstanceSource },
+    Instance {
+        id: InstanceId,
+        source: InstanceSource,
+    },
     /// An instance-id attribute that is not one, skipped.
-    SkippedInstance { value: String, source: InstanceSource },
+    SkippedInstance {
+        value: String,
+        source: InstanceSource,
+    },
     /// A record without an image: the facts stay.
     NoImage(EventName),
-    Armed { kind: TimerKind, due: Timestamp },
-    Rearmed { kind: TimerKind, from: Timestamp, to: Timestamp },
+    Armed {
+        kind: TimerKind,
+        due: Timestamp,
+    },
+    Rearmed {
+        kind: TimerKind,
+        from: Timestamp,
+        to: Timestamp,
+    },
     /// Termination cancelled these pending timers.
     Cancelled(Vec<TimerKind>),
     RowDeleted,
     TerminatedElsewhere,
     /// Rule 7: both sides have data, judged at the record's event time.
-    BothSides { event_time: Timestamp, past_start: Span },
+    BothSides {
+        event_time: Timestamp,
+        past_start: Span,
+    },
     LookingAgain,
     ByOperator,
     NoInstances,
@@ -143,23 +171,44 @@ pub enum Note {
     /// `terminate` on a meeting that has already ended.
     AlreadyTerminated(Ended),
     /// A timer that is no longer pending (re-armed or cancelled since).
-    StaleTimer { kind: TimerKind, due: Timestamp },
-    Duplicate { event_id: String },
+    StaleTimer {
+        kind: TimerKind,
+        due: Timestamp,
+    },
+    Duplicate {
+        event_id: String,
+    },
     // Effect outcomes.
     WouldTerminate(Vec<InstanceId>),
     TerminatedInstances(Vec<InstanceId>),
     /// `InvalidInstanceID.NotFound`: nothing to do.
     Gone(Vec<InstanceId>),
     /// The tag guard refused an instance.
-    Refused { id: InstanceId, why: String },
-    WroteBack { reason: Reason, terminated_at: Timestamp },
-    WouldWriteBack { reason: Reason, terminated_at: Timestamp },
+    Refused {
+        id: InstanceId,
+        why: String,
+    },
+    WroteBack {
+        reason: Reason,
+        terminated_at: Timestamp,
+    },
+    WouldWriteBack {
+        reason: Reason,
+        terminated_at: Timestamp,
+    },
     /// The write-back's condition failed: already written, or the row is gone.
     AlreadyWritten,
     /// A transient failure; the next attempt is at `retry_at`.
-    AttemptFailed { attempt: i64, error: String, retry_at: Timestamp },
+    AttemptFailed {
+        attempt: i64,
+        error: String,
+        retry_at: Timestamp,
+    },
     /// The last attempt failed; the effect waits for an operator to re-queue it.
-    GaveUp { attempt: i64, error: String },
+    GaveUp {
+        attempt: i64,
+        error: String,
+    },
     /// A note in words (history converted from an older database).
     Text(String),
 }
@@ -268,5 +317,92 @@ impl fmt::Display for Note {
             Note::GaveUp { attempt, error } => write!(f, "attempt {attempt} failed: {error}; effect marked failed"),
             Note::Text(text) => f.write_str(text),
         }
+    }
+}
+
+/// The first byte of an encoded chunk: entries one after another in
+/// spindown's compact binary encoding (postcard).
+const CHUNK_ENTRIES: u8 = 2;
+
+/// History entries encoded for storage, appended one at a time.
+///
+/// A store keeps a chunk as opaque bytes ([`Chunk::as_bytes`]); reading it
+/// back is [`decode`]. Entries take a few dozen bytes each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Chunk { bytes: vec![CHUNK_ENTRIES], len: 0 }
+    }
+}
+
+impl Chunk {
+    pub fn push(&mut self, entry: &Entry) {
+        // A meeting's story is a few hundred bytes: one allocation, not a doubling series.
+        self.bytes.reserve(if self.len == 0 { 256 } else { 64 });
+        let bytes = std::mem::take(&mut self.bytes);
+        self.bytes = postcard::to_extend(entry, bytes).expect("history entries always encode");
+        self.len += 1;
+    }
+
+    /// Entries in the chunk.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The encoded chunk, as a store keeps it.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The entries, decoded again.
+    pub fn entries(&self) -> Vec<Entry> {
+        decode(&self.bytes).expect("a chunk decodes what it encoded")
+    }
+}
+
+impl FromIterator<Entry> for Chunk {
+    fn from_iter<I: IntoIterator<Item = Entry>>(iter: I) -> Self {
+        let mut c = Chunk::default();
+        for e in iter {
+            c.push(&e);
+        }
+        c
+    }
+}
+
+/// A stored chunk that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("history chunk: {0}")]
+pub struct ChunkError(String);
+
+/// Decode a stored chunk: spindown's binary entries, or a JSON array of
+/// entries (history converted from an older database).
+///
+/// # Errors
+///
+/// The bytes are neither.
+pub fn decode(bytes: &[u8]) -> Result<Vec<Entry>, ChunkError> {
+    match bytes.first() {
+        Some(&CHUNK_ENTRIES) => {
+            let mut rest = &bytes[1..];
+            let mut out = Vec::new();
+            while !rest.is_empty() {
+                let (e, tail) = postcard::take_from_bytes::<Entry>(rest).map_err(|e| ChunkError(e.to_string()))?;
+                out.push(e);
+                rest = tail;
+            }
+            Ok(out)
+        }
+        Some(b'[') => serde_json::from_slice(bytes).map_err(|e| ChunkError(e.to_string())),
+        _ => Err(ChunkError("unknown encoding".into())),
     }
 }

@@ -2,13 +2,14 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// A meeting id: the table key `id`, never empty.
+/// A meeting id: the table key `id`, never empty. Cheap to clone (shared).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct MeetingId(String);
+pub struct MeetingId(Arc<str>);
 
 /// The empty string, which the spec treats as "no id".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -19,7 +20,7 @@ impl MeetingId {
     /// `None` for the empty string, which the spec treats as "no id".
     pub fn new(id: impl Into<String>) -> Option<Self> {
         let id = id.into();
-        (!id.is_empty()).then_some(MeetingId(id))
+        (!id.is_empty()).then(|| MeetingId(id.into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -43,7 +44,7 @@ impl TryFrom<String> for MeetingId {
 
 impl From<MeetingId> for String {
     fn from(id: MeetingId) -> String {
-        id.0
+        id.0.to_string()
     }
 }
 
@@ -54,9 +55,10 @@ impl fmt::Display for MeetingId {
 }
 
 /// An EC2 instance id the engine may terminate: `^i-[0-9a-f]{8}([0-9a-f]{9})?$`.
+/// Cheap to clone (shared).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct InstanceId(String);
+pub struct InstanceId(Arc<str>);
 
 /// A string that is not an instance id the engine may terminate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,7 +70,7 @@ impl InstanceId {
     pub fn parse(s: &str) -> Option<Self> {
         let hex = s.strip_prefix("i-")?;
         let ok = (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
-        ok.then(|| InstanceId(s.to_string()))
+        ok.then(|| InstanceId(s.into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -92,7 +94,7 @@ impl TryFrom<String> for InstanceId {
 
 impl From<InstanceId> for String {
     fn from(i: InstanceId) -> String {
-        i.0
+        i.0.to_string()
     }
 }
 

@@ -24,11 +24,11 @@ pub mod record;
 mod transition;
 
 pub use effect::{Effect, EffectKind};
-pub use history::{Cause, CauseKind, Entry, Note, Outcome};
+pub use history::{Cause, CauseKind, Chunk, Entry, Note, Outcome};
 pub use ids::{BadInstanceId, EmptyMeetingId, InstanceId, MeetingId};
 pub use input::{Change, Command, CommandKind, Image, Input, InstanceSource, Rejection, SeenInstance};
 pub use model::{Ended, EventName, Facts, Meeting, Reason, State, TimerKey, TimerKind, Timers};
-pub use named::UnknownName;
 pub(crate) use named::names;
+pub use named::UnknownName;
 pub use policy::{Mode, Policy, PolicyError};
-pub use transition::{admits, transition, Step, TimerChange};
+pub use transition::{admits, step, transition, Step, TimerChange};

@@ -59,9 +59,27 @@ pub fn transition(
     now: Timestamp,
     policy: &Policy,
 ) -> Result<Step, Rejection> {
+    step(meeting.cloned(), input, now, policy).map_err(|(rejection, _)| rejection)
+}
+
+/// [`transition`] on a meeting the caller gives up (an engine that holds it
+/// saves a copy per input). A rejected input hands the meeting back.
+///
+/// # Errors
+///
+/// As [`transition`], with the meeting as it was given.
+pub fn step(
+    meeting: Option<Meeting>,
+    input: &Input,
+    now: Timestamp,
+    policy: &Policy,
+) -> Result<Step, (Rejection, Option<Meeting>)> {
     match input {
         Input::Record(change) => record(meeting, change, now, policy),
-        Input::Timer { kind, due } => Ok(timer(meeting.ok_or(Rejection::UnknownMeeting)?, *kind, *due, now, policy)),
+        Input::Timer { kind, due } => match meeting {
+            Some(m) => Ok(timer(m, *kind, *due, now, policy)),
+            None => Err((Rejection::UnknownMeeting, None)),
+        },
         Input::Command(cmd) => command(meeting, cmd, now, policy),
     }
 }
@@ -169,8 +187,15 @@ fn start_relative_due(kind: TimerKind, facts: &Facts, policy: &Policy) -> Option
 }
 
 /// Rules 3–8 for a stream record (rules 1–2 are the decoder's and the engine's).
-fn record(meeting: Option<&Meeting>, change: &Change, now: Timestamp, policy: &Policy) -> Result<Step, Rejection> {
-    admits(meeting, change)?;
+fn record(
+    meeting: Option<Meeting>,
+    change: &Change,
+    now: Timestamp,
+    policy: &Policy,
+) -> Result<Step, (Rejection, Option<Meeting>)> {
+    if let Err(rejection) = admits(meeting.as_ref(), change) {
+        return Err((rejection, meeting));
+    }
     let t = change.event_time.unwrap_or(now);
     let image = change.image.as_ref();
     let mut b = match open(meeting, &change.meeting_id, now) {
@@ -231,10 +256,13 @@ enum Opened {
 }
 
 /// Load the meeting for a step, or create it (rule 4; [`admits`] has checked it may be).
-fn open(meeting: Option<&Meeting>, id: &MeetingId, now: Timestamp) -> Opened {
+fn open(meeting: Option<Meeting>, id: &MeetingId, now: Timestamp) -> Opened {
     match meeting {
-        Some(m) if m.state == State::Terminated => Opened::Terminated(Builder::new(m.clone(), Some(State::Terminated))),
-        Some(m) => Opened::Live(Builder::new(m.clone(), Some(m.state))),
+        Some(m) if m.state == State::Terminated => Opened::Terminated(Builder::new(m, Some(State::Terminated))),
+        Some(m) => {
+            let from = Some(m.state);
+            Opened::Live(Builder::new(m, from))
+        }
         None => Opened::Live(Builder::new(Meeting::new(id.clone(), now), None)),
     }
 }
@@ -302,14 +330,16 @@ fn describe_facts(b: &mut Builder, old: &Facts, created: bool) {
 }
 
 /// The safety-net, re-check, cap and fixed timers.
-fn timer(m: &Meeting, kind: TimerKind, due: Timestamp, now: Timestamp, policy: &Policy) -> Step {
-    let mut b = Builder::new(m.clone(), Some(m.state));
-    if m.state == State::Terminated || m.timers.get(kind) != Some(due) {
+fn timer(m: Meeting, kind: TimerKind, due: Timestamp, now: Timestamp, policy: &Policy) -> Step {
+    let state = m.state;
+    let stale = state == State::Terminated || m.timers.get(kind) != Some(due);
+    let mut b = Builder::new(m, Some(state));
+    if stale {
         b.note(Note::StaleTimer { kind, due });
         return b.finish(Outcome::Ignored);
     }
     b.disarm(kind);
-    match (kind, m.state) {
+    match (kind, state) {
         (TimerKind::Cap, _) => b.terminate(Reason::MaxLifetime, now),
         (TimerKind::Fixed, _) => b.terminate(Reason::FixedDuration, now),
         (_, State::Scheduled) => b.terminate(Reason::NoShowTimeout, now),
@@ -328,12 +358,19 @@ fn timer(m: &Meeting, kind: TimerKind, due: Timestamp, now: Timestamp, policy: &
     b.finish_live()
 }
 
-fn command(meeting: Option<&Meeting>, cmd: &Command, now: Timestamp, policy: &Policy) -> Result<Step, Rejection> {
+fn command(
+    meeting: Option<Meeting>,
+    cmd: &Command,
+    now: Timestamp,
+    policy: &Policy,
+) -> Result<Step, (Rejection, Option<Meeting>)> {
     match cmd {
         Command::Terminate => {
-            let m = meeting.ok_or(Rejection::UnknownMeeting)?;
-            let mut b = Builder::new(m.clone(), Some(m.state));
-            if let Some(ended) = m.ended {
+            let Some(m) = meeting else { return Err((Rejection::UnknownMeeting, None)) };
+            let ended = m.ended;
+            let from = Some(m.state);
+            let mut b = Builder::new(m, from);
+            if let Some(ended) = ended {
                 b.note(Note::AlreadyTerminated(ended));
                 return Ok(b.finish(Outcome::Ignored));
             }

@@ -78,8 +78,22 @@ impl Executor {
         clock: Arc<dyn Clock>,
         retry: RetryPolicy,
     ) -> Self {
-        let owner = format!("executor-{}-{:08x}", std::process::id(), rand::random::<u32>());
-        Executor { store, ec2, table, clock, retry, owner, lease: Span::from_mins(5), batch: 256 }
+        Executor { store, ec2, table, clock, retry, owner: "worker".into(), lease: Span::from_mins(5), batch: 256 }
+    }
+
+    /// Lease effects under this identity (default `worker`). Two executors on
+    /// one database need different identities; an executor restarted under
+    /// the same identity takes over its own leases at once.
+    pub fn owned_by(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+
+    /// How long a claim holds a row against other executors (default 5 minutes:
+    /// longer than an attempt can take with the SDK's timeouts).
+    pub fn lease(mut self, lease: Span) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// The identity its leases carry.
@@ -108,7 +122,9 @@ impl Executor {
             for (i, row) in due.iter().enumerate() {
                 let (ec2, table, clock) = (self.ec2.clone(), self.table.clone(), self.clock.clone());
                 let (row, retry) = (row.clone(), self.retry.clone());
-                calls.spawn(async move { (i, attempt(ec2.as_ref(), table.as_ref(), clock.as_ref(), &retry, &row).await) });
+                calls.spawn(
+                    async move { (i, attempt(ec2.as_ref(), table.as_ref(), clock.as_ref(), &retry, &row).await) },
+                );
             }
             let mut outcomes: Vec<Option<EffectOutcome>> = vec![None; due.len()];
             while let Some(joined) = calls.join_next().await {
@@ -121,7 +137,9 @@ impl Executor {
             let outcomes: Vec<EffectOutcome> = due
                 .iter()
                 .zip(outcomes)
-                .map(|(row, o)| o.unwrap_or_else(|| failed_attempt(row, "effect task panicked", now, &self.retry, true)))
+                .map(|(row, o)| {
+                    o.unwrap_or_else(|| failed_attempt(row, "effect task panicked", now, &self.retry, true))
+                })
                 .collect();
             for o in &outcomes {
                 match o.status {

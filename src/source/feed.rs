@@ -5,8 +5,9 @@
 //! the engine in batches that each become one transaction.
 
 use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
 
-use crate::engine::Incoming;
+use crate::engine::{Incoming, Origin};
 use crate::meeting::record::{decode_line, DeadLetter, Item, RecordError, MAX_LINE};
 
 /// How many bytes of an over-long line are kept in its dead letter.
@@ -15,7 +16,7 @@ const KEEP_OF_LONG_LINE: usize = 64 << 10;
 /// Reads a record file line by line and yields batches of [`Incoming`] items.
 pub struct LineFeed<R> {
     reader: BufReader<R>,
-    name: String,
+    name: Arc<str>,
     line_no: u64,
     done: bool,
     /// Lines read so far (blank ones included).
@@ -27,7 +28,7 @@ impl<R: Read> LineFeed<R> {
     pub fn new(reader: R, name: impl Into<String>) -> Self {
         LineFeed {
             reader: BufReader::with_capacity(1 << 20, reader),
-            name: name.into(),
+            name: Arc::from(name.into()),
             line_no: 0,
             done: false,
             lines: 0,
@@ -65,7 +66,7 @@ impl<R: Read> LineFeed<R> {
         if self.done {
             return Ok(None);
         }
-        let mut out = Vec::with_capacity(max.min(4096));
+        let mut out = Vec::with_capacity(max.min(1 << 16));
         let mut buf = Vec::new();
         while out.len() < max {
             let Some(line) = self.read_line(&mut buf)? else {
@@ -74,22 +75,21 @@ impl<R: Read> LineFeed<R> {
             };
             self.line_no += 1;
             self.lines += 1;
-            let origin = format!("{}:{}", self.name, self.line_no);
+            let origin = |part| Origin::Line { file: self.name.clone(), line: self.line_no, part };
             match line {
                 Err(len) => {
                     buf.truncate(KEEP_OF_LONG_LINE);
                     let reason = RecordError::LineTooLong(len);
                     out.push(Incoming {
                         item: Item::Dead(DeadLetter { reason, raw: buf.clone(), event_id: None }),
-                        origin,
+                        origin: origin(None),
                     });
                 }
                 Ok(()) => {
                     let items = decode_line(&buf);
                     let many = items.len() > 1;
                     for (i, item) in items.into_iter().enumerate() {
-                        let origin = if many { format!("{origin}#{}", i + 1) } else { origin.clone() };
-                        out.push(Incoming { item, origin });
+                        out.push(Incoming { item, origin: origin(many.then_some(i as u32 + 1)) });
                     }
                 }
             }
@@ -107,7 +107,7 @@ mod tests {
         let input = b"\n{\"Records\": [1, 2]}\r\nnot json\n\xff\n".to_vec();
         let mut feed = LineFeed::new(&input[..], "f.jsonl");
         let batch = feed.next_batch(100).unwrap().unwrap();
-        let origins: Vec<&str> = batch.iter().map(|i| i.origin.as_str()).collect();
+        let origins: Vec<String> = batch.iter().map(|i| i.origin.to_string()).collect();
         assert_eq!(origins, ["f.jsonl:2#1", "f.jsonl:2#2", "f.jsonl:3", "f.jsonl:4"]);
         assert!(batch.iter().all(|i| matches!(i.item, Item::Dead(_))));
         assert!(feed.next_batch(100).unwrap().is_none());

@@ -130,7 +130,7 @@ pub async fn replay<R: Read + Send + 'static>(
     let started = Instant::now();
     summary.run_on = engine.run_until(until).await?;
     let flush = Instant::now();
-    engine.flush().await?;
+    summary.run_on.merge(&engine.flush().await?);
     let flush = flush.elapsed();
     summary.timings.run_on_secs = started.elapsed().as_secs_f64();
     summary.timings.store_secs = (summary.applied.store_time + summary.run_on.store_time + flush).as_secs_f64();
@@ -148,7 +148,7 @@ pub fn read_ahead<R: Read + Send + 'static>(
     batch: usize,
 ) -> (tokio::sync::mpsc::Receiver<std::io::Result<Vec<Incoming>>>, std::thread::JoinHandle<u64>) {
     let (tx, rx) = tokio::sync::mpsc::channel(2);
-    let handle = std::thread::spawn(move || {
+    let handle = std::thread::Builder::new().name("spindown-read".into()).spawn(move || {
         loop {
             match feed.next_batch(batch) {
                 Ok(Some(b)) => {
@@ -165,6 +165,5 @@ pub fn read_ahead<R: Read + Send + 'static>(
         }
         feed.lines
     });
-    (rx, handle)
+    (rx, handle.expect("the reader thread starts"))
 }
-

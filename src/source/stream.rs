@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::engine::{Engine, EngineError, Incoming};
 use crate::meeting::names;
-use crate::meeting::record::decode_value;
+use crate::meeting::record::decode_text;
 use crate::store::{Checkpoint, Gap, StoreError};
 use crate::time::Timestamp;
 use crate::BoxFuture;
@@ -398,8 +398,8 @@ impl StreamReader {
             {
                 last_event = Some(t);
             }
-            let raw = serde_json::to_vec(value).unwrap_or_default();
-            items.push(Incoming { item: decode_value(value, raw), origin: format!("{shard_id}/{seq}") });
+            let text = value.to_string();
+            items.push(Incoming { item: decode_text(&text), origin: format!("{shard_id}/{seq}").into() });
         }
         let s = self.shards.get_mut(shard_id).expect("known shard");
         s.iterator = page.next_iterator;

@@ -13,9 +13,10 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{
     Changes, Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, EffectStatus,
-    Gap, HistoryRecord, MeetingFilter, Page, Requeue, Store, StoreError, StoredMeeting, TimerFilter, UnitOfWork,
+    Gap, HistoryRecord, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError, StoredMeeting, TimerFilter,
+    UnitOfWork,
 };
-use crate::meeting::{MeetingId, Reason, State, TimerKey};
+use crate::meeting::{Chunk, MeetingId, Reason, State, TimerKey};
 use crate::time::Timestamp;
 
 #[derive(Default)]
@@ -23,7 +24,8 @@ struct Data {
     meetings: BTreeMap<MeetingId, StoredMeeting>,
     /// Each meeting's first pending timer, in fire order.
     due: BTreeSet<TimerKey>,
-    history: BTreeMap<MeetingId, Vec<HistoryRecord>>,
+    /// Each meeting's chunks, as written, with their seq.
+    history: BTreeMap<MeetingId, Vec<(i64, Chunk)>>,
     next_seq: i64,
     outbox: BTreeMap<i64, (EffectRow, Option<(String, Timestamp)>)>,
     keys: BTreeSet<String>,
@@ -64,13 +66,13 @@ fn max_opt(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     }
 }
 
-fn append_history(s: &mut Data, id: &MeetingId, entries: Vec<crate::meeting::Entry>) {
-    if entries.is_empty() {
+fn append_history(s: &mut Data, id: &MeetingId, chunk: Chunk) {
+    if chunk.is_empty() {
         return;
     }
     s.next_seq += 1;
     let seq = s.next_seq;
-    s.history.entry(id.clone()).or_default().extend(entries.into_iter().map(|entry| HistoryRecord { seq, entry }));
+    s.history.entry(id.clone()).or_default().push((seq, chunk));
 }
 
 fn apply(s: &mut Data, changes: Changes) -> Result<(), StoreError> {
@@ -92,7 +94,7 @@ fn apply(s: &mut Data, changes: Changes) -> Result<(), StoreError> {
         s.meetings.insert(id, w.stored);
     }
     for h in changes.history {
-        append_history(s, &h.meeting_id, h.entries);
+        append_history(s, &h.meeting_id, h.chunk);
     }
     for e in changes.effects {
         if !s.keys.insert(e.key.clone()) {
@@ -201,12 +203,7 @@ impl Store for MemoryStore {
         Ok(ids.iter().filter_map(|id| s.meetings.get(id).cloned()).collect())
     }
 
-    async fn due(
-        &self,
-        after: Option<&TimerKey>,
-        upto: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<TimerKey>, StoreError> {
+    async fn due(&self, after: Option<&TimerKey>, upto: Timestamp, limit: usize) -> Result<Vec<TimerKey>, StoreError> {
         Ok(due_after(&*self.state.lock().await, after, upto, limit))
     }
 
@@ -234,8 +231,18 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn outcomes(&self, after: Option<&MeetingId>, limit: usize) -> Result<Vec<OutcomeLine>, StoreError> {
+        let page = MeetingFilter { after: after.cloned(), limit: Some(limit), ..MeetingFilter::default() };
+        Ok(self.meetings(&page).await?.iter().map(|m| OutcomeLine::from(&m.meeting)).collect())
+    }
+
     async fn history(&self, id: &MeetingId) -> Result<Vec<HistoryRecord>, StoreError> {
-        Ok(self.state.lock().await.history.get(id).cloned().unwrap_or_default())
+        let s = self.state.lock().await;
+        let chunks = s.history.get(id).map(Vec::as_slice).unwrap_or_default();
+        Ok(chunks
+            .iter()
+            .flat_map(|(seq, chunk)| chunk.entries().into_iter().map(|entry| HistoryRecord { seq: *seq, entry }))
+            .collect())
     }
 
     async fn timers(&self, f: &TimerFilter) -> Result<Vec<TimerKey>, StoreError> {
@@ -306,6 +313,10 @@ impl Store for MemoryStore {
             .outbox
             .values_mut()
             .filter(|(r, _)| r.status == EffectStatus::Pending && r.next_attempt_at <= claim.now)
+            .filter(|(_, lease)| match lease {
+                None => true,
+                Some((owner, until)) => *owner == claim.owner || *until <= claim.now,
+            })
             .collect();
         due.sort_by_key(|(r, _)| (r.next_attempt_at, r.id));
         Ok(due
@@ -332,7 +343,8 @@ impl Store for MemoryStore {
             row.next_attempt_at = o.next_attempt_at;
             row.last_error.clone_from(&o.last_error);
             row.updated_at = o.at;
-            append_history(&mut s, &o.meeting_id, o.history.clone());
+            let chunk = o.history.iter().cloned().collect();
+            append_history(&mut s, &o.meeting_id, chunk);
         }
         Ok(())
     }

@@ -71,8 +71,7 @@ pub trait Store: Send + Sync + 'static {
     async fn load(&self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError>;
 
     /// [`UnitOfWork::due`] on the committed state, without claiming.
-    async fn due(&self, after: Option<&TimerKey>, upto: Timestamp, limit: usize)
-        -> Result<Vec<TimerKey>, StoreError>;
+    async fn due(&self, after: Option<&TimerKey>, upto: Timestamp, limit: usize) -> Result<Vec<TimerKey>, StoreError>;
 
     /// The engine's clocks as last committed.
     async fn clocks(&self) -> Result<Clocks, StoreError>;
@@ -82,6 +81,8 @@ pub trait Store: Send + Sync + 'static {
     async fn meeting(&self, id: &MeetingId) -> Result<Option<StoredMeeting>, StoreError>;
     /// Meetings in id order, after `filter.after`, at most `filter.limit`.
     async fn meetings(&self, filter: &MeetingFilter) -> Result<Vec<StoredMeeting>, StoreError>;
+    /// The spec's outcome lines in id order, after `after`, at most `limit`.
+    async fn outcomes(&self, after: Option<&MeetingId>, limit: usize) -> Result<Vec<OutcomeLine>, StoreError>;
     /// A meeting's history, oldest first.
     async fn history(&self, id: &MeetingId) -> Result<Vec<HistoryRecord>, StoreError>;
     /// Pending timers, soonest first (in fire order).
@@ -101,8 +102,9 @@ pub trait Store: Send + Sync + 'static {
     // The outbox.
 
     /// Lease up to `claim.limit` pending effects due at `claim.now` to
-    /// `claim.owner` until `claim.until`: no other claim returns them before
-    /// that unless they are finished.
+    /// `claim.owner` until `claim.until`, oldest first. A row another owner
+    /// holds is returned only once its lease has run out; a row the same
+    /// owner holds is returned again (a restarted worker takes its own back).
     async fn claim_effects(&self, claim: &Claim) -> Result<Vec<EffectRow>, StoreError>;
     /// Record attempts' outcomes (and their history entries), fenced by the lease.
     async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError>;

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::meeting::history::Entry;
+use crate::meeting::history::{Chunk, Entry};
 use crate::meeting::{Effect, EffectKind, Meeting, MeetingId, Reason, State};
 use crate::time::Timestamp;
 
@@ -34,11 +34,12 @@ pub struct MeetingWrite {
     pub loaded_version: Option<i64>,
 }
 
-/// History entries to append to one meeting's story.
+/// History entries to append to one meeting's story, encoded (a store keeps
+/// the bytes as they are).
 #[derive(Debug, Clone)]
 pub struct HistoryAppend {
     pub meeting_id: MeetingId,
-    pub entries: Vec<Entry>,
+    pub chunk: Chunk,
 }
 
 /// One outbox row: the effects of one termination, run in order.
@@ -265,5 +266,30 @@ impl Counts {
 
     pub fn effects(&self, status: EffectStatus) -> i64 {
         self.effects_by_status.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n)
+    }
+}
+
+/// The spec's per-meeting line (`spindown replay --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeLine {
+    pub id: String,
+    pub state: State,
+    pub reason: Option<Reason>,
+    pub terminated_at: Option<Timestamp>,
+    pub terminated_instances: Vec<String>,
+}
+
+impl From<&Meeting> for OutcomeLine {
+    fn from(m: &Meeting) -> Self {
+        OutcomeLine {
+            id: m.id.to_string(),
+            state: m.state,
+            reason: m.ended.map(|e| e.reason),
+            terminated_at: m.ended.map(|e| e.at),
+            terminated_instances: match m.ended {
+                Some(_) => m.instances.iter().map(|i| i.to_string()).collect(),
+                None => Vec::new(),
+            },
+        }
     }
 }

@@ -139,7 +139,7 @@ impl Aws {
                     break;
                 }
                 for r in page.records() {
-                    lines.push(spindown::aws::record_json(r).to_string());
+                    lines.push(spindown::adapters::aws::record_json(r).to_string());
                 }
                 it = page.next_shard_iterator().map(str::to_owned);
             }

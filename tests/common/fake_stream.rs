@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
-use spindown::effects::BoxFuture;
-use spindown::stream::{Page, Position, ShardInfo, ShardPage, StreamError, StreamSource};
+use spindown::source::stream::{Page, Position, ShardInfo, ShardPage, StreamError, StreamSource};
+use spindown::BoxFuture;
 
 #[derive(Default)]
 pub struct ShardData {

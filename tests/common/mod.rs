@@ -1,11 +1,13 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests, each written once.
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod conformance;
 pub mod fake_stream;
 pub mod moto;
 pub mod process;
 pub mod proxy;
+pub mod records;
 pub mod scenario;
 
 use std::collections::BTreeMap;

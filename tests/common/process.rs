@@ -4,8 +4,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use spindown::time::Timestamp;
-
 use super::moto::Moto;
 
 pub const POLICY: &str = r#"
@@ -87,9 +85,4 @@ pub fn sigterm(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
-pub async fn sleep_until(t: Timestamp) {
-    let us = t.as_micros() - Timestamp::now().as_micros();
-    if us > 0 {
-        tokio::time::sleep(Duration::from_micros(us as u64)).await;
-    }
-}
+pub use super::records::sleep_until;

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue as V;
-use spindown::store::Store;
+use spindown::meeting::history::Outcome;
+use spindown::meeting::State;
+use spindown::store::sqlite::SqliteStore;
+use spindown::store::{EffectStatus, Store};
 use spindown::time::{Span, Timestamp};
 
 use super::aws::Aws;
@@ -154,12 +157,12 @@ pub fn end_of_life(plans: &[Plan]) -> Timestamp {
 }
 
 /// Wait until every meeting is terminated and no effect is pending.
-pub async fn converge(store: &Store, n: usize, within: std::time::Duration) {
+pub async fn converge(store: &dyn Store, n: usize, within: std::time::Duration) {
     let deadline = std::time::Instant::now() + within;
     loop {
         let c = store.counts().await.unwrap();
-        let pending = c.effects_by_status.iter().any(|(s, _)| s == "pending");
-        if c.meetings_by_state == vec![("Terminated".to_string(), n as i64)] && !pending {
+        if c.in_state(State::Terminated) == n as i64 && c.meetings == n as i64 && c.effects(EffectStatus::Pending) == 0
+        {
             return;
         }
         assert!(std::time::Instant::now() < deadline, "no convergence: {c:?}");
@@ -178,7 +181,13 @@ pub struct Checked {
 
 /// The checks: outcomes equal `spindown replay` of the stream's records, the
 /// instances, the write-backs, one termination per history, a sound file.
-pub async fn check(aws: &Aws, store: &Store, plans: &[Plan], unrelated: &[String], dir: &std::path::Path) -> Checked {
+pub async fn check(
+    aws: &Aws,
+    store: &SqliteStore,
+    plans: &[Plan],
+    unrelated: &[String],
+    dir: &std::path::Path,
+) -> Checked {
     let mut out = Checked::default();
     let lines = aws.stream_lines().await;
     out.records = lines.len();
@@ -191,7 +200,8 @@ pub async fn check(aws: &Aws, store: &Store, plans: &[Plan], unrelated: &[String
     ));
     let mut mismatches = Vec::new();
     for p in plans {
-        let m = store.meeting(&p.id.parse().unwrap()).await.unwrap().unwrap_or_else(|| panic!("{} missing", p.id));
+        let m =
+            store.meeting(&p.id.parse().unwrap()).await.unwrap().unwrap_or_else(|| panic!("{} missing", p.id)).meeting;
         let ended = m.ended.unwrap_or_else(|| panic!("{} not terminated", p.id));
         *out.by_reason.entry(ended.reason.to_string()).or_default() += 1;
         let r = &replayed[&p.id];
@@ -228,7 +238,7 @@ pub async fn check(aws: &Aws, store: &Store, plans: &[Plan], unrelated: &[String
     }
 
     for p in plans {
-        let m = store.meeting(&p.id.parse().unwrap()).await.unwrap().unwrap();
+        let m = store.meeting(&p.id.parse().unwrap()).await.unwrap().unwrap().meeting;
         let ended = m.ended.unwrap();
         let item = aws.item(&p.id).await;
         match ended.reason.as_str() {
@@ -242,7 +252,7 @@ pub async fn check(aws: &Aws, store: &Store, plans: &[Plan], unrelated: &[String
             }
         }
         let h = store.history(&p.id.parse().unwrap()).await.unwrap();
-        let ends = h.iter().filter(|h| h.outcome == "terminated").count();
+        let ends = h.iter().filter(|h| h.entry.outcome == Outcome::Terminated).count();
         assert_eq!(ends, 1, "{}: {ends} terminations in its history", p.id);
     }
     assert_eq!(store.integrity_check().await.unwrap(), "ok");

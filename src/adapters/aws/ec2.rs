@@ -141,4 +141,3 @@ impl Ec2 for AwsEc2 {
         Box::pin(self.terminate_all(meeting, instances))
     }
 }
-

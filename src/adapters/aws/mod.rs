@@ -145,4 +145,3 @@ where
 pub(crate) fn effect_error(f: Failure) -> EffectError {
     EffectError { transient: f.transient, message: f.message }
 }
-

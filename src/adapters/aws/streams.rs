@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use aws_config::SdkConfig;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, ShardIteratorType};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use serde_json::{json, Map, Value};
 
 use super::{classify, THROTTLING};

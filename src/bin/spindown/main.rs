@@ -13,6 +13,10 @@ use clap::Parser;
 
 use cli::{Cli, Cmd};
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_tracing(verbose: u8, daemon: bool) {
     let default = match verbose {
         0 if daemon => "info",

@@ -19,13 +19,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{ConnectOptions, Row, SqlitePool};
 
 pub use stats::{Phase, WriteCounts};
 
 use super::{
-    Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, Gap, HistoryRecord,
-    MeetingFilter, Page, Requeue, Store, StoreError, StoredMeeting, TimerFilter, UnitOfWork,
+    Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, Gap, HistoryAppend,
+    HistoryRecord, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError, StoredMeeting, TimerFilter,
+    UnitOfWork,
 };
 use crate::meeting::{names, MeetingId, TimerKey};
 use crate::time::Timestamp;
@@ -53,6 +54,10 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// SQLite page cache per connection, MiB.
     pub cache_mib: u32,
+    /// Memory-mapped reads per connection, MiB (0: none).
+    pub mmap_mib: u32,
+    /// Reader connections (besides the one writer).
+    pub readers: u32,
     /// SQLite's own checkpoint threshold, in pages of 4 KiB. A background task
     /// checkpoints the WAL every 250 ms off the write path; this backstop makes
     /// the committing writer checkpoint itself once the WAL passes it.
@@ -65,6 +70,13 @@ impl SqliteOptions {
     pub fn bulk(self) -> SqliteOptions {
         SqliteOptions { wal_autocheckpoint: 50_000, ..self }
     }
+
+    /// For a resident engine (`replay`), which keeps what it works on in its
+    /// own memory and mostly writes: small caches, no memory map, two readers,
+    /// so that the process's memory does not grow with the database.
+    pub fn lean(self) -> SqliteOptions {
+        SqliteOptions { cache_mib: 8, mmap_mib: 0, readers: 2, ..self }
+    }
 }
 
 impl Default for SqliteOptions {
@@ -73,6 +85,8 @@ impl Default for SqliteOptions {
             durability: Durability::Full,
             busy_timeout: Duration::from_secs(5),
             cache_mib: 64,
+            mmap_mib: 64,
+            readers: 4,
             wal_autocheckpoint: 10_000,
         }
     }
@@ -175,9 +189,11 @@ impl SqliteStore {
             .busy_timeout(options.busy_timeout)
             .foreign_keys(false)
             .pragma("cache_size", format!("-{}", options.cache_mib.max(1) as u64 * 1024))
-            .pragma("mmap_size", "67108864")
+            .pragma("mmap_size", (options.mmap_mib as u64 * 1024 * 1024).to_string())
             .pragma("temp_store", "MEMORY")
             .pragma("wal_autocheckpoint", options.wal_autocheckpoint.to_string())
+            // A slow checkpoint under load is not the operator's news.
+            .disable_statement_logging()
     }
 
     /// Open (creating if missing) and migrate the database at `path`.
@@ -194,7 +210,8 @@ impl SqliteStore {
     }
 
     async fn open_inner(path: &Path, options: &SqliteOptions) -> Result<SqliteStore, StoreError> {
-        let open_err = |error: sqlx::Error| StoreError::Open { path: path.display().to_string(), message: describe(&error).0 };
+        let open_err =
+            |error: sqlx::Error| StoreError::Open { path: path.display().to_string(), message: describe(&error).0 };
         let connect = SqliteStore::connect_options(path, options);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -206,7 +223,11 @@ impl SqliteStore {
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations").run(&writer).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
-        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(connect).await.map_err(open_err)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.readers.max(1))
+            .connect_with(connect)
+            .await
+            .map_err(open_err)?;
         let checkpointer = Arc::new(Checkpointer::start(reader.clone()));
         Ok(SqliteStore { writer, reader, path: path.to_path_buf(), stats: Arc::default(), _checkpointer: checkpointer })
     }
@@ -249,12 +270,7 @@ impl Store for SqliteStore {
         read::load(&mut conn, ids).await
     }
 
-    async fn due(
-        &self,
-        after: Option<&TimerKey>,
-        upto: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<TimerKey>, StoreError> {
+    async fn due(&self, after: Option<&TimerKey>, upto: Timestamp, limit: usize) -> Result<Vec<TimerKey>, StoreError> {
         let mut conn = self.reader.acquire().await?;
         read::due(&mut conn, after, upto, limit).await
     }
@@ -269,6 +285,10 @@ impl Store for SqliteStore {
 
     async fn meetings(&self, filter: &MeetingFilter) -> Result<Vec<StoredMeeting>, StoreError> {
         read::meetings(&self.reader, filter).await
+    }
+
+    async fn outcomes(&self, after: Option<&MeetingId>, limit: usize) -> Result<Vec<OutcomeLine>, StoreError> {
+        read::outcomes(&self.reader, after, limit).await
     }
 
     async fn history(&self, id: &MeetingId) -> Result<Vec<HistoryRecord>, StoreError> {
@@ -336,9 +356,10 @@ impl Store for SqliteStore {
                 tracing::warn!(effect = o.id, "effect no longer held by this executor; its outcome is not recorded");
                 continue;
             }
-            history.push((o.meeting_id.clone(), o.history.clone()));
+            history
+                .push(HistoryAppend { meeting_id: o.meeting_id.clone(), chunk: o.history.iter().cloned().collect() });
         }
-        uow::insert_history(&mut tx, history.iter().map(|(id, h)| (id, h.as_slice()))).await?;
+        uow::insert_history(&mut tx, &history).await?;
         crate::failpoint::hit("tx-before-commit");
         tx.commit().await?;
         Ok(())
@@ -373,7 +394,8 @@ impl Store for SqliteStore {
     }
 
     async fn forget_checkpoints(&self, stream_arn: &str) -> Result<u64, StoreError> {
-        let r = sqlx::query(include_str!("queries/forget_checkpoints.sql")).bind(stream_arn).execute(&self.writer).await?;
+        let r =
+            sqlx::query(include_str!("queries/forget_checkpoints.sql")).bind(stream_arn).execute(&self.writer).await?;
         Ok(r.rows_affected())
     }
 
@@ -406,17 +428,15 @@ pub const QUERIES: &[(&str, &str)] = &[
     ("forget_event_ids", include_str!("queries/forget_event_ids.sql")),
     ("gaps", include_str!("queries/gaps.sql")),
     ("history", include_str!("queries/history.sql")),
-    ("insert_effects", include_str!("queries/insert_effects.sql")),
-    ("insert_meetings", include_str!("queries/insert_meetings.sql")),
     ("list_effects", include_str!("queries/list_effects.sql")),
     ("list_meetings", include_str!("queries/list_meetings.sql")),
     ("list_timers", include_str!("queries/list_timers.sql")),
     ("load_meetings", include_str!("queries/load_meetings.sql")),
     ("next_due", include_str!("queries/next_due.sql")),
+    ("outcomes", include_str!("queries/outcomes.sql")),
     ("next_effect_attempt", include_str!("queries/next_effect_attempt.sql")),
     ("record_gap", include_str!("queries/record_gap.sql")),
     ("requeue_failed", include_str!("queries/requeue_failed.sql")),
-    ("update_meetings", include_str!("queries/update_meetings.sql")),
     ("upsert_checkpoint", include_str!("queries/upsert_checkpoint.sql")),
 ];
 

@@ -4,11 +4,12 @@ use serde::Deserialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use super::rows::{decode_entries, decode_parts, meetings_from_doc};
+use super::rows::{decode_parts, meetings_from_doc};
+use crate::meeting::history;
 use crate::meeting::{MeetingId, Reason, State, TimerKey, TimerKind};
 use crate::store::{
     Checkpoint, Clocks, Counts, DeadLetterRow, EffectFilter, EffectRow, EffectStatus, Gap, HistoryRecord,
-    MeetingFilter, Page, StoreError, StoredMeeting, TimerFilter,
+    MeetingFilter, OutcomeLine, Page, StoreError, StoredMeeting, TimerFilter,
 };
 use crate::time::Timestamp;
 
@@ -99,13 +100,42 @@ pub(super) async fn meetings(pool: &SqlitePool, f: &MeetingFilter) -> Result<Vec
     meetings_from_doc(doc.as_deref())
 }
 
+type OutcomeDoc = (String, String, Option<String>, Option<i64>, Vec<String>);
+
+pub(super) async fn outcomes(
+    pool: &SqlitePool,
+    after: Option<&MeetingId>,
+    limit: usize,
+) -> Result<Vec<OutcomeLine>, StoreError> {
+    let doc: Option<String> = sqlx::query_scalar(include_str!("queries/outcomes.sql"))
+        .bind(after.map(MeetingId::as_str))
+        .bind(limit as i64)
+        .fetch_one(pool)
+        .await?;
+    let rows: Vec<OutcomeDoc> =
+        serde_json::from_str(doc.as_deref().unwrap_or("[]")).map_err(|e| corrupt("outcomes", e))?;
+    rows.into_iter()
+        .map(|(id, state, reason, terminated_at, instances)| {
+            let ended = terminated_at.is_some();
+            Ok(OutcomeLine {
+                id,
+                state: state.parse().map_err(|e| corrupt("outcomes", e))?,
+                reason: reason.map(|r| r.parse().map_err(|e| corrupt("outcomes", e))).transpose()?,
+                terminated_at: ts(terminated_at),
+                terminated_instances: if ended { instances } else { Vec::new() },
+            })
+        })
+        .collect()
+}
+
 pub(super) async fn history(pool: &SqlitePool, id: &MeetingId) -> Result<Vec<HistoryRecord>, StoreError> {
     let rows = sqlx::query(include_str!("queries/history.sql")).bind(id.as_str()).fetch_all(pool).await?;
     let mut out = Vec::new();
     for r in rows {
         let seq: i64 = r.try_get(0)?;
         let bytes: Vec<u8> = r.try_get(1)?;
-        out.extend(decode_entries(&bytes)?.into_iter().map(|entry| HistoryRecord { seq, entry }));
+        let entries = history::decode(&bytes).map_err(|e| corrupt(&format!("meeting {id}"), e))?;
+        out.extend(entries.into_iter().map(|entry| HistoryRecord { seq, entry }));
     }
     Ok(out)
 }
@@ -185,11 +215,17 @@ pub(super) async fn dead_letters(pool: &SqlitePool, page: &Page) -> Result<Vec<D
         .collect()
 }
 
-fn parse_names<T: std::str::FromStr>(v: Vec<(String, i64)>) -> Result<Vec<(T, i64)>, StoreError>
+/// Counts by name, in the names' own order (every backend orders them alike).
+fn parse_names<T: std::str::FromStr + Ord>(v: Vec<(String, i64)>) -> Result<Vec<(T, i64)>, StoreError>
 where
     T::Err: std::fmt::Display,
 {
-    v.into_iter().map(|(k, n)| Ok((k.parse().map_err(|e| corrupt("counts", e))?, n))).collect()
+    let mut out = Vec::with_capacity(v.len());
+    for (k, n) in v {
+        out.push((k.parse::<T>().map_err(|e| corrupt("counts", e))?, n));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 #[derive(Deserialize)]

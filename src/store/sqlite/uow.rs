@@ -6,19 +6,36 @@ use std::time::Instant;
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
 
-use super::rows::{encode_entries, encode_parts, meeting_rows};
+use super::read;
+use super::rows::encode_parts;
 use super::stats::{Phase, Stats};
-use super::{read, describe};
-use crate::meeting::history::Entry;
 use crate::meeting::{MeetingId, TimerKey};
-use crate::store::{Changes, EffectStatus, StoreError, StoredMeeting, UnitOfWork};
-use crate::time::Timestamp;
+use crate::store::{Changes, EffectStatus, HistoryAppend, StoreError, StoredMeeting, UnitOfWork};
+use crate::time::{Span, Timestamp};
 
-/// Meeting rows per JSON document.
-const MEETINGS_PER_STATEMENT: usize = 5000;
-/// Rows per multi-row `VALUES` statement (two or six parameters each, well
+/// Rows per multi-row `VALUES` statement (at most 22 parameters each: well
 /// under SQLite's limit of 32,766).
-const ROWS_PER_INSERT: usize = 2000;
+const ROWS_PER_INSERT: usize = 1000;
+
+/// One multi-row upsert writes new and changed meetings alike, fenced: an
+/// existing row is replaced only if it still has the version this unit of
+/// work loaded (`prev_version`; -1 for a meeting it created, which no stored
+/// row has). The caller checks that every row was written.
+const UPSERT_MEETINGS: &str = "INSERT INTO meetings (id, state, reason, terminated_at, meet_time, created_at, \
+    duration_us, status, teacher_data, student_data, instances, first_seen, version, safety_net, recheck, cap, \
+    fixed, next_due, next_kind, event_ids, prev_version) ";
+const UPSERT_MEETINGS_ON_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+    reason = excluded.reason, terminated_at = excluded.terminated_at, meet_time = excluded.meet_time, \
+    created_at = excluded.created_at, duration_us = excluded.duration_us, status = excluded.status, \
+    teacher_data = excluded.teacher_data, student_data = excluded.student_data, instances = excluded.instances, \
+    version = excluded.version, safety_net = excluded.safety_net, recheck = excluded.recheck, cap = excluded.cap, \
+    fixed = excluded.fixed, next_due = excluded.next_due, next_kind = excluded.next_kind, \
+    event_ids = excluded.event_ids, prev_version = excluded.prev_version \
+    WHERE meetings.version = excluded.prev_version";
+
+fn us(t: Option<Timestamp>) -> Option<i64> {
+    t.map(Timestamp::as_micros)
+}
 
 pub(super) struct SqliteUnitOfWork {
     tx: Transaction<'static, Sqlite>,
@@ -32,53 +49,54 @@ impl SqliteUnitOfWork {
 }
 
 /// Append history chunks: one row per meeting and unit of work.
-pub(super) async fn insert_history<'a>(
+pub(super) async fn insert_history(
     conn: &mut SqliteConnection,
-    chunks: impl Iterator<Item = (&'a MeetingId, &'a [Entry])>,
+    appends: &[HistoryAppend],
 ) -> Result<(usize, usize), StoreError> {
-    let encoded: Vec<(&str, Vec<u8>, usize)> =
-        chunks.filter(|(_, e)| !e.is_empty()).map(|(id, e)| (id.as_str(), encode_entries(e), e.len())).collect();
-    for chunk in encoded.chunks(ROWS_PER_INSERT) {
+    let appends: Vec<&HistoryAppend> = appends.iter().filter(|h| !h.chunk.is_empty()).collect();
+    for rows in appends.chunks(ROWS_PER_INSERT) {
         let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO history (meeting_id, entries) ");
-        q.push_values(chunk, |mut b, (id, bytes, _)| {
-            b.push_bind(*id).push_bind(bytes.as_slice());
+        q.push_values(rows, |mut b, h| {
+            b.push_bind(h.meeting_id.as_str()).push_bind(h.chunk.as_bytes());
         });
-        q.build().execute(&mut *conn).await?;
+        q.build().persistent(false).execute(&mut *conn).await?;
     }
-    Ok((encoded.len(), encoded.iter().map(|(_, _, n)| n).sum()))
-}
-
-fn conflict_on_insert(e: sqlx::Error, ids: &[&str]) -> StoreError {
-    let unique = e.as_database_error().is_some_and(|d| d.is_unique_violation());
-    if unique {
-        StoreError::Conflict(format!("one of {} (created by another writer)", ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ")))
-    } else {
-        let (message, transient) = describe(&e);
-        StoreError::Backend { message, transient }
-    }
+    Ok((appends.len(), appends.iter().map(|h| h.chunk.len()).sum()))
 }
 
 impl SqliteUnitOfWork {
     async fn write(&mut self, changes: &Changes) -> Result<(), StoreError> {
         let conn: &mut SqliteConnection = &mut self.tx;
         let t = Instant::now();
-        let (new, old): (Vec<_>, Vec<_>) = changes.meetings.iter().partition(|w| w.loaded_version.is_none());
-        for chunk in new.chunks(MEETINGS_PER_STATEMENT) {
-            sqlx::query(include_str!("queries/insert_meetings.sql"))
-                .bind(meeting_rows(chunk))
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| {
-                    let ids: Vec<&str> = chunk.iter().map(|w| w.stored.meeting.id.as_str()).collect();
-                    conflict_on_insert(e, &ids)
-                })?;
-        }
-        for chunk in old.chunks(MEETINGS_PER_STATEMENT) {
-            let done = sqlx::query(include_str!("queries/update_meetings.sql"))
-                .bind(meeting_rows(chunk))
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
+        for chunk in changes.meetings.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(UPSERT_MEETINGS);
+            q.push_values(chunk, |mut b, w| {
+                let m = &w.stored.meeting;
+                let next = m.timers.next();
+                b.push_bind(m.id.as_str())
+                    .push_bind(m.state.as_str())
+                    .push_bind(m.ended.map(|e| e.reason.as_str()))
+                    .push_bind(us(m.ended.map(|e| e.at)))
+                    .push_bind(us(m.facts.meet_time))
+                    .push_bind(us(m.facts.created_at))
+                    .push_bind(m.facts.duration.map(Span::as_micros))
+                    .push_bind(m.facts.status.as_deref())
+                    .push_bind(m.facts.teacher_data)
+                    .push_bind(m.facts.student_data)
+                    .push_bind(serde_json::to_string(&m.instances).expect("ids serialize"))
+                    .push_bind(m.created.as_micros())
+                    .push_bind(m.version)
+                    .push_bind(us(m.timers.safety_net))
+                    .push_bind(us(m.timers.recheck))
+                    .push_bind(us(m.timers.cap))
+                    .push_bind(us(m.timers.fixed))
+                    .push_bind(next.map(|(_, due)| due.as_micros()))
+                    .push_bind(next.map(|(kind, _)| kind.rank() as i64))
+                    .push_bind(serde_json::to_string(&w.stored.event_ids).expect("ids serialize"))
+                    .push_bind(w.loaded_version.unwrap_or(-1));
+            });
+            q.push(UPSERT_MEETINGS_ON_CONFLICT);
+            let done = q.build().persistent(false).execute(&mut *conn).await?.rows_affected();
             if done != chunk.len() as u64 {
                 let ids: Vec<&str> = chunk.iter().map(|w| w.stored.meeting.id.as_str()).take(5).collect();
                 return Err(StoreError::Conflict(format!("one of {}", ids.join(", "))));
@@ -88,38 +106,35 @@ impl SqliteUnitOfWork {
         self.stats.add_time(Phase::WriteMeetings, t);
 
         let t = Instant::now();
-        let (chunks, entries) =
-            insert_history(conn, changes.history.iter().map(|h| (&h.meeting_id, h.entries.as_slice()))).await?;
+        let (chunks, entries) = insert_history(conn, &changes.history).await?;
         self.stats.add(&self.stats.history_chunks, chunks);
         self.stats.add(&self.stats.history_entries, entries);
         self.stats.add_time(Phase::WriteHistory, t);
 
         let t = Instant::now();
-        if !changes.effects.is_empty() {
-            let rows: Vec<serde_json::Value> = changes
-                .effects
-                .iter()
-                .map(|e| {
-                    let (done, status, attempts) = if e.completed {
-                        (e.parts.len(), EffectStatus::Done, 1)
-                    } else {
-                        (0, EffectStatus::Pending, 0)
-                    };
-                    serde_json::json!([
-                        e.key,
-                        e.meeting_id.as_str(),
-                        encode_parts(&e.parts),
-                        done,
-                        status.as_str(),
-                        attempts,
-                        e.at.as_micros()
-                    ])
-                })
-                .collect();
-            sqlx::query(include_str!("queries/insert_effects.sql"))
-                .bind(serde_json::Value::Array(rows).to_string())
-                .execute(&mut *conn)
-                .await?;
+        for chunk in changes.effects.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO outbox (key, meeting_id, parts, done, status, attempts, next_attempt_at, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, e| {
+                let (done, status, attempts) = if e.completed {
+                    (e.parts.len() as i64, EffectStatus::Done, 1)
+                } else {
+                    (0, EffectStatus::Pending, 0)
+                };
+                b.push_bind(e.key.as_str())
+                    .push_bind(e.meeting_id.as_str())
+                    .push_bind(encode_parts(&e.parts).to_string())
+                    .push_bind(done)
+                    .push_bind(status.as_str())
+                    .push_bind(attempts)
+                    .push_bind(e.at.as_micros())
+                    .push_bind(e.at.as_micros())
+                    .push_bind(e.at.as_micros());
+            });
+            // The idempotency key: a row already queued is left alone.
+            q.push(" ON CONFLICT (key) DO NOTHING");
+            q.build().persistent(false).execute(&mut *conn).await?;
         }
         self.stats.add(&self.stats.effects, changes.effects.len());
         self.stats.add_time(Phase::WriteEffects, t);
@@ -136,7 +151,7 @@ impl SqliteUnitOfWork {
                     .push_bind(d.event_id.as_deref())
                     .push_bind(d.raw.as_slice());
             });
-            q.build().execute(&mut *conn).await?;
+            q.build().persistent(false).execute(&mut *conn).await?;
         }
         self.stats.add(&self.stats.dead, changes.dead_letters.len());
         if let Some(c) = &changes.checkpoint {

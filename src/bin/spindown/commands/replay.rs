@@ -1,10 +1,11 @@
 //! `spindown replay FILE`: the engine on a virtual clock; every meeting's outcome out.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use spindown::clock::ManualClock;
 use spindown::engine::{Engine, EngineOptions};
@@ -26,6 +27,24 @@ struct Profile<'a> {
     total_secs: f64,
     rows: WriteCounts,
     synchronous: Durability,
+    /// The process's peak resident set (`VmHWM`), MiB; `None` where /proc has none.
+    peak_rss_mib: Option<f64>,
+}
+
+/// Peak resident set size of this process, MiB (Linux).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim();
+    Some(kb.parse::<f64>().ok()? / 1024.0)
+}
+
+/// Beside a database a replay is writing: a replay keeps live meetings in
+/// memory and writes each once it has ended (or at the end), so a replay
+/// that did not finish leaves a database that is not what the input says.
+fn unfinished_marker(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".replaying");
+    PathBuf::from(p)
 }
 
 pub async fn run(cli: &Cli, args: &ReplayArgs) -> Result<()> {
@@ -41,17 +60,35 @@ pub async fn run(cli: &Cli, args: &ReplayArgs) -> Result<()> {
             (temp.path().join("replay.db"), cli.synchronous.unwrap_or(Durability::Off))
         }
     };
-    let options = SqliteOptions { durability, ..SqliteOptions::default() }.bulk();
-    let store = Arc::new(SqliteStore::open(&path, &options).await.with_context(|| format!("opening {}", path.display()))?);
+    let marker = unfinished_marker(&path);
+    if marker.exists() {
+        bail!(
+            "{} holds a replay that did not finish (it stopped before writing every meeting): \
+             remove {} (and its -wal and -shm files) and {}, then replay again",
+            path.display(),
+            path.display(),
+            marker.display()
+        );
+    }
+    std::fs::write(&marker, format!("a replay of {name} started at {}\n", Timestamp::now()))
+        .with_context(|| format!("writing {}", marker.display()))?;
+    let options = SqliteOptions { durability, ..SqliteOptions::default() }.bulk().lean();
+    let store =
+        Arc::new(SqliteStore::open(&path, &options).await.with_context(|| format!("opening {}", path.display()))?);
     // A replay on an existing database resumes its virtual clock.
     let clock = ManualClock::new(store.clocks().await?.last_instant.unwrap_or(Timestamp::EPOCH));
     let engine = Engine::start(store.clone(), policy, Arc::new(clock.clone()), EngineOptions::replay()).await?;
     let options = ReplayOptions { until: args.until, batch: args.batch };
     let summary = replay(&engine, &clock, LineFeed::new(input, name.clone()), &options).await?;
+    std::fs::remove_file(&marker).with_context(|| format!("removing {}", marker.display()))?;
 
     let out_started = Instant::now();
     let mut out = output::stdout();
-    let written = if args.json { write_json(store.as_ref(), &mut out).await } else { write_table(store.as_ref(), &mut out).await };
+    let written = if args.json {
+        write_json(store.as_ref(), &mut out).await
+    } else {
+        write_table(store.as_ref(), &mut out).await
+    };
     output::finish(written, out)?;
     let output_secs = out_started.elapsed().as_secs_f64();
 
@@ -64,6 +101,7 @@ pub async fn run(cli: &Cli, args: &ReplayArgs) -> Result<()> {
             total_secs: started.elapsed().as_secs_f64(),
             rows: store.write_counts(),
             synchronous: durability,
+            peak_rss_mib: peak_rss_mib(),
         };
         std::fs::write(p, serde_json::to_vec_pretty(&profile)?).with_context(|| format!("writing {}", p.display()))?;
     }

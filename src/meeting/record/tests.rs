@@ -226,3 +226,21 @@ fn lines() {
     assert!(matches!(&items[2], Item::Dead(d) if d.reason.kind() == "not_an_object" && d.raw == b"\"not-an-object\""));
     assert!(decode_line(br#"{"Records": []}"#).is_empty());
 }
+
+#[test]
+fn what_is_not_read_is_still_json_as_serde_json_reads_it() {
+    // The one-pass decoder skips unread attributes, but keeps the parser's
+    // limits: nesting deeper than it allows, and numbers out of range, are
+    // not JSON wherever they are.
+    let deep = format!(r#"{{"eventName":"INSERT","junk":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
+    let items = decode_line(deep.as_bytes());
+    assert!(matches!(&items[..], [Item::Dead(d)] if d.reason.kind() == "not_json"), "{items:?}");
+    let huge = r#"{"eventName":"INSERT","SizeBytes":1e400,"dynamodb":{"Keys":{"id":{"S":"m"}}}}"#;
+    let items = decode_line(huge.as_bytes());
+    assert!(matches!(&items[..], [Item::Dead(d)] if d.reason.kind() == "not_json"), "{items:?}");
+    // Escaped keys are the keys they spell; a repeated key's last value wins.
+    let escaped = r#"{"event\u004eame":"MODIFY","eventName":"INSERT","dynamodb":{"Keys":{"id":{"S":"m-1"}},"NewImage":{"meet_time":{"S":"x","S":"2026-11-26T10:00:00Z"}}}}"#;
+    let c = decode_record(&serde_json::from_str(escaped).unwrap()).unwrap();
+    assert_eq!(c.event_name, EventName::Insert);
+    assert!(c.image.unwrap().meet_time.is_some());
+}

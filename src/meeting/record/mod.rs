@@ -6,7 +6,10 @@
 //! reason that names what is wrong — decoding never panics and never stops
 //! the rest of the input.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use super::ids::MeetingId;
 use super::input::{Change, Image, InstanceSource, Rejection, SeenInstance};
@@ -20,8 +23,9 @@ const MAX_EVENT_SECS: f64 = 253_402_300_800.0;
 /// record with two images well under 1 MB). Longer lines are dead letters.
 pub const MAX_LINE: usize = 8 << 20;
 
-/// The DynamoDB JSON type keys.
-const TYPES: [&str; 10] = ["S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"];
+mod parse;
+
+use parse::{Attr, DynamodbField, Kind, Map, Top};
 
 /// Why a record (or a line) was dead-lettered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,8 +110,9 @@ pub enum Item {
     Dead(DeadLetter),
 }
 
-/// A decoded record with the raw bytes it came from (kept in case the engine
-/// must still dead-letter it, e.g. a new meeting without a start).
+/// A decoded record. `raw` keeps the record's bytes only when the engine may
+/// still have to dead-letter it (its image gives no start, so it cannot
+/// create a meeting); it is empty otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
     pub change: Change,
@@ -121,17 +126,6 @@ fn shown(s: &str) -> String {
     } else {
         let head: String = s.chars().take(80).collect();
         format!("{head}… ({} bytes)", s.len())
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -151,78 +145,124 @@ pub fn decode_line(line: &[u8]) -> Vec<Item> {
         Ok(t) => t,
         Err(e) => return dead(RecordError::NotUtf8(start + e.valid_up_to())),
     };
-    let value: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
+    let top = match parse::top(text) {
+        Ok(t) => t,
         Err(e) => return dead(RecordError::NotJson(e.to_string())),
     };
-    match value {
-        Value::Object(mut obj) if obj.contains_key("Records") => match obj.remove("Records") {
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .map(|item| {
-                    let raw = serde_json::to_vec(&item).unwrap_or_default();
-                    decode_value(&item, raw)
-                })
-                .collect(),
-            Some(other) => dead(RecordError::RecordsNotList(json_kind(&other))),
-            None => unreachable!("checked by contains_key"),
+    match top {
+        Top::Object(r) if r.records.is_some() => match parse::elements(r.records.expect("checked")) {
+            Ok(items) => items.into_iter().map(|raw| decode_raw(raw.get())).collect(),
+            Err(kind) => dead(RecordError::RecordsNotList(kind.words())),
         },
-        value => vec![decode_value(&value, trimmed.to_vec())],
+        top => vec![decided(top, trimmed)],
+    }
+}
+
+/// Decode one record given as JSON text (the stream reader's records).
+pub fn decode_text(text: &str) -> Item {
+    decode_raw(text)
+}
+
+fn decode_raw(text: &str) -> Item {
+    match parse::top(text) {
+        Ok(top) => decided(top, text.as_bytes()),
+        Err(e) => {
+            Item::Dead(DeadLetter { reason: RecordError::NotJson(e.to_string()), raw: text.into(), event_id: None })
+        }
+    }
+}
+
+fn decided(top: Top<'_>, raw: &[u8]) -> Item {
+    let event_id = match &top {
+        Top::Object(r) => r.event_id.and_then(|e| serde_json::from_str::<String>(e.get()).ok()),
+        Top::Other(_) => None,
+    };
+    match validate(top) {
+        Ok(change) => {
+            // Only a record that cannot create a meeting may still be dead-lettered.
+            let keep = change.image.as_ref().and_then(|i| i.start()).is_none();
+            let raw = if keep { raw.to_vec() } else { Vec::new() };
+            Item::Record(Box::new(Decoded { change, raw }))
+        }
+        Err(reason) => Item::Dead(DeadLetter { reason, raw: raw.to_vec(), event_id }),
     }
 }
 
 /// Decode a record already parsed as JSON.
 pub fn decode_value(value: &Value, raw: Vec<u8>) -> Item {
-    match decode_record(value) {
-        Ok(change) => Item::Record(Box::new(Decoded { change, raw })),
-        Err(reason) => {
-            let event_id = value.get("eventID").and_then(Value::as_str).map(str::to_owned);
-            Item::Dead(DeadLetter { reason, raw, event_id })
-        }
-    }
-}
-
-/// `None` for absent or JSON null; an error when present but not an object.
-fn opt_map<'a>(obj: &'a Map<String, Value>, key: &'static str) -> Result<Option<&'a Map<String, Value>>, RecordError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(m)) => Ok(Some(m)),
-        Some(other) => Err(RecordError::NotMap(key, json_kind(other))),
-    }
-}
-
-/// A validated DynamoDB JSON value: its type key and inner value.
-fn typed<'a>(value: &'a Value, path: &dyn Fn() -> String) -> Result<(&'a str, &'a Value), RecordError> {
-    match value {
-        Value::Object(m) if m.len() == 1 => {
-            let (k, v) = m.iter().next().expect("len is 1");
-            if TYPES.contains(&k.as_str()) {
-                return Ok((k.as_str(), v));
+    let text = value.to_string();
+    match decode_raw(&text) {
+        Item::Record(mut d) => {
+            if !d.raw.is_empty() {
+                d.raw = raw;
             }
-            Err(RecordError::NotDynamoJson(path()))
+            Item::Record(d)
         }
-        _ => Err(RecordError::NotDynamoJson(path())),
+        Item::Dead(mut d) => {
+            d.raw = raw;
+            Item::Dead(d)
+        }
+    }
+}
+
+/// Validate and decode one stream record (rule 1 of the spec).
+///
+/// # Errors
+///
+/// The record's reason for being dead-lettered.
+pub fn decode_record(value: &Value) -> Result<Change, RecordError> {
+    let text = value.to_string();
+    let top = parse::top(&text).map_err(|e| RecordError::NotJson(e.to_string()))?;
+    validate(top)
+}
+
+/// A small JSON value in the words of a reason (`7`, `{"a":1}`).
+fn compact(raw: &RawValue) -> String {
+    serde_json::from_str::<Value>(raw.get()).map_or_else(|_| raw.get().to_string(), |v| v.to_string())
+}
+
+/// `None` for absent or JSON null; an error when present but not a map.
+fn opt_map<'m, 'a>(m: &'m Map<'a>, key: &'static str) -> Result<Option<&'m [Option<Attr<'a>>; 9]>, RecordError> {
+    match m {
+        Map::Absent | Map::Null => Ok(None),
+        Map::Attrs(a) => Ok(Some(a)),
+        Map::NotMap(kind) => Err(RecordError::NotMap(key, kind.words())),
+    }
+}
+
+/// The attribute `name` of a map, if present.
+fn attr<'m, 'a>(m: &'m [Option<Attr<'a>>; 9], name: &str) -> Option<&'m Attr<'a>> {
+    let i = parse::ATTRS.iter().position(|a| *a == name).expect("a read attribute");
+    m[i].as_ref()
+}
+
+/// A validated DynamoDB JSON value: its type key, inner string (for S/N) and inner kind.
+fn typed<'m, 'a>(
+    value: &'m Attr<'a>,
+    path: &dyn Fn() -> String,
+) -> Result<(&'static str, Option<&'m Cow<'a, str>>, Kind), RecordError> {
+    match value {
+        Attr::Typed { ty, text, kind } => Ok((ty, text.as_ref(), *kind)),
+        Attr::NotDynamo => Err(RecordError::NotDynamoJson(path())),
     }
 }
 
 /// Read an `S` attribute: `None` when absent or of type NULL.
-fn read_s<'a>(value: Option<&'a Value>, path: &dyn Fn() -> String) -> Result<Option<&'a str>, RecordError> {
+fn read_s<'m, 'a>(value: Option<&'m Attr<'a>>, path: &dyn Fn() -> String) -> Result<Option<&'m str>, RecordError> {
     let Some(value) = value else { return Ok(None) };
     match typed(value, path)? {
-        ("NULL", _) => Ok(None),
-        ("S", Value::String(s)) => Ok(Some(s)),
-        ("S", other) => Err(RecordError::WrongType {
-            path: path(),
-            expected: "S",
-            found: format!("S holding {}", json_kind(other)),
-        }),
-        (t, _) => Err(RecordError::WrongType { path: path(), expected: "S", found: t.to_string() }),
+        ("NULL", _, _) => Ok(None),
+        ("S", Some(s), _) => Ok(Some(s)),
+        ("S", None, kind) => {
+            Err(RecordError::WrongType { path: path(), expected: "S", found: format!("S holding {}", kind.words()) })
+        }
+        (t, _, _) => Err(RecordError::WrongType { path: path(), expected: "S", found: t.to_string() }),
     }
 }
 
-fn read_time(img: &Map<String, Value>, image: &str, attr: &str) -> Result<Option<Timestamp>, RecordError> {
-    let path = || format!("{image}.{attr}");
-    match read_s(img.get(attr), &path)? {
+fn read_time(img: &[Option<Attr>; 9], image: &str, name: &str) -> Result<Option<Timestamp>, RecordError> {
+    let path = || format!("{image}.{name}");
+    match read_s(attr(img, name), &path)? {
         None => Ok(None),
         Some(s) => Timestamp::parse_iso(s).map(Some).map_err(|e| RecordError::BadTime {
             path: path(),
@@ -267,102 +307,123 @@ fn parse_decimal(s: &str) -> Option<f64> {
     s.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
-fn read_duration(img: &Map<String, Value>, image: &str) -> Result<Option<Span>, RecordError> {
+fn read_duration(img: &[Option<Attr>; 9], image: &str) -> Result<Option<Span>, RecordError> {
     let path = || format!("{image}.duration_minutes");
-    let Some(value) = img.get("duration_minutes") else { return Ok(None) };
+    let Some(value) = attr(img, "duration_minutes") else { return Ok(None) };
     match typed(value, &path)? {
-        ("NULL", _) => Ok(None),
-        ("N", Value::String(s)) => parse_decimal(s)
+        ("NULL", _, _) => Ok(None),
+        ("N", Some(s), _) => parse_decimal(s)
             .and_then(Span::from_minutes_f64)
             .map(Some)
             .ok_or_else(|| RecordError::BadNumber { path: path(), value: shown(s) }),
-        ("N", other) => Err(RecordError::WrongType {
-            path: path(),
-            expected: "N",
-            found: format!("N holding {}", json_kind(other)),
-        }),
-        (t, _) => Err(RecordError::WrongType { path: path(), expected: "N", found: t.to_string() }),
+        ("N", None, kind) => {
+            Err(RecordError::WrongType { path: path(), expected: "N", found: format!("N holding {}", kind.words()) })
+        }
+        (t, _, _) => Err(RecordError::WrongType { path: path(), expected: "N", found: t.to_string() }),
     }
 }
 
 /// Session data: any type; present and not of type NULL means "has data".
-fn read_data(img: &Map<String, Value>, image: &str, attr: &str) -> Result<bool, RecordError> {
-    match img.get(attr) {
+fn read_data(img: &[Option<Attr>; 9], image: &str, name: &str) -> Result<bool, RecordError> {
+    match attr(img, name) {
         None => Ok(false),
-        Some(v) => Ok(typed(v, &|| format!("{image}.{attr}"))?.0 != "NULL"),
+        Some(v) => Ok(typed(v, &|| format!("{image}.{name}"))?.0 != "NULL"),
     }
 }
 
-fn decode_image(img: &Map<String, Value>, image: &'static str) -> Result<Image, RecordError> {
-    read_s(img.get("id"), &|| format!("{image}.id"))?;
-    Ok(Image {
+/// The image used, and its `id` (validated like every read attribute).
+fn decode_image<'m>(img: &'m [Option<Attr>; 9], image: &'static str) -> Result<(Image, Option<&'m str>), RecordError> {
+    let id = read_s(attr(img, "id"), &|| format!("{image}.id"))?;
+    let decoded = Image {
         meet_time: read_time(img, image, "meet_time")?,
         created_at: read_time(img, image, "created_at")?,
         duration: read_duration(img, image)?,
-        status: read_s(img.get("status"), &|| format!("{image}.status"))?.map(str::to_owned),
+        status: read_s(attr(img, "status"), &|| format!("{image}.status"))?.map(str::to_owned),
         teacher_data: read_data(img, image, "teacher_session_data")?,
         student_data: read_data(img, image, "student_session_data")?,
-    })
+    };
+    Ok((decoded, id))
 }
 
 fn instance_attrs(
-    img: Option<&Map<String, Value>>,
-    names: [InstanceSource; 2],
+    img: Option<&[Option<Attr>; 9]>,
+    sources: [InstanceSource; 2],
     out: &mut Vec<SeenInstance>,
 ) -> Result<(), RecordError> {
     let Some(img) = img else { return Ok(()) };
-    for (attr, source) in ["teacher_ec2_id", "student_ec2_id"].into_iter().zip(names) {
-        if let Some(v) = read_s(img.get(attr), &|| source.as_str().to_string())? {
+    for (name, source) in ["teacher_ec2_id", "student_ec2_id"].into_iter().zip(sources) {
+        if let Some(v) = read_s(attr(img, name), &|| source.as_str().to_string())? {
             out.push(SeenInstance { source, value: v.to_string() });
         }
     }
     Ok(())
 }
 
-/// Validate and decode one stream record (rule 1 of the spec).
-pub fn decode_record(value: &Value) -> Result<Change, RecordError> {
-    let obj = value.as_object().ok_or_else(|| RecordError::NotObject(json_kind(value)))?;
-    let event_id = match obj.get("eventID") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => return Err(RecordError::EventIdNotString(json_kind(other))),
+/// The spec's rule 1, in its order, over what the parse found.
+fn validate(top: Top<'_>) -> Result<Change, RecordError> {
+    let r = match top {
+        Top::Object(r) => r,
+        Top::Other(kind) => return Err(RecordError::NotObject(kind.words())),
     };
-    let event_name = match obj.get("eventName") {
-        None | Some(Value::Null) => return Err(RecordError::NoEventName),
-        Some(Value::String(s)) => match s.as_str() {
-            "INSERT" => EventName::Insert,
-            "MODIFY" => EventName::Modify,
-            "REMOVE" => EventName::Remove,
-            _ => return Err(RecordError::BadEventName(format!("{:?}", shown(s)))),
+    let event_id = match r.event_id {
+        None => None,
+        Some(raw) => match Kind::of(raw) {
+            Kind::Null => None,
+            Kind::String => {
+                Some(serde_json::from_str::<String>(raw.get()).map_err(|e| RecordError::NotJson(e.to_string()))?)
+            }
+            kind => return Err(RecordError::EventIdNotString(kind.words())),
         },
-        Some(other) => return Err(RecordError::BadEventName(shown(&other.to_string()))),
     };
-    let ddb = match obj.get("dynamodb") {
-        Some(Value::Object(m)) => m,
-        None => return Err(RecordError::NoDynamodb("nothing")),
-        Some(other) => return Err(RecordError::NoDynamodb(json_kind(other))),
+    let event_name = match r.event_name {
+        None => return Err(RecordError::NoEventName),
+        Some(raw) => match Kind::of(raw) {
+            Kind::Null => return Err(RecordError::NoEventName),
+            Kind::String => {
+                let s: Cow<str> = serde_json::from_str(raw.get()).map_err(|e| RecordError::NotJson(e.to_string()))?;
+                match &*s {
+                    "INSERT" => EventName::Insert,
+                    "MODIFY" => EventName::Modify,
+                    "REMOVE" => EventName::Remove,
+                    _ => return Err(RecordError::BadEventName(format!("{:?}", shown(&s)))),
+                }
+            }
+            _ => return Err(RecordError::BadEventName(shown(&compact(raw)))),
+        },
     };
-    let event_time = match ddb.get("ApproximateCreationDateTime") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => {
-            let secs = n.as_f64().filter(|s| (0.0..MAX_EVENT_SECS).contains(s));
-            let t = secs.and_then(Timestamp::from_epoch_seconds);
-            Some(t.ok_or_else(|| RecordError::TimeOutOfRange(shown(&n.to_string())))?)
-        }
-        Some(other) => return Err(RecordError::TimeNotNumber(json_kind(other))),
+    let ddb = match r.dynamodb {
+        DynamodbField::Object(d) => d,
+        DynamodbField::Absent => return Err(RecordError::NoDynamodb("nothing")),
+        DynamodbField::NotObject(kind) => return Err(RecordError::NoDynamodb(kind.words())),
     };
-    let keys = opt_map(ddb, "Keys")?;
-    let new_image = opt_map(ddb, "NewImage")?;
-    let old_image = opt_map(ddb, "OldImage")?;
+    let event_time = match ddb.time {
+        None => None,
+        Some(raw) => match Kind::of(raw) {
+            Kind::Null => None,
+            Kind::Number => {
+                let n: serde_json::Number =
+                    serde_json::from_str(raw.get()).map_err(|e| RecordError::NotJson(e.to_string()))?;
+                let secs = n.as_f64().filter(|s| (0.0..MAX_EVENT_SECS).contains(s));
+                let t = secs.and_then(Timestamp::from_epoch_seconds);
+                Some(t.ok_or_else(|| RecordError::TimeOutOfRange(shown(&n.to_string())))?)
+            }
+            kind => return Err(RecordError::TimeNotNumber(kind.words())),
+        },
+    };
+    let keys = opt_map(&ddb.keys, "Keys")?;
+    let new_image = opt_map(&ddb.new_image, "NewImage")?;
+    let old_image = opt_map(&ddb.old_image, "OldImage")?;
     let (used, used_name) = match event_name {
         EventName::Remove => (old_image, "OldImage"),
         _ => (new_image, "NewImage"),
     };
 
     // The meeting id: Keys.id when present, else the image's id.
-    let key_id = keys.map(|k| read_s(k.get("id"), &|| "Keys.id".to_string())).transpose()?.flatten();
-    let image = used.map(|img| decode_image(img, used_name)).transpose()?;
-    let image_id = used.and_then(|img| img.get("id")).and_then(|v| v.get("S")).and_then(Value::as_str);
+    let key_id = keys.map(|k| read_s(attr(k, "id"), &|| "Keys.id".to_string())).transpose()?.flatten();
+    let (image, image_id) = match used.map(|img| decode_image(img, used_name)).transpose()? {
+        Some((image, id)) => (Some(image), id),
+        None => (None, None),
+    };
     let meeting_id = MeetingId::new(key_id.or(image_id).unwrap_or_default()).ok_or(RecordError::NoMeetingId)?;
 
     let mut instance_ids = Vec::new();
@@ -373,5 +434,4 @@ pub fn decode_record(value: &Value) -> Result<Change, RecordError> {
 }
 
 #[cfg(test)]
-#[path = "record_tests.rs"]
 mod tests;

@@ -1,0 +1,709 @@
+//! The backend conformance suite: what every [`Store`] must do, checked the
+//! same way for each backend (`tests/conformance.rs` runs it on SQLite and on
+//! the in-memory store).
+//!
+//! A [`Backend`] opens its storage; opening it again is a *reopen* (a
+//! restart): it must see everything committed before, and nothing else.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use spindown::clock::ManualClock;
+use spindown::engine::{Engine, EngineOptions};
+use spindown::meeting::history::{Cause, Entry, FactChange, Ignored, Note, Outcome};
+use spindown::meeting::{
+    CommandKind, Effect, EffectKind, Ended, EventName, Facts, InstanceId, InstanceSource, Meeting, Policy, Reason,
+    State, TimerKey, TimerKind,
+};
+use spindown::store::{
+    Changes, Checkpoint, Claim, Clocks, EffectFilter, EffectOutcome, EffectStatus, Gap, HistoryAppend, MeetingFilter,
+    MeetingWrite, NewDeadLetter, NewEffect, Page, Requeue, Store, StoreError, StoredMeeting, TimerFilter,
+};
+use spindown::time::{Span, Timestamp};
+use spindown::BoxFuture;
+
+use super::records::{id, img, insert, items, rec, t};
+
+/// A backend under test.
+pub trait Backend: Send + Sync {
+    /// Open the backend's storage; again for a reopen.
+    fn open(&self) -> BoxFuture<'_, Arc<dyn Store>>;
+}
+
+/// Run every conformance test for a backend, as one `#[tokio::test]` each.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($backend:expr) => {
+        $crate::conformance_tests!(@each $backend;
+            units_of_work_are_all_or_nothing, fenced_writes_refuse_stale_versions, meetings_round_trip,
+            history_appends_in_order_and_keeps_every_note, dedupe_survives_a_reopen,
+            timers_page_in_fire_order, timers_fire_in_order_exactly_once_across_reopens,
+            effects_claim_complete_retry_fail_requeue, effect_leases_fence_other_owners,
+            checkpoints_accumulate_and_gaps_are_kept, dead_letters_keep_their_raw_bytes,
+            clocks_only_grow, counts_and_read_models, forget_event_ids_of_meetings_ended_long_ago);
+    };
+    (@each $backend:expr; $($name:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let backend = $backend;
+                $crate::common::conformance::$name(&backend).await;
+            }
+        )+
+    };
+}
+
+fn meeting(name: &str, created: Timestamp) -> Meeting {
+    let mut m = Meeting::new(id(name), created);
+    m.facts.meet_time = Some(created);
+    m.version = 1;
+    m
+}
+
+fn write(m: &Meeting, loaded: Option<i64>) -> MeetingWrite {
+    MeetingWrite { stored: StoredMeeting { meeting: m.clone(), event_ids: vec![] }, loaded_version: loaded }
+}
+
+fn entry(at: Timestamp, outcome: Outcome, notes: Vec<Note>) -> Entry {
+    Entry {
+        at,
+        cause: Cause::Command(CommandKind::Schedule),
+        from: None,
+        to: Some(State::Scheduled),
+        outcome,
+        reason: None,
+        lateness: None,
+        notes,
+    }
+}
+
+async fn commit(store: &dyn Store, changes: Changes) -> Result<(), StoreError> {
+    store.begin().await?.commit(changes).await
+}
+
+fn checkpoint(shard: &str, seq: Option<&str>, records: u64, at: Timestamp) -> Checkpoint {
+    Checkpoint {
+        stream_arn: "arn:s".into(),
+        shard_id: shard.into(),
+        parent_shard_id: None,
+        sequence_number: seq.map(Into::into),
+        closed: false,
+        records,
+        last_event_at: Some(at),
+        caught_up: false,
+        at,
+    }
+}
+
+fn dead(raw: &[u8], at: Timestamp) -> NewDeadLetter {
+    NewDeadLetter {
+        at,
+        origin: "f:1".into(),
+        kind: "not_json",
+        reason: "line is not JSON".into(),
+        event_id: None,
+        raw: raw.to_vec(),
+    }
+}
+
+fn terminate_effect(meeting: &str, at: Timestamp) -> NewEffect {
+    NewEffect {
+        key: format!("{meeting}/end"),
+        meeting_id: id(meeting),
+        parts: vec![
+            Effect::Terminate { instances: vec![InstanceId::parse("i-0123456789abcdef0").unwrap()] },
+            Effect::WriteBack { reason: Reason::NoShowTimeout, terminated_at: at },
+        ],
+        at,
+        completed: false,
+    }
+}
+
+pub async fn units_of_work_are_all_or_nothing(b: &dyn Backend) {
+    let store = b.open().await;
+    let m1 = meeting("m-1", t("10:00"));
+    let changes = Changes {
+        meetings: vec![write(&m1, None)],
+        history: vec![HistoryAppend {
+            meeting_id: id("m-1"),
+            chunk: [entry(t("10:00"), Outcome::Created, vec![])].into_iter().collect(),
+        }],
+        effects: vec![terminate_effect("m-1", t("10:00"))],
+        dead_letters: vec![dead(b"x", t("10:00"))],
+        checkpoint: Some(checkpoint("s-0", Some("1"), 1, t("10:00"))),
+        clocks: Clocks { last_instant: Some(t("10:00")), event_clock: Some(t("10:00")) },
+    };
+    commit(store.as_ref(), changes).await.unwrap();
+
+    // A unit of work whose fence fails writes nothing at all.
+    let m2 = meeting("m-2", t("10:01"));
+    let stale = Changes {
+        meetings: vec![write(&m2, None), write(&m1, Some(7))],
+        history: vec![HistoryAppend {
+            meeting_id: id("m-2"),
+            chunk: [entry(t("10:01"), Outcome::Created, vec![])].into_iter().collect(),
+        }],
+        effects: vec![terminate_effect("m-2", t("10:01"))],
+        dead_letters: vec![dead(b"y", t("10:01"))],
+        checkpoint: Some(checkpoint("s-0", Some("2"), 1, t("10:01"))),
+        clocks: Clocks { last_instant: Some(t("11:00")), event_clock: None },
+    };
+    assert!(matches!(commit(store.as_ref(), stale).await, Err(StoreError::Conflict(_))));
+    // Nor does one that is rolled back.
+    let uow = store.begin().await.unwrap();
+    uow.rollback().await.unwrap();
+
+    for s in [store.clone(), b.open().await] {
+        assert!(s.meeting(&id("m-2")).await.unwrap().is_none(), "the conflicting unit wrote a meeting");
+        assert!(s.history(&id("m-2")).await.unwrap().is_empty());
+        assert_eq!(s.effects(&EffectFilter::default()).await.unwrap().len(), 1);
+        assert_eq!(s.dead_letters(&Page { after: None, limit: 10 }).await.unwrap().len(), 1);
+        let cps = s.checkpoints(None).await.unwrap();
+        assert_eq!((cps.len(), cps[0].sequence_number.as_deref(), cps[0].records), (1, Some("1"), 1));
+        assert_eq!(s.clocks().await.unwrap().last_instant, Some(t("10:00")));
+        assert_eq!(s.meeting(&id("m-1")).await.unwrap().unwrap().meeting, m1);
+    }
+}
+
+pub async fn fenced_writes_refuse_stale_versions(b: &dyn Backend) {
+    let store = b.open().await;
+    let mut m = meeting("m-1", t("10:00"));
+    commit(store.as_ref(), Changes { meetings: vec![write(&m, None)], ..Changes::default() }).await.unwrap();
+    // Creating it again is a conflict (another writer created it first).
+    let again = Changes { meetings: vec![write(&m, None)], ..Changes::default() };
+    assert!(matches!(commit(store.as_ref(), again).await, Err(StoreError::Conflict(_))));
+    // An update fenced on the stored version goes through; a second one on the same base does not.
+    m.version = 2;
+    m.state = State::InProgress;
+    commit(store.as_ref(), Changes { meetings: vec![write(&m, Some(1))], ..Changes::default() }).await.unwrap();
+    let lost = Changes { meetings: vec![write(&m, Some(1))], ..Changes::default() };
+    assert!(matches!(commit(store.as_ref(), lost).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.meeting(&id("m-1")).await.unwrap().unwrap().meeting.state, State::InProgress);
+}
+
+pub async fn meetings_round_trip(b: &dyn Backend) {
+    let store = b.open().await;
+    let mut m = meeting("m-é/1", t("10:00"));
+    m.facts = Facts {
+        meet_time: Some(t("10:00")),
+        created_at: Some(t("08:00")),
+        duration: Some(Span::from_micros(450_000_001)),
+        status: Some("IN_PROGRESS".into()),
+        teacher_data: true,
+        student_data: false,
+    };
+    m.instances = ["i-0123456789abcdef0", "i-89abcdef"].iter().map(|i| InstanceId::parse(i).unwrap()).collect();
+    m.state = State::Partial;
+    m.timers.safety_net = Some(t("10:15"));
+    m.timers.cap = Some(t("14:00"));
+    m.created = Timestamp::from_micros(1_795_687_200_123_456);
+    let stored = StoredMeeting { meeting: m.clone(), event_ids: vec!["e-1".into(), "e\n\"2\"".into()] };
+    let w = MeetingWrite { stored: stored.clone(), loaded_version: None };
+    commit(store.as_ref(), Changes { meetings: vec![w], ..Changes::default() }).await.unwrap();
+    let mut ended = meeting("m-2", t("09:00"));
+    ended.state = State::Terminated;
+    ended.ended = Some(Ended { reason: Reason::FifteenMinSuccess, at: t("09:15") });
+    commit(store.as_ref(), Changes { meetings: vec![write(&ended, None)], ..Changes::default() }).await.unwrap();
+    let store = b.open().await;
+    assert_eq!(store.meeting(&m.id).await.unwrap(), Some(stored.clone()));
+    let mut loaded = store.load(&[id("m-2"), m.id.clone(), id("nope")]).await.unwrap();
+    loaded.sort_by(|a, b| a.meeting.id.cmp(&b.meeting.id));
+    assert_eq!(loaded.len(), 2);
+    let mut uow = store.begin().await.unwrap();
+    assert_eq!(uow.load(std::slice::from_ref(&m.id)).await.unwrap(), vec![stored]);
+    uow.rollback().await.unwrap();
+    assert_eq!(store.meeting(&id("m-2")).await.unwrap().unwrap().meeting, ended);
+}
+
+/// One entry with every kind of note, to prove the history encoding keeps them all.
+fn every_note(at: Timestamp) -> Entry {
+    let i = InstanceId::parse("i-0123456789abcdef0").unwrap();
+    let notes = vec![
+        Note::Created(Facts { meet_time: Some(at), status: Some("S".into()), ..Facts::default() }),
+        Note::Changed(FactChange::MeetTime(None, Some(at))),
+        Note::Changed(FactChange::Duration(Some(Span::from_secs(1)), None)),
+        Note::Changed(FactChange::Status(None, Some("x".into()))),
+        Note::Changed(FactChange::TeacherData(false, true)),
+        Note::Instance { id: i.clone(), source: InstanceSource::OldStudent },
+        Note::SkippedInstance { value: "i-NOPE".into(), source: InstanceSource::Teacher },
+        Note::NoImage(EventName::Modify),
+        Note::Armed { kind: TimerKind::Recheck, due: at },
+        Note::Rearmed { kind: TimerKind::Cap, from: at, to: at.saturating_add(Span::from_mins(1)) },
+        Note::Cancelled(vec![TimerKind::SafetyNet, TimerKind::Fixed]),
+        Note::RowDeleted,
+        Note::TerminatedElsewhere,
+        Note::BothSides { event_time: at, past_start: Span::from_mins(15) },
+        Note::LookingAgain,
+        Note::ByOperator,
+        Note::NoInstances,
+        Note::QueuedTerminate(vec![i.clone()]),
+        Note::QueuedWriteBack(Reason::Manual),
+        Note::AfterTermination(Ignored::Record(EventName::Remove)),
+        Note::AfterTermination(Ignored::Schedule),
+        Note::AlreadyTerminated(Ended { reason: Reason::External, at }),
+        Note::StaleTimer { kind: TimerKind::Fixed, due: at },
+        Note::Duplicate { event_id: "ev".into() },
+        Note::WouldTerminate(vec![i.clone()]),
+        Note::TerminatedInstances(vec![i.clone()]),
+        Note::Gone(vec![i.clone()]),
+        Note::Refused { id: i, why: "no tag".into() },
+        Note::WroteBack { reason: Reason::Success, terminated_at: at },
+        Note::WouldWriteBack { reason: Reason::Success, terminated_at: at },
+        Note::AlreadyWritten,
+        Note::AttemptFailed { attempt: 2, error: "throttled".into(), retry_at: at },
+        Note::GaveUp { attempt: 3, error: "denied".into() },
+        Note::Text("from an older database".into()),
+    ];
+    Entry {
+        at,
+        cause: Cause::Timer { kind: TimerKind::SafetyNet, due: at },
+        from: Some(State::InProgress),
+        to: Some(State::Terminated),
+        outcome: Outcome::Terminated,
+        reason: Some(Reason::PartialNoShowTimeout),
+        lateness: Some(Span::from_micros(1)),
+        notes,
+    }
+}
+
+pub async fn history_appends_in_order_and_keeps_every_note(b: &dyn Backend) {
+    let store = b.open().await;
+    let first = entry(t("10:00"), Outcome::Created, vec![Note::LookingAgain]);
+    let effect = Entry {
+        at: t("10:16"),
+        cause: Cause::Effect { kind: EffectKind::WriteBack, effect: Some(3) },
+        from: None,
+        to: None,
+        outcome: Outcome::EffectRetry,
+        reason: None,
+        lateness: None,
+        notes: vec![],
+    };
+    let record = Entry {
+        cause: Cause::Record { event: EventName::Insert, event_id: None },
+        ..entry(t("10:17"), Outcome::Ignored, vec![])
+    };
+    let chunks = [vec![first.clone()], vec![every_note(t("10:15")), effect.clone()], vec![record.clone()]];
+    for c in &chunks {
+        let h = HistoryAppend { meeting_id: id("m-1"), chunk: c.iter().cloned().collect() };
+        commit(store.as_ref(), Changes { history: vec![h], ..Changes::default() }).await.unwrap();
+    }
+    let other = HistoryAppend { meeting_id: id("m-0"), chunk: [first.clone()].into_iter().collect() };
+    commit(store.as_ref(), Changes { history: vec![other], ..Changes::default() }).await.unwrap();
+    let store = b.open().await;
+    let h = store.history(&id("m-1")).await.unwrap();
+    let entries: Vec<Entry> = h.iter().map(|r| r.entry.clone()).collect();
+    assert_eq!(entries, [first, every_note(t("10:15")), effect, record]);
+    assert!(h.windows(2).all(|w| w[0].seq <= w[1].seq), "oldest first");
+    assert!(h[0].seq < h[1].seq && h[1].seq == h[2].seq && h[2].seq < h[3].seq, "one seq per unit of work");
+    assert!(store.history(&id("m-0")).await.unwrap()[0].seq > h[3].seq, "seq orders units of work across meetings");
+}
+
+/// A replay-like engine over a backend, on a virtual clock.
+async fn engine(store: Arc<dyn Store>, clock: &ManualClock) -> Engine {
+    Engine::start(store, Policy::default(), Arc::new(clock.clone()), EngineOptions::default()).await.unwrap()
+}
+
+pub async fn dedupe_survives_a_reopen(b: &dyn Backend) {
+    let clock = ManualClock::new(Timestamp::EPOCH);
+    let first =
+        rec(Some("e1"), "INSERT", Some(t("10:00")), "m-1", img("10:00", json!({"status": {"S": "IN_PROGRESS"}})));
+    {
+        let e = engine(b.open().await, &clock).await;
+        let r = e.apply(items(&[first.clone(), first.clone()])).await.unwrap();
+        assert_eq!((r.records, r.duplicates, r.created), (2, 1, 1), "the same eventID twice in one unit of work");
+        e.store().close().await;
+    }
+    let e = engine(b.open().await, &clock).await;
+    let reused = rec(Some("e1"), "REMOVE", Some(t("10:04")), "m-1", img("10:00", json!({})));
+    assert_eq!(e.apply(items(&[reused])).await.unwrap().duplicates, 1, "remembered across a reopen");
+    assert_eq!(e.store().meeting(&id("m-1")).await.unwrap().unwrap().meeting.state, State::InProgress);
+    // A record without an eventID is never a duplicate; a dead letter's eventID is not remembered.
+    let anon = rec(None, "MODIFY", Some(t("10:05")), "m-1", img("10:00", json!({})));
+    assert_eq!(e.apply(items(&[anon.clone(), anon])).await.unwrap().duplicates, 0);
+    let bad = rec(Some("e9"), "INSERT", Some(t("10:06")), "m-9", json!({"meet_time": {"S": "garbage"}}));
+    let good = rec(Some("e9"), "INSERT", Some(t("10:06")), "m-9", img("10:30", json!({})));
+    let r = e.apply(items(&[bad, good])).await.unwrap();
+    assert_eq!((r.dead_letter_total(), r.duplicates, r.created), (1, 0, 1));
+    let h = e.store().history(&id("m-1")).await.unwrap();
+    assert_eq!(h.iter().filter(|h| matches!(h.entry.cause, Cause::Duplicate { .. })).count(), 2);
+}
+
+pub async fn timers_page_in_fire_order(b: &dyn Backend) {
+    let store = b.open().await;
+    // Meetings with several timers each; the store pages each meeting's first one.
+    let mut ms = Vec::new();
+    for (i, (net, cap)) in
+        [("10:15", "14:00"), ("10:15", "10:15"), ("10:05", "11:00"), ("12:00", "12:30")].iter().enumerate()
+    {
+        let mut m = meeting(&format!("m-{i}"), t("10:00"));
+        m.timers.safety_net = Some(t(net));
+        m.timers.cap = Some(t(cap));
+        ms.push(write(&m, None));
+    }
+    let mut done = meeting("m-done", t("09:00"));
+    done.ended = Some(Ended { reason: Reason::Manual, at: t("09:00") });
+    done.state = State::Terminated;
+    ms.push(write(&done, None));
+    commit(store.as_ref(), Changes { meetings: ms, ..Changes::default() }).await.unwrap();
+    let key = |m: &str, k: TimerKind, due: &str| TimerKey::new(id(m), k, t(due));
+    let want = [
+        key("m-2", TimerKind::SafetyNet, "10:05"),
+        key("m-0", TimerKind::SafetyNet, "10:15"),
+        key("m-1", TimerKind::SafetyNet, "10:15"),
+        key("m-3", TimerKind::SafetyNet, "12:00"),
+    ];
+    // In pages of two, strictly after the last key, up to an instant.
+    let mut got = Vec::new();
+    let mut after: Option<TimerKey> = None;
+    loop {
+        let page = store.due(after.as_ref(), t("13:00"), 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().cloned();
+        got.extend(page);
+    }
+    assert_eq!(got, want);
+    assert_eq!(store.due(None, t("10:10"), 10).await.unwrap(), want[..1]);
+    let mut uow = store.begin().await.unwrap();
+    assert_eq!(uow.due(Some(&want[1]), t("23:00"), 10).await.unwrap(), want[2..]);
+    uow.rollback().await.unwrap();
+    assert_eq!(store.next_due().await.unwrap(), Some(t("10:05")));
+    // Every pending timer, soonest first; m-1's safety net ties with its cap and fires first.
+    let all = store.timers(&TimerFilter { meeting: None, limit: 100 }).await.unwrap();
+    assert_eq!(all.len(), 8);
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "fire order: {all:?}");
+    assert_eq!(all[1..3], [key("m-0", TimerKind::SafetyNet, "10:15"), key("m-1", TimerKind::SafetyNet, "10:15")]);
+    let one = store.timers(&TimerFilter { meeting: Some(id("m-1")), limit: 100 }).await.unwrap();
+    assert_eq!(one, [key("m-1", TimerKind::SafetyNet, "10:15"), key("m-1", TimerKind::Cap, "10:15")]);
+}
+
+pub async fn timers_fire_in_order_exactly_once_across_reopens(b: &dyn Backend) {
+    let clock = ManualClock::live(t("09:00"));
+    {
+        let e = engine(b.open().await, &clock).await;
+        // Equal due times across meetings and kinds; 2,500 meetings: more than a page and a unit of work.
+        let mut lines: Vec<String> = (0..2500).map(|i| insert(&format!("m-{i:05}"), "10:00", "IN_PROGRESS")).collect();
+        let tie = img("10:00", json!({"duration_minutes": {"N": "0"}, "status": {"S": "IN_PROGRESS"}}));
+        lines.push(rec(Some("d"), "INSERT", Some(t("09:00")), "m-tie", tie));
+        for chunk in lines.chunks(700) {
+            e.apply(items(chunk)).await.unwrap();
+        }
+        e.store().close().await;
+    }
+    // Reopened after the safety nets (10:15) were due: each fires once, late, in order.
+    clock.set(t("10:20"));
+    let e = engine(b.open().await, &clock).await;
+    let mut fired = 0;
+    loop {
+        let (r, more) = e.fire_due(2000).await.unwrap();
+        fired += r.timers_fired;
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(
+        fired, 2502,
+        "2,501 safety nets and m-tie's cap (due at 10:15 too: it arms a re-check, then the cap ends it)"
+    );
+    let h = e.store().history(&id("m-tie")).await.unwrap();
+    let fires: Vec<TimerKind> = h
+        .iter()
+        .filter_map(|h| match h.entry.cause {
+            Cause::Timer { kind, .. } => Some(kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fires, [TimerKind::SafetyNet, TimerKind::Cap], "equal due times: safety net, then cap");
+    assert_eq!(h.last().unwrap().entry.lateness, Some(Span::from_mins(5)), "fired at the real instant");
+    assert_eq!(e.fire_due(10_000).await.unwrap().0.timers_fired, 0, "nothing fires twice");
+    e.store().close().await;
+    let e = engine(b.open().await, &clock).await;
+    assert_eq!(e.fire_due(10_000).await.unwrap().0.timers_fired, 0, "nor after another reopen");
+    let m = e.store().meeting(&id("m-00042")).await.unwrap().unwrap().meeting;
+    assert_eq!(m.timers.recheck, Some(t("10:35")), "in progress: a re-check from the instant it fired");
+    let counts = e.store().counts().await.unwrap();
+    assert_eq!(counts.in_state(State::InProgress), 2500);
+    assert_eq!(counts.timers_pending, 5000, "a re-check and a cap each");
+}
+
+pub async fn effects_claim_complete_retry_fail_requeue(b: &dyn Backend) {
+    let store = b.open().await;
+    let mut e1 = terminate_effect("m-1", t("10:00"));
+    let e2 = terminate_effect("m-2", t("10:01"));
+    let dup = terminate_effect("m-1", t("10:05"));
+    e1.completed = false;
+    commit(store.as_ref(), Changes { effects: vec![e1, e2], ..Changes::default() }).await.unwrap();
+    commit(store.as_ref(), Changes { effects: vec![dup], ..Changes::default() }).await.unwrap();
+    let all = store.effects(&EffectFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 2, "the idempotency key keeps the second m-1 row out");
+    assert!(all.iter().all(|e| e.status == EffectStatus::Pending && e.attempts == 0 && e.done == 0));
+    let claim = |at: &str, limit| Claim {
+        owner: "w".into(),
+        now: t(at),
+        until: t(at).saturating_add(Span::from_mins(5)),
+        limit,
+    };
+    assert!(store.claim_effects(&claim("09:59", 10)).await.unwrap().is_empty(), "not due yet");
+    let got = store.claim_effects(&claim("10:02", 1)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].meeting_id, id("m-1"), "oldest first");
+    let row = got[0].clone();
+    // The terminate part done, the write-back failed transiently: retried later from the write-back.
+    let retry = EffectOutcome {
+        id: row.id,
+        meeting_id: row.meeting_id.clone(),
+        done: 1,
+        status: EffectStatus::Pending,
+        attempts: 1,
+        next_attempt_at: t("10:10"),
+        last_error: Some("throttled".into()),
+        at: t("10:02"),
+        history: vec![entry(t("10:02"), Outcome::EffectRetry, vec![])],
+    };
+    store.finish_effects("w", &[retry]).await.unwrap();
+    assert_eq!(store.next_effect_attempt().await.unwrap(), Some(t("10:01")));
+    let store = b.open().await;
+    let got = store.claim_effects(&claim("10:05", 10)).await.unwrap();
+    assert_eq!(got.iter().map(|e| e.meeting_id.as_str()).collect::<Vec<_>>(), ["m-2"], "m-1 waits for 10:10");
+    let got = store.claim_effects(&claim("10:10", 10)).await.unwrap();
+    let m1 = got.iter().find(|e| e.meeting_id == id("m-1")).unwrap().clone();
+    assert_eq!((m1.done, m1.attempts, m1.last_error.as_deref()), (1, 1, Some("throttled")));
+    assert_eq!(m1.current(), Some(&m1.parts[1]), "resumes at the write-back");
+    let fail = EffectOutcome {
+        status: EffectStatus::Failed,
+        attempts: 2,
+        last_error: Some("denied".into()),
+        next_attempt_at: t("10:10"),
+        at: t("10:10"),
+        history: vec![entry(t("10:10"), Outcome::EffectFailed, vec![])],
+        ..EffectOutcome { id: m1.id, meeting_id: m1.meeting_id.clone(), done: 1, ..retry_template() }
+    };
+    let m2 = got.iter().find(|e| e.meeting_id == id("m-2")).unwrap().clone();
+    let done = EffectOutcome {
+        id: m2.id,
+        meeting_id: m2.meeting_id.clone(),
+        done: 2,
+        status: EffectStatus::Done,
+        attempts: 1,
+        next_attempt_at: t("10:10"),
+        last_error: None,
+        at: t("10:10"),
+        history: vec![entry(t("10:10"), Outcome::EffectDone, vec![Note::AlreadyWritten])],
+    };
+    store.finish_effects("w", &[fail, done]).await.unwrap();
+    assert!(store.claim_effects(&claim("23:00", 10)).await.unwrap().is_empty(), "failed and done rows are not claimed");
+    let failed = EffectFilter { status: Some(EffectStatus::Failed), ..EffectFilter::default() };
+    assert_eq!(store.effects(&failed).await.unwrap().len(), 1);
+    assert_eq!(store.history(&id("m-1")).await.unwrap().len(), 2, "each attempt left its entry");
+    assert_eq!(store.requeue_failed(Requeue::One(m2.id), t("11:00")).await.unwrap(), 0, "a done row is not failed");
+    assert_eq!(store.requeue_failed(Requeue::One(m1.id), t("11:00")).await.unwrap(), 1);
+    let again = store.claim_effects(&claim("11:00", 10)).await.unwrap();
+    assert_eq!((again.len(), again[0].attempts, again[0].done), (1, 0, 1), "attempts start over, done parts stay done");
+    assert_eq!(store.requeue_failed(Requeue::All, t("11:00")).await.unwrap(), 0);
+    let by_meeting =
+        store.effects(&EffectFilter { meeting: Some(id("m-2")), ..EffectFilter::default() }).await.unwrap();
+    assert_eq!((by_meeting.len(), by_meeting[0].status), (1, EffectStatus::Done));
+    let by_id = store.effects(&EffectFilter { id: Some(m1.id), ..EffectFilter::default() }).await.unwrap();
+    assert_eq!(by_id[0].meeting_id, id("m-1"));
+}
+
+fn retry_template() -> EffectOutcome {
+    EffectOutcome {
+        id: 0,
+        meeting_id: id("x"),
+        done: 0,
+        status: EffectStatus::Pending,
+        attempts: 0,
+        next_attempt_at: Timestamp::EPOCH,
+        last_error: None,
+        at: Timestamp::EPOCH,
+        history: vec![],
+    }
+}
+
+pub async fn effect_leases_fence_other_owners(b: &dyn Backend) {
+    let store = b.open().await;
+    commit(store.as_ref(), Changes { effects: vec![terminate_effect("m-1", t("10:00"))], ..Changes::default() })
+        .await
+        .unwrap();
+    let claim = |owner: &str, at: &str| Claim {
+        owner: owner.into(),
+        now: t(at),
+        until: t(at).saturating_add(Span::from_mins(5)),
+        limit: 10,
+    };
+    let a = store.claim_effects(&claim("a", "10:00")).await.unwrap();
+    assert_eq!(a.len(), 1);
+    assert!(store.claim_effects(&claim("b", "10:01")).await.unwrap().is_empty(), "held by a");
+    assert_eq!(store.claim_effects(&claim("a", "10:01")).await.unwrap().len(), 1, "a takes its own lease back");
+    let b_rows = store.claim_effects(&claim("b", "10:06")).await.unwrap();
+    assert_eq!(b_rows.len(), 1, "a's lease ran out: b takes over");
+    let stale = EffectOutcome {
+        id: a[0].id,
+        meeting_id: id("m-1"),
+        status: EffectStatus::Done,
+        done: 2,
+        attempts: 1,
+        ..retry_template()
+    };
+    store.finish_effects("a", &[stale]).await.unwrap();
+    let row = &store.effects(&EffectFilter::default()).await.unwrap()[0];
+    assert_eq!(row.status, EffectStatus::Pending, "a's outcome after losing the lease is not recorded");
+    let fresh = EffectOutcome {
+        id: b_rows[0].id,
+        meeting_id: id("m-1"),
+        status: EffectStatus::Done,
+        done: 2,
+        attempts: 1,
+        at: t("10:06"),
+        ..retry_template()
+    };
+    store.finish_effects("b", &[fresh]).await.unwrap();
+    assert_eq!(store.effects(&EffectFilter::default()).await.unwrap()[0].status, EffectStatus::Done);
+}
+
+pub async fn checkpoints_accumulate_and_gaps_are_kept(b: &dyn Backend) {
+    let store = b.open().await;
+    let mut c1 = checkpoint("s-1", Some("10"), 3, t("10:00"));
+    c1.parent_shard_id = Some("s-0".into());
+    commit(store.as_ref(), Changes { checkpoint: Some(c1), ..Changes::default() }).await.unwrap();
+    // A heartbeat with no new record keeps the position, adds nothing, records caught-up.
+    let mut beat = checkpoint("s-1", None, 0, t("10:05"));
+    beat.caught_up = true;
+    beat.last_event_at = None;
+    commit(store.as_ref(), Changes { checkpoint: Some(beat), ..Changes::default() }).await.unwrap();
+    let mut close = checkpoint("s-1", Some("12"), 2, t("10:06"));
+    close.closed = true;
+    commit(store.as_ref(), Changes { checkpoint: Some(close), ..Changes::default() }).await.unwrap();
+    let mut reopen = checkpoint("s-1", None, 0, t("10:07"));
+    reopen.closed = false;
+    reopen.last_event_at = None;
+    commit(store.as_ref(), Changes { checkpoint: Some(reopen), ..Changes::default() }).await.unwrap();
+    commit(
+        store.as_ref(),
+        Changes { checkpoint: Some(checkpoint("s-0", Some("9"), 1, t("09:00"))), ..Changes::default() },
+    )
+    .await
+    .unwrap();
+    let store = b.open().await;
+    let cps = store.checkpoints(Some("arn:s")).await.unwrap();
+    assert_eq!(cps.iter().map(|c| c.shard_id.as_str()).collect::<Vec<_>>(), ["s-0", "s-1"], "by shard");
+    let c = &cps[1];
+    assert_eq!(c.sequence_number.as_deref(), Some("12"));
+    assert_eq!(c.parent_shard_id.as_deref(), Some("s-0"));
+    assert_eq!(c.records, 5);
+    assert!(c.closed, "closed stays closed");
+    assert_eq!(c.last_event_at, Some(t("10:06")));
+    assert!(store.checkpoints(Some("other")).await.unwrap().is_empty());
+    for (i, at) in ["10:00", "10:01"].iter().enumerate() {
+        let gap = Gap { stream_arn: "arn:s".into(), shard_id: "s-1".into(), at: t(at), detail: format!("gap {i}") };
+        store.record_gap(&gap).await.unwrap();
+    }
+    let gaps = b.open().await.gaps().await.unwrap();
+    assert_eq!(gaps.iter().map(|g| g.detail.as_str()).collect::<Vec<_>>(), ["gap 0", "gap 1"]);
+    assert_eq!(store.forget_checkpoints("arn:s").await.unwrap(), 2);
+    assert!(b.open().await.checkpoints(None).await.unwrap().is_empty());
+}
+
+pub async fn dead_letters_keep_their_raw_bytes(b: &dyn Backend) {
+    let store = b.open().await;
+    let raws: Vec<Vec<u8>> = (0..5).map(|i| vec![0xff, b'{', i, 0]).collect();
+    let dls: Vec<NewDeadLetter> =
+        raws.iter().map(|r| NewDeadLetter { event_id: Some("e".into()), ..dead(r, t("10:00")) }).collect();
+    commit(store.as_ref(), Changes { dead_letters: dls, ..Changes::default() }).await.unwrap();
+    let store = b.open().await;
+    let first = store.dead_letters(&Page { after: None, limit: 3 }).await.unwrap();
+    let rest = store.dead_letters(&Page { after: Some(first[2].id), limit: 10 }).await.unwrap();
+    let got: Vec<Vec<u8>> = first.iter().chain(&rest).map(|d| d.raw.clone()).collect();
+    assert_eq!(got, raws, "every raw record, in order, byte for byte");
+    assert_eq!(
+        (first[0].kind.as_str(), first[0].event_id.as_deref(), first[0].at),
+        ("not_json", Some("e"), t("10:00"))
+    );
+    let c = store.counts().await.unwrap();
+    assert_eq!((c.dead_letters, c.dead_letters_by_kind.clone()), (5, vec![("not_json".to_string(), 5)]));
+}
+
+pub async fn clocks_only_grow(b: &dyn Backend) {
+    let store = b.open().await;
+    assert_eq!(store.clocks().await.unwrap(), Clocks::default());
+    let at = |last: Option<&str>, event: Option<&str>| Changes {
+        clocks: Clocks { last_instant: last.map(t), event_clock: event.map(t) },
+        history: vec![HistoryAppend {
+            meeting_id: id("m"),
+            chunk: [entry(t("10:00"), Outcome::Updated, vec![])].into_iter().collect(),
+        }],
+        ..Changes::default()
+    };
+    commit(store.as_ref(), at(Some("10:00"), None)).await.unwrap();
+    commit(store.as_ref(), at(Some("09:00"), Some("08:00"))).await.unwrap();
+    commit(store.as_ref(), at(None, Some("07:00"))).await.unwrap();
+    let c = b.open().await.clocks().await.unwrap();
+    assert_eq!((c.last_instant, c.event_clock), (Some(t("10:00")), Some(t("08:00"))));
+}
+
+pub async fn counts_and_read_models(b: &dyn Backend) {
+    let store = b.open().await;
+    let mut writes = Vec::new();
+    for i in 0..7 {
+        let mut m = meeting(&format!("m-{i}"), t("10:00"));
+        if i < 3 {
+            m.state = State::Terminated;
+            m.ended = Some(Ended { reason: if i == 0 { Reason::Manual } else { Reason::Success }, at: t("10:30") });
+        } else {
+            m.timers.cap = Some(t("14:00"));
+            m.timers.recheck = if i == 3 { Some(t("10:45")) } else { None };
+        }
+        writes.push(write(&m, None));
+    }
+    commit(
+        store.as_ref(),
+        Changes { meetings: writes, effects: vec![terminate_effect("m-0", t("10:30"))], ..Changes::default() },
+    )
+    .await
+    .unwrap();
+    let c = store.counts().await.unwrap();
+    assert_eq!(c.meetings, 7);
+    assert_eq!(c.meetings_by_state, vec![(State::Scheduled, 4), (State::Terminated, 3)]);
+    assert_eq!(c.terminated_by_reason, vec![(Reason::Success, 2), (Reason::Manual, 1)]);
+    assert_eq!((c.timers_pending, c.next_timer_due), (5, Some(t("10:45"))));
+    assert_eq!(c.effects_by_status, vec![(EffectStatus::Pending, 1)]);
+    // Paging in id order, with filters.
+    let page = |after: Option<&str>, limit| MeetingFilter { after: after.map(id), limit, ..MeetingFilter::default() };
+    let ids = |ms: Vec<StoredMeeting>| ms.into_iter().map(|m| m.meeting.id.to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(store.meetings(&page(None, Some(3))).await.unwrap()), ["m-0", "m-1", "m-2"]);
+    assert_eq!(ids(store.meetings(&page(Some("m-2"), Some(3))).await.unwrap()), ["m-3", "m-4", "m-5"]);
+    assert_eq!(ids(store.meetings(&page(Some("m-5"), None)).await.unwrap()), ["m-6"]);
+    let success = MeetingFilter { reason: Some(Reason::Success), ..MeetingFilter::default() };
+    assert_eq!(ids(store.meetings(&success).await.unwrap()), ["m-1", "m-2"]);
+    let live = MeetingFilter { state: Some(State::Scheduled), limit: Some(2), ..MeetingFilter::default() };
+    assert_eq!(ids(store.meetings(&live).await.unwrap()), ["m-3", "m-4"]);
+}
+
+pub async fn forget_event_ids_of_meetings_ended_long_ago(b: &dyn Backend) {
+    let store = b.open().await;
+    let mut old = meeting("m-old", t("08:00"));
+    old.state = State::Terminated;
+    old.ended = Some(Ended { reason: Reason::Manual, at: t("09:00") });
+    let mut recent = old.clone();
+    recent.id = id("m-recent");
+    recent.ended = Some(Ended { reason: Reason::Manual, at: t("11:00") });
+    let live = meeting("m-live", t("08:00"));
+    let writes = [old, recent, live]
+        .iter()
+        .map(|m| MeetingWrite {
+            stored: StoredMeeting { meeting: m.clone(), event_ids: vec!["e".into()] },
+            loaded_version: None,
+        })
+        .collect();
+    commit(store.as_ref(), Changes { meetings: writes, ..Changes::default() }).await.unwrap();
+    assert_eq!(store.forget_event_ids(t("10:00")).await.unwrap(), 1);
+    let kept = |m: &str| {
+        let store = store.clone();
+        let m = id(m);
+        async move { store.meeting(&m).await.unwrap().unwrap().event_ids.len() }
+    };
+    assert_eq!((kept("m-old").await, kept("m-recent").await, kept("m-live").await), (0, 1, 1));
+}
