@@ -11,7 +11,8 @@
 //! `spindown replay` computes from the records read back from the stream; the
 //! instances, the write-backs, the histories and the database file are checked.
 //!
-//! Larger runs: `SPINDOWN_CRASH_MEETINGS=1000 SPINDOWN_CRASH_KILLS=60 scripts/test --test crash_loop -- --nocapture`
+//! Larger runs: `SPINDOWN_CRASH_MEETINGS=1000 SPINDOWN_CRASH_KILLS=60 scripts/test --test crash_loop -- --nocapture`;
+//! `SPINDOWN_CRASH_SEED=N` picks other kill moments, `SPINDOWN_KEEP_DIR=1` keeps the database and logs.
 
 mod common;
 
@@ -48,7 +49,12 @@ async fn killed_again_and_again_the_worker_loses_nothing_and_doubles_nothing() {
     let seed = env_usize("SPINDOWN_CRASH_SEED", 7) as u64;
     let mut rng = StdRng::seed_from_u64(seed);
     let moto = Moto::start();
-    let dir = tempfile::tempdir().unwrap();
+    let mut dir = tempfile::tempdir().unwrap();
+    // SPINDOWN_KEEP_DIR=1 keeps the database and the worker logs to look at.
+    if std::env::var_os("SPINDOWN_KEEP_DIR").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("crash loop: keeping {}", dir.path().display());
+    }
     let db = dir.path().join("crash.db");
     let aws = Aws::new(&moto, "elephant-meetings").await;
 

@@ -68,6 +68,9 @@ pub fn transition(
 /// # Errors
 ///
 /// As [`transition`], with the meeting as it was given.
+// The refusal is smaller than the `Step` it replaces: boxing it would not
+// shrink the result.
+#[allow(clippy::result_large_err)]
 pub fn step(
     meeting: Option<Meeting>,
     input: &Input,
@@ -187,6 +190,9 @@ fn start_relative_due(kind: TimerKind, facts: &Facts, policy: &Policy) -> Option
 }
 
 /// Rules 3–8 for a stream record (rules 1–2 are the decoder's and the engine's).
+// The refusal is smaller than the `Step` it replaces: boxing it would not
+// shrink the result.
+#[allow(clippy::result_large_err)]
 fn record(
     meeting: Option<Meeting>,
     change: &Change,
@@ -358,6 +364,9 @@ fn timer(m: Meeting, kind: TimerKind, due: Timestamp, now: Timestamp, policy: &P
     b.finish_live()
 }
 
+// The refusal is smaller than the `Step` it replaces: boxing it would not
+// shrink the result.
+#[allow(clippy::result_large_err)]
 fn command(
     meeting: Option<Meeting>,
     cmd: &Command,

@@ -31,7 +31,7 @@ pub struct ReplayOptions {
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        ReplayOptions { until: None, batch: 20_000 }
+        ReplayOptions { until: None, batch: 5_000 }
     }
 }
 

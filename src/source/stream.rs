@@ -96,17 +96,13 @@ pub trait StreamSource: Send + Sync + 'static {
 
 names! {
     /// Where a reader starts on a stream it has never read.
+    #[derive(Default)]
     pub Start ("stream start") {
         /// The oldest record the stream keeps (24 h).
+        #[default]
         TrimHorizon = "trim-horizon",
         /// Only records written from now on.
         Latest = "latest",
-    }
-}
-
-impl Default for Start {
-    fn default() -> Self {
-        Start::TrimHorizon
     }
 }
 

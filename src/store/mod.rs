@@ -12,6 +12,7 @@
 //! * [`sqlite`] — the embedded default: one file, WAL, one writer at a time.
 //! * [`memory`] — no database at all: maps behind a lock (tests, what-if runs).
 
+pub(crate) mod codec;
 pub mod memory;
 pub mod sqlite;
 mod types;

@@ -38,7 +38,7 @@ macro_rules! conformance_tests {
             units_of_work_are_all_or_nothing, fenced_writes_refuse_stale_versions, meetings_round_trip,
             history_appends_in_order_and_keeps_every_note, dedupe_survives_a_reopen,
             timers_page_in_fire_order, timers_fire_in_order_exactly_once_across_reopens,
-            effects_claim_complete_retry_fail_requeue, effect_leases_fence_other_owners,
+            effects_claim_complete_retry_fail_requeue, effects_come_back_exactly, effect_leases_fence_other_owners,
             checkpoints_accumulate_and_gaps_are_kept, dead_letters_keep_their_raw_bytes,
             clocks_only_grow, counts_and_read_models, forget_event_ids_of_meetings_ended_long_ago);
     };
@@ -507,6 +507,25 @@ pub async fn effects_claim_complete_retry_fail_requeue(b: &dyn Backend) {
     assert_eq!((by_meeting.len(), by_meeting[0].status), (1, EffectStatus::Done));
     let by_id = store.effects(&EffectFilter { id: Some(m1.id), ..EffectFilter::default() }).await.unwrap();
     assert_eq!(by_id[0].meeting_id, id("m-1"));
+}
+
+/// A queued effect is read back and claimed exactly as it was queued: the
+/// write-back's instant to the microsecond (a live clock has them), so that
+/// the table gets the `terminated_at` that `show` prints.
+pub async fn effects_come_back_exactly(b: &dyn Backend) {
+    let store = b.open().await;
+    let at = Timestamp::from_micros(t("10:00").as_micros() + 400);
+    let e = terminate_effect("m-1", at);
+    let parts = e.parts.clone();
+    commit(store.as_ref(), Changes { effects: vec![e], ..Changes::default() }).await.unwrap();
+    let store = b.open().await;
+    assert_eq!(store.effects(&EffectFilter::default()).await.unwrap()[0].parts, parts);
+    let claim = Claim { owner: "w".into(), now: at, until: at.saturating_add(Span::from_mins(5)), limit: 10 };
+    let got = store.claim_effects(&claim).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].parts, parts);
+    let Effect::WriteBack { terminated_at, .. } = &got[0].parts[1] else { panic!("{:?}", got[0].parts) };
+    assert_eq!(terminated_at.to_rfc3339(), "2026-11-26T10:00:00.000Z");
 }
 
 fn retry_template() -> EffectOutcome {

@@ -206,8 +206,23 @@ pub async fn check(
         *out.by_reason.entry(ended.reason.to_string()).or_default() += 1;
         let r = &replayed[&p.id];
         if r["state"] != "Terminated" || r["reason"] != ended.reason.as_str() {
-            mismatches
-                .push(format!("{} ({}): live {} / replay {} {}", p.id, p.kind, ended.reason, r["state"], r["reason"]));
+            // The live story, to tell which side went wrong.
+            let story: Vec<String> = store
+                .history(&m.id)
+                .await
+                .unwrap()
+                .iter()
+                .map(|h| format!("    {}", serde_json::to_string(&h.entry).unwrap()))
+                .collect();
+            mismatches.push(format!(
+                "{} ({}): live {} / replay {} {}\n{}",
+                p.id,
+                p.kind,
+                ended.reason,
+                r["state"],
+                r["reason"],
+                story.join("\n")
+            ));
         }
     }
     assert!(

@@ -96,7 +96,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub json: bool,
     /// Records per unit of work.
-    #[arg(long, default_value_t = 20_000, hide = true)]
+    #[arg(long, default_value_t = 5_000, hide = true)]
     pub batch: usize,
     /// Write where the time went (phases, rows written) to this file as JSON (benchmarks).
     #[arg(long, value_name = "FILE", hide = true)]

@@ -226,7 +226,7 @@ fn opt_map<'m, 'a>(m: &'m Map<'a>, key: &'static str) -> Result<Option<&'m [Opti
     match m {
         Map::Absent | Map::Null => Ok(None),
         Map::Attrs(a) => Ok(Some(a)),
-        Map::NotMap(kind) => Err(RecordError::NotMap(key, kind.words())),
+        Map::WrongType(kind) => Err(RecordError::NotMap(key, kind.words())),
     }
 }
 

@@ -85,7 +85,7 @@ pub(super) enum Map<'a> {
     #[default]
     Absent,
     Null,
-    NotMap(Kind),
+    WrongType(Kind),
     /// The read attributes, in [`ATTRS`] order (`Keys` uses only `id`).
     Attrs(Box<[Option<Attr<'a>>; 9]>),
 }
@@ -353,7 +353,7 @@ impl<'de> Visitor<'de> for MapSeed {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a map")
     }
-    other_kinds!(Map<'de>, Map::NotMap);
+    other_kinds!(Map<'de>, Map::WrongType);
     fn visit_unit<E>(self) -> Result<Map<'de>, E> {
         Ok(Map::Null)
     }

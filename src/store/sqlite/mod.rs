@@ -72,10 +72,10 @@ impl SqliteOptions {
     }
 
     /// For a resident engine (`replay`), which keeps what it works on in its
-    /// own memory and mostly writes: small caches, no memory map, two readers,
+    /// own memory and mostly writes: small caches, no memory map, one reader,
     /// so that the process's memory does not grow with the database.
     pub fn lean(self) -> SqliteOptions {
-        SqliteOptions { cache_mib: 8, mmap_mib: 0, readers: 2, ..self }
+        SqliteOptions { cache_mib: 8, mmap_mib: 0, readers: 1, ..self }
     }
 }
 

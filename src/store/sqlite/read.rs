@@ -4,9 +4,10 @@ use serde::Deserialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use super::rows::{decode_parts, meetings_from_doc};
+use super::rows::meetings_from_doc;
 use crate::meeting::history;
 use crate::meeting::{MeetingId, Reason, State, TimerKey, TimerKind};
+use crate::store::codec::decode_parts;
 use crate::store::{
     Checkpoint, Clocks, Counts, DeadLetterRow, EffectFilter, EffectRow, EffectStatus, Gap, HistoryRecord,
     MeetingFilter, OutcomeLine, Page, StoreError, StoredMeeting, TimerFilter,

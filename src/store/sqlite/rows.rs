@@ -1,12 +1,12 @@
 //! How SQLite rows are encoded: a meeting as a JSON array (the order of the
-//! `meeting_docs` view), effect parts as JSON. (History chunks are the
-//! model's own bytes, kept as they are.)
+//! `meeting_docs` view). (Effect parts: [`crate::store::codec`]; history
+//! chunks are the model's own bytes, kept as they are.)
 
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use crate::meeting::{Effect, Ended, Facts, InstanceId, Meeting, MeetingId, Reason, State, Timers};
+use crate::meeting::{Ended, Facts, InstanceId, Meeting, MeetingId, Reason, State, Timers};
 use crate::store::{StoreError, StoredMeeting};
 use crate::time::{Span, Timestamp};
 
@@ -95,13 +95,4 @@ fn meeting_from_doc(d: MeetingDoc) -> Result<StoredMeeting, StoreError> {
         version,
     };
     Ok(StoredMeeting { meeting, event_ids })
-}
-
-/// Effect parts as stored (JSON).
-pub(super) fn encode_parts(parts: &[Effect]) -> serde_json::Value {
-    serde_json::to_value(parts).expect("effects serialize")
-}
-
-pub(super) fn decode_parts(text: &str) -> Result<Vec<Effect>, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("effect parts: {e}")))
 }

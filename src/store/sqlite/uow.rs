@@ -7,15 +7,28 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
 
 use super::read;
-use super::rows::encode_parts;
 use super::stats::{Phase, Stats};
 use crate::meeting::{MeetingId, TimerKey};
+use crate::store::codec::encode_parts;
 use crate::store::{Changes, EffectStatus, HistoryAppend, StoreError, StoredMeeting, UnitOfWork};
 use crate::time::{Span, Timestamp};
 
 /// Rows per multi-row `VALUES` statement (at most 22 parameters each: well
-/// under SQLite's limit of 32,766).
-const ROWS_PER_INSERT: usize = 1000;
+/// under SQLite's limit of 32,766). A write of n rows is cut into statements
+/// of these sizes, largest first, so that only four shapes of each statement
+/// exist and every one is prepared once and kept.
+const SHAPES: [usize; 4] = [500, 50, 5, 1];
+
+/// `rows` cut into runs of [`SHAPES`] sizes.
+fn shaped<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        let n = *SHAPES.iter().find(|s| **s <= rest.len())?;
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Some(head)
+    })
+}
 
 /// One multi-row upsert writes new and changed meetings alike, fenced: an
 /// existing row is replaced only if it still has the version this unit of
@@ -54,12 +67,12 @@ pub(super) async fn insert_history(
     appends: &[HistoryAppend],
 ) -> Result<(usize, usize), StoreError> {
     let appends: Vec<&HistoryAppend> = appends.iter().filter(|h| !h.chunk.is_empty()).collect();
-    for rows in appends.chunks(ROWS_PER_INSERT) {
+    for rows in shaped(&appends) {
         let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO history (meeting_id, entries) ");
         q.push_values(rows, |mut b, h| {
             b.push_bind(h.meeting_id.as_str()).push_bind(h.chunk.as_bytes());
         });
-        q.build().persistent(false).execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).await?;
     }
     Ok((appends.len(), appends.iter().map(|h| h.chunk.len()).sum()))
 }
@@ -68,7 +81,7 @@ impl SqliteUnitOfWork {
     async fn write(&mut self, changes: &Changes) -> Result<(), StoreError> {
         let conn: &mut SqliteConnection = &mut self.tx;
         let t = Instant::now();
-        for chunk in changes.meetings.chunks(ROWS_PER_INSERT) {
+        for chunk in shaped(&changes.meetings) {
             let mut q = QueryBuilder::<Sqlite>::new(UPSERT_MEETINGS);
             q.push_values(chunk, |mut b, w| {
                 let m = &w.stored.meeting;
@@ -96,7 +109,7 @@ impl SqliteUnitOfWork {
                     .push_bind(w.loaded_version.unwrap_or(-1));
             });
             q.push(UPSERT_MEETINGS_ON_CONFLICT);
-            let done = q.build().persistent(false).execute(&mut *conn).await?.rows_affected();
+            let done = q.build().execute(&mut *conn).await?.rows_affected();
             if done != chunk.len() as u64 {
                 let ids: Vec<&str> = chunk.iter().map(|w| w.stored.meeting.id.as_str()).take(5).collect();
                 return Err(StoreError::Conflict(format!("one of {}", ids.join(", "))));
@@ -112,7 +125,7 @@ impl SqliteUnitOfWork {
         self.stats.add_time(Phase::WriteHistory, t);
 
         let t = Instant::now();
-        for chunk in changes.effects.chunks(ROWS_PER_INSERT) {
+        for chunk in shaped(&changes.effects) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO outbox (key, meeting_id, parts, done, status, attempts, next_attempt_at, created_at, updated_at) ",
             );
@@ -124,7 +137,7 @@ impl SqliteUnitOfWork {
                 };
                 b.push_bind(e.key.as_str())
                     .push_bind(e.meeting_id.as_str())
-                    .push_bind(encode_parts(&e.parts).to_string())
+                    .push_bind(encode_parts(&e.parts))
                     .push_bind(done)
                     .push_bind(status.as_str())
                     .push_bind(attempts)
@@ -134,13 +147,13 @@ impl SqliteUnitOfWork {
             });
             // The idempotency key: a row already queued is left alone.
             q.push(" ON CONFLICT (key) DO NOTHING");
-            q.build().persistent(false).execute(&mut *conn).await?;
+            q.build().execute(&mut *conn).await?;
         }
         self.stats.add(&self.stats.effects, changes.effects.len());
         self.stats.add_time(Phase::WriteEffects, t);
 
         let t = Instant::now();
-        for chunk in changes.dead_letters.chunks(ROWS_PER_INSERT / 3) {
+        for chunk in shaped(&changes.dead_letters) {
             let mut q =
                 QueryBuilder::<Sqlite>::new("INSERT INTO dead_letters (at, origin, kind, reason, event_id, raw) ");
             q.push_values(chunk, |mut b, d| {
@@ -151,7 +164,7 @@ impl SqliteUnitOfWork {
                     .push_bind(d.event_id.as_deref())
                     .push_bind(d.raw.as_slice());
             });
-            q.build().persistent(false).execute(&mut *conn).await?;
+            q.build().execute(&mut *conn).await?;
         }
         self.stats.add(&self.stats.dead, changes.dead_letters.len());
         if let Some(c) = &changes.checkpoint {

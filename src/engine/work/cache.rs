@@ -1,0 +1,234 @@
+//! The meetings and timers a unit of work holds, and the store's due timers
+//! read page by page and merged with the held meetings' own, in fire order.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+
+use super::Work;
+use crate::engine::EngineError;
+use crate::meeting::history::{Cause, Chunk};
+use crate::meeting::{Input, Meeting, MeetingId, TimerKey};
+use crate::store::{StoreError, StoredMeeting};
+use crate::time::Timestamp;
+
+/// Timers read from the store per page.
+const TIMER_PAGE: usize = 1024;
+
+/// Where the store's due timers have been read up to.
+#[derive(Debug, Clone, Default)]
+pub(super) enum Horizon {
+    #[default]
+    Nothing,
+    /// Every stored timer up to and including this key is known.
+    Key(TimerKey),
+    /// Every stored timer due at or before this instant is known.
+    Through(Timestamp),
+}
+
+/// A meeting held in memory.
+pub(super) struct Cached {
+    pub(super) stored: StoredMeeting,
+    /// The version the store holds (`None`: not stored yet).
+    pub(super) loaded_version: Option<i64>,
+    /// The row must be written.
+    pub(super) row_dirty: bool,
+    /// Entries not written yet.
+    pub(super) history: Chunk,
+    /// In `Cache::ended`, waiting to be written (resident).
+    pub(super) queued: bool,
+}
+
+impl Cached {
+    pub(super) fn pending(&self) -> bool {
+        self.row_dirty || !self.history.is_empty()
+    }
+}
+
+/// The meetings and timers a unit of work holds; a resident engine keeps it
+/// between units of work.
+#[derive(Default)]
+pub(crate) struct Cache {
+    /// `None`: known not to be stored. (Boxed: a resident engine holds tens
+    /// of thousands, and the map's spare slots then stay small.)
+    pub(super) entries: FxHashMap<MeetingId, Option<Box<Cached>>>,
+    /// Pending timers of the cached meetings (authoritative for them).
+    pub(super) overlay: BTreeSet<TimerKey>,
+    /// Stored timers of meetings not cached, all those up to `horizon`.
+    pub(super) db_queue: BTreeSet<TimerKey>,
+    pub(super) horizon: Horizon,
+    /// Meetings written by the commit still running, to drop once it lands
+    /// (resident; ended meetings only).
+    pub(super) evict: Vec<MeetingId>,
+    /// Meetings with something to write, in the order they first had it
+    /// (their chunks are written in that order: `seq` follows the input).
+    pub(super) touched: Vec<MeetingId>,
+    /// Ended meetings with something to write, oldest first (resident).
+    pub(super) ended: VecDeque<MeetingId>,
+}
+
+impl Cache {
+    pub(super) fn meeting(&self, id: &MeetingId) -> Option<&Meeting> {
+        self.entries.get(id).and_then(Option::as_ref).map(|c| &c.stored.meeting)
+    }
+}
+
+impl Work<'_> {
+    pub(super) async fn store_load(&mut self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
+        let t = Instant::now();
+        let r = match &mut self.uow {
+            Some(u) => u.load(ids).await,
+            None => self.engine.store.load(ids).await,
+        };
+        self.report.store_time += t.elapsed();
+        r
+    }
+
+    pub(super) async fn store_due(
+        &mut self,
+        after: Option<&TimerKey>,
+        upto: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<TimerKey>, StoreError> {
+        let t = Instant::now();
+        let r = match &mut self.uow {
+            Some(u) => u.due(after, upto, limit).await,
+            None => self.engine.store.due(after, upto, limit).await,
+        };
+        self.report.store_time += t.elapsed();
+        r
+    }
+
+    pub(super) fn cache_insert(&mut self, stored: StoredMeeting) {
+        let m = &stored.meeting;
+        for (kind, due) in m.timers.pending() {
+            let key = TimerKey::new(m.id.clone(), kind, due);
+            self.cache.db_queue.remove(&key);
+            self.cache.overlay.insert(key);
+        }
+        let version = m.version;
+        let id = m.id.clone();
+        let entry = Cached {
+            stored,
+            loaded_version: Some(version),
+            row_dirty: false,
+            history: Chunk::default(),
+            queued: false,
+        };
+        self.cache.entries.insert(id, Some(Box::new(entry)));
+    }
+
+    /// Load every meeting of `ids` not held yet, in one call.
+    pub(super) async fn preload(&mut self, mut ids: Vec<MeetingId>) -> Result<(), EngineError> {
+        ids.retain(|id| !self.cache.entries.contains_key(id));
+        if ids.is_empty() {
+            return Ok(());
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        for stored in self.store_load(&ids).await? {
+            self.cache_insert(stored);
+        }
+        for id in ids {
+            self.cache.entries.entry(id).or_insert(None);
+        }
+        Ok(())
+    }
+
+    pub(super) fn covers(&self, target: Timestamp) -> bool {
+        match &self.cache.horizon {
+            Horizon::Nothing => false,
+            Horizon::Key(k) => k.due > target,
+            Horizon::Through(t) => *t >= target,
+        }
+    }
+
+    /// Read the next page of stored timers due at or before `target`.
+    pub(super) async fn extend(&mut self, target: Timestamp) -> Result<(), EngineError> {
+        // Read ahead to where this unit of work is known to go (a batch's last
+        // event time), so a batch reads its timers in pages, not per record.
+        let upto = target.max(self.lookahead);
+        let after = match &self.cache.horizon {
+            Horizon::Nothing => None,
+            Horizon::Key(k) => Some(k.clone()),
+            Horizon::Through(t) => Some(TimerKey::new(
+                MeetingId::new("\u{10FFFF}").expect("not empty"),
+                crate::meeting::TimerKind::Fixed,
+                *t,
+            )),
+        };
+        let rows = self.store_due(after.as_ref(), upto, TIMER_PAGE).await?;
+        let full = rows.len() == TIMER_PAGE;
+        self.cache.horizon = match rows.last() {
+            Some(last) if full => Horizon::Key(last.clone()),
+            _ => Horizon::Through(upto),
+        };
+        let mut load = Vec::new();
+        for key in rows {
+            if !self.cache.entries.contains_key(&key.meeting_id) {
+                load.push(key.meeting_id.clone());
+                self.cache.db_queue.insert(key);
+            }
+        }
+        // Their meetings in one go (they move from the queue to the overlay).
+        self.preload(load).await
+    }
+
+    /// The next pending timer due at or before `target`, in fire order.
+    pub(super) async fn next_due(&mut self, target: Timestamp) -> Result<Option<TimerKey>, EngineError> {
+        loop {
+            // The smallest timer known in memory (queued from the store, or of
+            // a held meeting). Every stored timer up to the horizon is known,
+            // so if that one is within the horizon it is the next of all.
+            let known = match (self.cache.db_queue.first(), self.cache.overlay.first()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let within = match (known, &self.cache.horizon) {
+                (Some(k), Horizon::Key(h)) => k <= h,
+                (Some(k), Horizon::Through(t)) => k.due <= *t,
+                _ => false,
+            };
+            if !within && !self.covers(target) {
+                self.extend(target).await?;
+                continue;
+            }
+            return Ok(known.filter(|k| k.due <= target).cloned());
+        }
+    }
+
+    /// Fire timers due at or before `target`, in order, at most `limit`.
+    /// Returns whether more are due.
+    pub(in crate::engine) async fn fire_through(
+        &mut self,
+        target: Timestamp,
+        limit: usize,
+    ) -> Result<bool, EngineError> {
+        let mut fired = 0;
+        while let Some(key) = self.next_due(target).await? {
+            if fired == limit {
+                return Ok(true);
+            }
+            fired += 1;
+            if self.cache.meeting(&key.meeting_id).is_none() {
+                // A timer without its meeting cannot happen through the engine;
+                // drop it rather than loop on it.
+                self.cache.db_queue.remove(&key);
+                self.cache.overlay.remove(&key);
+                continue;
+            }
+            let now = self.instant(key.due);
+            let input = Input::Timer { kind: key.kind, due: key.due };
+            let lateness = now.since(key.due);
+            self.report.timers_fired += 1;
+            self.report.max_lateness_us = self.report.max_lateness_us.max(lateness.as_micros());
+            let cause = Cause::Timer { kind: key.kind, due: key.due };
+            self.run_step(&key.meeting_id, &input, now, cause, Some(lateness))
+                .expect("a timer of a known meeting is always applicable");
+            // A stale key (should not happen) must not be fired again.
+            self.cache.overlay.remove(&key);
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,341 @@
+//! One unit of work: load, decide in memory, commit once.
+//!
+//! * [`cache`] — the meetings and timers a unit of work holds, and paging
+//!   through the store's due timers in fire order;
+//! * this file — records, timers and commands applied to them;
+//! * [`commit`] — what is written, when, and the commit itself.
+
+mod cache;
+mod commit;
+
+use std::mem;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::MutexGuard;
+
+use super::{CommandResult, EffectMode, Engine, EngineError, Incoming, Origin, Report};
+use crate::clock::Clock;
+use crate::meeting::history::{Cause, Entry, Note, Outcome};
+use crate::meeting::record::{DeadLetter, Decoded, Item, RecordError};
+use crate::meeting::{admits, step, Command, Input, Meeting, MeetingId, Step, TimerKey, Timers};
+use crate::outbox::dry_run;
+use crate::store::{Checkpoint, NewDeadLetter, NewEffect, StoredMeeting, UnitOfWork};
+use crate::time::{Span, Timestamp};
+pub(crate) use cache::Cache;
+use cache::Cached;
+
+pub(super) struct Work<'e> {
+    engine: &'e Engine,
+    /// A resident engine's cache, held for the unit of work (units take turns).
+    guard: Option<MutexGuard<'e, Cache>>,
+    /// The transaction (not for a resident engine: it reads committed state
+    /// and opens its transaction at commit).
+    uow: Option<Box<dyn UnitOfWork>>,
+    cache: Cache,
+    effects: Vec<NewEffect>,
+    dead: Vec<NewDeadLetter>,
+    checkpoint: Option<Checkpoint>,
+    /// The last engine instant of this unit of work (instants never go back within it).
+    last: Timestamp,
+    /// How far ahead timers may usefully be read (the batch's last event time).
+    lookahead: Timestamp,
+    /// The latest record event time applied (live mode).
+    event_clock: Timestamp,
+    report: Report,
+    armed: bool,
+}
+
+impl<'e> Work<'e> {
+    pub(super) async fn begin(engine: &'e Engine) -> Result<Work<'e>, EngineError> {
+        let (guard, uow, cache) = if engine.options.resident {
+            let mut guard = engine.resident.lock().await;
+            let cache = mem::take(&mut *guard);
+            (Some(guard), None, cache)
+        } else {
+            (None, Some(engine.store.begin().await?), Cache::default())
+        };
+        Ok(Work {
+            engine,
+            guard,
+            uow,
+            cache,
+            effects: Vec::new(),
+            dead: Vec::new(),
+            checkpoint: None,
+            last: Timestamp::MIN,
+            lookahead: Timestamp::MIN,
+            event_clock: Timestamp::from_micros(engine.event_clock.load(Ordering::SeqCst)),
+            report: Report::default(),
+            armed: false,
+        })
+    }
+
+    pub(super) fn set_checkpoint(&mut self, checkpoint: Option<Checkpoint>) {
+        self.checkpoint = checkpoint;
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        self.engine.clock.as_ref()
+    }
+
+    /// The engine instant for an input at `target`: the virtual clock moves
+    /// there; instants never go backwards within a unit of work.
+    fn instant(&mut self, target: Timestamp) -> Timestamp {
+        self.clock().advance_to(target);
+        let now = self.clock().now().max(self.last);
+        self.last = now;
+        now
+    }
+
+    /// Apply a batch of records and dead letters, in order.
+    pub(super) async fn apply(&mut self, items: Vec<Incoming>) -> Result<(), EngineError> {
+        let mut ids = Vec::with_capacity(items.len());
+        let now = self.clock().now();
+        let mut lookahead = now;
+        for i in &items {
+            if let Item::Record(d) = &i.item {
+                ids.push(d.change.meeting_id.clone());
+                lookahead = lookahead.max(d.change.event_time.unwrap_or(now));
+            }
+        }
+        if self.clock().is_virtual() {
+            self.lookahead = lookahead;
+        }
+        self.preload(ids).await?;
+        for i in items {
+            match i.item {
+                Item::Record(d) => self.record(*d, &i.origin).await?,
+                Item::Dead(d) => self.dead_letter(d, &i.origin),
+            }
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, d: DeadLetter, origin: &Origin) {
+        *self.report.dead_letters.entry(d.reason.kind().to_string()).or_default() += 1;
+        let at = self.clock().now().max(self.last);
+        self.dead.push(NewDeadLetter {
+            at,
+            origin: origin.to_string(),
+            kind: d.reason.kind(),
+            reason: d.reason.to_string(),
+            event_id: d.event_id,
+            raw: d.raw,
+        });
+    }
+
+    async fn record(&mut self, d: Decoded, origin: &Origin) -> Result<(), EngineError> {
+        let change = d.change;
+        let id = change.meeting_id.clone();
+        // (`apply` loaded the batch's meetings.)
+        // Rule 1, the part that needs the store: a new meeting needs a start.
+        // A dead-lettered record does not move the clock.
+        if let Err(rejection) = admits(self.cache.meeting(&id), &change) {
+            let reason = RecordError::Rejected(rejection);
+            self.dead_letter(DeadLetter { reason, raw: d.raw, event_id: change.event_id }, origin);
+            return Ok(());
+        }
+        // Timers due by the record's time fire first. On a virtual clock the
+        // clock moves to the event time. On the wall clock the record is
+        // applied now, but only timers due by its event time (or the latest
+        // event time seen) fire before it: a backlog read late is applied in
+        // event-time order, as replay would apply it.
+        let clock_now = self.clock().now();
+        let (fire_limit, target) = if self.clock().is_virtual() {
+            let t = clock_now.max(change.event_time.unwrap_or(clock_now));
+            (t, t)
+        } else {
+            let t = change.event_time.map_or(clock_now, |t| t.max(self.event_clock).min(clock_now));
+            (t, clock_now)
+        };
+        if let Some(t) = change.event_time {
+            self.event_clock = self.event_clock.max(t);
+        }
+        self.fire_through(fire_limit, usize::MAX).await?;
+        let now = self.instant(target);
+        self.report.records += 1;
+
+        // Rule 2: a record whose eventID this meeting has applied is a duplicate.
+        if let (Some(eid), Some(Some(c))) = (&change.event_id, self.cache.entries.get_mut(&id)) {
+            if c.stored.event_ids.iter().any(|e| e == eid) {
+                self.report.duplicates += 1;
+                let state = c.stored.meeting.state;
+                c.history.push(&Entry {
+                    at: now,
+                    cause: Cause::Duplicate { event: change.event_name, event_id: eid.clone() },
+                    from: Some(state),
+                    to: Some(state),
+                    outcome: Outcome::Ignored,
+                    reason: None,
+                    lateness: None,
+                    notes: vec![Note::Duplicate { event_id: eid.clone() }],
+                });
+                self.touch(&id);
+                return Ok(());
+            }
+        }
+        let cause = Cause::Record { event: change.event_name, event_id: change.event_id.clone() };
+        let event_id = change.event_id.clone();
+        let created = self.cache.meeting(&id).is_none();
+        let input = Input::Record(change);
+        match self.run_step(&id, &input, now, cause, None) {
+            Ok(outcome) => {
+                if outcome == Outcome::Ignored {
+                    self.report.ignored += 1;
+                }
+                if created {
+                    self.report.created += 1;
+                }
+            }
+            Err(rejection) => {
+                // `admits` said yes a moment ago; should the rules ever
+                // disagree, the record is kept as a dead letter, not lost.
+                let Input::Record(change) = input else { unreachable!("built above") };
+                let reason = RecordError::Rejected(rejection);
+                self.dead_letter(DeadLetter { reason, raw: d.raw, event_id: change.event_id }, origin);
+                return Ok(());
+            }
+        }
+        if let (Some(eid), Some(Some(c))) = (event_id, self.cache.entries.get_mut(&id)) {
+            c.stored.event_ids.push(eid);
+            c.row_dirty = true;
+        }
+        self.touch(&id);
+        // Timers this input armed in the past fire right after it.
+        self.fire_through(fire_limit, usize::MAX).await?;
+        Ok(())
+    }
+
+    /// An operator command on one meeting, after what is due.
+    pub(super) async fn command(&mut self, id: &MeetingId, cmd: Command) -> Result<CommandResult, EngineError> {
+        self.preload(vec![id.clone()]).await?;
+        let target = self.clock().now();
+        self.fire_through(target, usize::MAX).await?;
+        let now = self.instant(target);
+        let kind = cmd.kind();
+        let (meeting, timers) = self.take(id);
+        let step = match step(meeting, &Input::Command(cmd), now, &self.engine.policy) {
+            Ok(s) => s,
+            Err((_, meeting)) => {
+                self.put_back(meeting);
+                return Err(EngineError::UnknownMeeting(id.clone()));
+            }
+        };
+        let result = CommandResult {
+            meeting_id: id.clone(),
+            outcome: step.outcome,
+            state: step.meeting.state,
+            notes: step.notes.clone(),
+        };
+        self.apply_step(step, timers, now, Cause::Command(kind), None);
+        self.fire_through(now, usize::MAX).await?;
+        Ok(result)
+    }
+
+    /// Take a cached meeting out for [`step`] (a placeholder keeps its place),
+    /// with its pending timers as they are.
+    fn take(&mut self, id: &MeetingId) -> (Option<Meeting>, Timers) {
+        match self.cache.entries.get_mut(id) {
+            Some(Some(c)) => {
+                let m = mem::replace(&mut c.stored.meeting, Meeting::new(id.clone(), Timestamp::EPOCH));
+                let timers = m.timers;
+                (Some(m), timers)
+            }
+            _ => (None, Timers::default()),
+        }
+    }
+
+    /// Give back a meeting [`Work::take`] took, unchanged.
+    fn put_back(&mut self, meeting: Option<Meeting>) {
+        if let Some(m) = meeting {
+            if let Some(Some(c)) = self.cache.entries.get_mut(&m.id) {
+                c.stored.meeting = m;
+            }
+        }
+    }
+
+    /// Run a step on a cached meeting (or none) and take its results.
+    fn run_step(
+        &mut self,
+        id: &MeetingId,
+        input: &Input,
+        now: Timestamp,
+        cause: Cause,
+        lateness: Option<Span>,
+    ) -> Result<Outcome, crate::meeting::Rejection> {
+        let (meeting, timers) = self.take(id);
+        match step(meeting, input, now, &self.engine.policy) {
+            Ok(s) => {
+                let outcome = s.outcome;
+                self.apply_step(s, timers, now, cause, lateness);
+                Ok(outcome)
+            }
+            Err((rejection, meeting)) => {
+                self.put_back(meeting);
+                Err(rejection)
+            }
+        }
+    }
+
+    /// Take a step's results into the cache and the write buffer; `old` are
+    /// the meeting's pending timers before the step.
+    fn apply_step(&mut self, step: Step, old: Timers, now: Timestamp, cause: Cause, lateness: Option<Span>) {
+        let Step { meeting, from, outcome, effects, timers: _, notes } = step;
+        let id = meeting.id.clone();
+        let reason = (outcome == Outcome::Terminated).then(|| meeting.ended.map(|e| e.reason)).flatten();
+        if let Some(r) = reason {
+            *self.report.terminated.entry(r).or_default() += 1;
+        }
+        let mut entries =
+            vec![Entry { at: now, cause, from, to: Some(meeting.state), outcome, reason, lateness, notes }];
+        if !effects.is_empty() {
+            let completed = self.engine.options.effects == EffectMode::DryRunInline;
+            if completed {
+                self.report.effects_completed += 1;
+                entries.extend(effects.iter().map(|e| dry_run::entry(e, now)));
+            } else {
+                self.report.effects_queued += 1;
+            }
+            self.effects.push(NewEffect {
+                key: format!("{id}/end"),
+                meeting_id: id.clone(),
+                parts: effects,
+                at: now,
+                completed,
+            });
+        }
+        let changed = outcome != Outcome::Ignored;
+        // Only the timers that changed move in the queue.
+        for kind in crate::meeting::TimerKind::ALL.iter().copied() {
+            let (was, is) = (old.get(kind), meeting.timers.get(kind));
+            if was == is {
+                continue;
+            }
+            if let Some(due) = was {
+                self.cache.overlay.remove(&TimerKey::new(id.clone(), kind, due));
+            }
+            if let Some(due) = is {
+                self.cache.overlay.insert(TimerKey::new(id.clone(), kind, due));
+                self.armed = true;
+            }
+        }
+        match self.cache.entries.get_mut(&id) {
+            Some(Some(c)) => {
+                c.stored.meeting = meeting;
+                if changed {
+                    c.row_dirty = true;
+                }
+                for e in &entries {
+                    c.history.push(e);
+                }
+            }
+            _ => {
+                let stored = StoredMeeting { meeting, event_ids: Vec::new() };
+                let history = entries.iter().cloned().collect();
+                let c = Cached { stored, loaded_version: None, row_dirty: true, history, queued: false };
+                self.cache.entries.insert(id.clone(), Some(Box::new(c)));
+            }
+        }
+        self.touch(&id);
+    }
+}
