@@ -132,10 +132,14 @@ async fn killed_again_and_again_the_worker_loses_nothing_and_doubles_nothing() {
     let retried: i64 = effects.iter().map(|e| e.attempts - 1).sum();
     eprintln!(
         "crash loop: {n} meetings checked ({:?}); {kills} SIGKILLs + {self_aborts} crash-point aborts {aborts:?} \
-         over {runs} worker runs; {} stream records replayed, outcomes equal replay; {} instances terminated, {} left \
+         over {runs} worker runs; {} stream records replayed, outcomes equal replay (timers at most {} late; {} \
+         ended otherwise because the worker was down when their timer was due: {:?}); {} instances terminated, {} left \
          running as required; {} effects, {retried} re-attempts; integrity ok",
         checked.by_reason,
         checked.records,
+        checked.max_lateness,
+        checked.late_outcomes.len(),
+        checked.late_outcomes,
         checked.terminated_instances,
         checked.left_running,
         effects.len()

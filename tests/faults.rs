@@ -85,10 +85,13 @@ async fn a_quarter_of_aws_calls_failing_changes_no_outcome() {
     eprintln!(
         "faults: {n} meetings converged ({:?}); {total} AWS calls through the proxy, {injected} failed ({:.0}%): {faults:?}; \
          calls by operation {requests:?}; {} effects, {retried} needed more than one attempt, at most {max_attempts}; \
-         {stream_failures} stream calls failed and were retried",
+         {stream_failures} stream calls failed and were retried; timers at most {} late, {} outcomes changed by it {:?}",
         checked.by_reason,
         share * 100.0,
-        effects.len()
+        effects.len(),
+        checked.max_lateness,
+        checked.late_outcomes.len(),
+        checked.late_outcomes
     );
 }
 

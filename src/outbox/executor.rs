@@ -57,6 +57,23 @@ pub struct ExecReport {
     pub failed: u64,
 }
 
+impl ExecReport {
+    fn count(&mut self, o: &EffectOutcome) {
+        match o.status {
+            EffectStatus::Done => self.done += 1,
+            EffectStatus::Pending => self.retried += 1,
+            EffectStatus::Failed => self.failed += 1,
+        }
+    }
+}
+
+/// Effects run at once, at most.
+pub const CONCURRENCY: usize = 16;
+/// Outcomes are recorded in groups of this many…
+pub const RECORD_EVERY: usize = 32;
+/// …or this long after the first of a group came in.
+pub const RECORD_WITHIN: Duration = Duration::from_millis(250);
+
 /// Runs the outbox.
 pub struct Executor {
     store: Arc<dyn Store>,
@@ -101,8 +118,13 @@ impl Executor {
         &self.owner
     }
 
-    /// Run every effect that is due now, until none is. Calls within a batch
-    /// run concurrently; each batch's outcomes are recorded together.
+    /// Run every effect that is due now, until none is.
+    ///
+    /// Rows are claimed a batch at a time; at most [`CONCURRENCY`] run at
+    /// once (the AWS APIs' rate limits, and the stream reader shares the
+    /// endpoint), and outcomes are recorded as they come in — every
+    /// [`RECORD_EVERY`] of them, or [`RECORD_WITHIN`] after the first
+    /// unrecorded one — so that work done before a crash stays done.
     ///
     /// # Errors
     ///
@@ -118,37 +140,50 @@ impl Executor {
             if due.is_empty() {
                 return Ok(report);
             }
+            let mut rows = due.into_iter();
             let mut calls = tokio::task::JoinSet::new();
-            for (i, row) in due.iter().enumerate() {
-                let (ec2, table, clock) = (self.ec2.clone(), self.table.clone(), self.clock.clone());
-                let (row, retry) = (row.clone(), self.retry.clone());
-                calls.spawn(
-                    async move { (i, attempt(ec2.as_ref(), table.as_ref(), clock.as_ref(), &retry, &row).await) },
-                );
-            }
-            let mut outcomes: Vec<Option<EffectOutcome>> = vec![None; due.len()];
-            while let Some(joined) = calls.join_next().await {
-                match joined {
-                    Ok((i, o)) => outcomes[i] = Some(o),
-                    Err(e) => tracing::error!("effect task failed: {e}"),
+            let mut running: std::collections::HashMap<tokio::task::Id, EffectRow> = Default::default();
+            let mut unrecorded: Vec<EffectOutcome> = Vec::new();
+            let mut record_by = None;
+            loop {
+                while calls.len() < CONCURRENCY {
+                    let Some(row) = rows.next() else { break };
+                    let (ec2, table, clock) = (self.ec2.clone(), self.table.clone(), self.clock.clone());
+                    let (r, retry) = (row.clone(), self.retry.clone());
+                    let handle = calls
+                        .spawn(async move { attempt(ec2.as_ref(), table.as_ref(), clock.as_ref(), &retry, &r).await });
+                    running.insert(handle.id(), row);
+                }
+                if calls.is_empty() && unrecorded.is_empty() {
+                    break;
+                }
+                let deadline = record_by.unwrap_or_else(|| tokio::time::Instant::now() + RECORD_WITHIN);
+                let record_now = tokio::select! {
+                    joined = calls.join_next_with_id(), if !calls.is_empty() => {
+                        let outcome = match joined.expect("not empty") {
+                            Ok((id, o)) => {
+                                running.remove(&id);
+                                o
+                            }
+                            Err(e) => {
+                                tracing::error!("effect task failed: {e}");
+                                let row = running.remove(&e.id()).expect("a task of this batch");
+                                failed_attempt(&row, "effect task panicked", self.clock.now(), &self.retry, true)
+                            }
+                        };
+                        report.count(&outcome);
+                        unrecorded.push(outcome);
+                        record_by.get_or_insert(deadline);
+                        unrecorded.len() >= RECORD_EVERY || calls.is_empty()
+                    }
+                    _ = tokio::time::sleep_until(deadline), if !unrecorded.is_empty() => true,
+                };
+                if record_now {
+                    self.store.finish_effects(&self.owner, &unrecorded).await?;
+                    unrecorded.clear();
+                    record_by = None;
                 }
             }
-            let now = self.clock.now();
-            let outcomes: Vec<EffectOutcome> = due
-                .iter()
-                .zip(outcomes)
-                .map(|(row, o)| {
-                    o.unwrap_or_else(|| failed_attempt(row, "effect task panicked", now, &self.retry, true))
-                })
-                .collect();
-            for o in &outcomes {
-                match o.status {
-                    EffectStatus::Done => report.done += 1,
-                    EffectStatus::Pending => report.retried += 1,
-                    EffectStatus::Failed => report.failed += 1,
-                }
-            }
-            self.store.finish_effects(&self.owner, &outcomes).await?;
         }
     }
 
