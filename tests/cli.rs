@@ -1,4 +1,5 @@
-//! The command line: every command on a real database file.
+//! The command line: every command on a real database file, and the same
+//! commands on a real PostgreSQL server (`--db postgres://…`).
 
 mod common;
 
@@ -8,7 +9,22 @@ use common::*;
 fn inspect_a_replayed_day() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("day.db");
-    let db = db.to_str().unwrap();
+    inspect(db.to_str().unwrap());
+}
+
+#[test]
+fn inspect_a_replayed_day_on_postgres() {
+    let url = common::postgres::database("cli_inspect");
+    inspect(&url);
+    // A replay into PostgreSQL wants an empty database.
+    let again = run(spindown().args(["--db", &url, "replay"]).arg(fixture("day.jsonl")));
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already holds meetings") && !err.contains("PASS"), "{err}");
+}
+
+/// Replay the fixture day into `db`, then read it back with every read command.
+fn inspect(db: &str) {
     run_ok(spindown().args(["--db", db, "replay"]).arg(fixture("day.jsonl")).arg("--json"));
 
     // show: facts, timers, effects with status, history oldest first.
@@ -52,7 +68,16 @@ fn inspect_a_replayed_day() {
 fn ingest_then_terminate_by_hand() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("live.db");
-    let db = db.to_str().unwrap();
+    ingest_then_terminate(&dir, db.to_str().unwrap());
+}
+
+#[test]
+fn ingest_then_terminate_by_hand_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    ingest_then_terminate(&dir, &common::postgres::database("cli_ingest"));
+}
+
+fn ingest_then_terminate(dir: &tempfile::TempDir, db: &str) {
     // A meeting far in the future, so the system clock leaves it alone.
     let rec = r#"{"eventID":"x1","eventName":"INSERT","dynamodb":{"Keys":{"id":{"S":"m-future"}},"NewImage":{"meet_time":{"S":"2099-01-01T10:00:00Z"},"teacher_ec2_id":{"S":"i-0123456789abcdef0"}}}}"#;
     let file = dir.path().join("r.jsonl");
@@ -111,4 +136,17 @@ fn bad_arguments_are_clear() {
     assert!(String::from_utf8_lossy(&res.stderr).contains("/no/such/file.jsonl"));
     let res = run(spindown().arg("replay").arg(fixture("day.jsonl")).args(["--until", "tomorrow"]));
     assert!(String::from_utf8_lossy(&res.stderr).contains("RFC 3339"));
+}
+
+#[test]
+fn an_unreachable_postgres_is_one_clear_line_without_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgres://me:s3cret@127.0.0.1:{port}/nothing");
+    let started = std::time::Instant::now();
+    let out = run(spindown().args(["--db", &url, "status"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("postgres://me:***@127.0.0.1"), "{err}");
+    assert!(!err.contains("s3cret"), "the password is in the message: {err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
 }

@@ -11,8 +11,9 @@ use spindown::engine::{Engine, EngineOptions, Incoming};
 use spindown::meeting::history::{self, Cause, Outcome};
 use spindown::meeting::record::decode_line;
 use spindown::meeting::Policy;
-use spindown::store::sqlite::{Phase, SqliteStore, WriteCounts};
+use spindown::store::sqlite::SqliteStore;
 use spindown::store::Store;
+use spindown::store::{Phase, WriteCounts};
 use spindown::time::{Span, Timestamp};
 
 use crate::records::sleep_until;

@@ -9,7 +9,8 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 use spindown::meeting::history::{Cause, Chunk, Entry, Note, Outcome};
 use spindown::meeting::{Effect, InstanceId, Meeting, MeetingId, Reason, State, TimerKind};
-use spindown::store::sqlite::{Durability, Phase, SqliteOptions, SqliteStore};
+use spindown::store::sqlite::{Durability, SqliteOptions, SqliteStore};
+use spindown::store::Phase;
 use spindown::store::{Changes, HistoryAppend, MeetingWrite, NewEffect, Store, StoredMeeting};
 use spindown::time::{Span, Timestamp};
 

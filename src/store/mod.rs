@@ -10,15 +10,22 @@
 //! suite in `tests/common/conformance.rs`.
 //!
 //! * [`sqlite`] — the embedded default: one file, WAL, one writer at a time.
+//! * [`postgres`] — PostgreSQL (`postgres://…`), for several workers on one
+//!   database: the meetings a unit of work touches are locked (`FOR
+//!   UPDATE`), due timers and effects are claimed with `SKIP LOCKED`.
 //! * [`memory`] — no database at all: maps behind a lock (tests, what-if runs).
 
 pub(crate) mod codec;
 pub mod memory;
+pub mod postgres;
+pub(crate) mod rows;
 pub mod sqlite;
+mod stats;
 mod types;
 
 use async_trait::async_trait;
 
+pub use stats::{Phase, WriteCounts};
 pub use types::*;
 
 use crate::meeting::{MeetingId, TimerKey};
@@ -53,6 +60,22 @@ impl StoreError {
     /// Whether the same call may succeed later (a lock held by someone else).
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Backend { transient: true, .. })
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// Each SQL backend describes its own database's errors; a lost
+    /// connection or a full pool may pass.
+    fn from(e: sqlx::Error) -> Self {
+        let (message, transient) = match &e {
+            sqlx::Error::Database(d) if d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() => {
+                postgres::describe(&e)
+            }
+            sqlx::Error::Database(_) => sqlite::describe(&e),
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => (e.to_string(), true),
+            _ => (e.to_string(), false),
+        };
+        StoreError::Backend { message, transient }
     }
 }
 

@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-/// Where a unit of work spends its time in SQLite.
+/// Where a unit of work spends its time in a SQL backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
-    /// `BEGIN IMMEDIATE` (waiting for the write lock).
+    /// `BEGIN` (SQLite: `BEGIN IMMEDIATE`, waiting for the write lock).
     Begin,
     /// Reads inside a transaction: meetings, due timers.
     Read,
@@ -47,7 +47,7 @@ impl Phase {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct Stats {
+pub(crate) struct Stats {
     pub transactions: AtomicU64,
     pub meetings: AtomicU64,
     pub history_chunks: AtomicU64,

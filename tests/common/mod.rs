@@ -5,6 +5,7 @@ pub mod aws;
 pub mod conformance;
 pub mod fake_stream;
 pub mod moto;
+pub mod postgres;
 pub mod process;
 pub mod proxy;
 pub mod records;

@@ -16,8 +16,10 @@ use spindown::time::Timestamp;
 #[derive(Parser, Debug)]
 #[command(name = "spindown", version, propagate_version = true)]
 pub struct Cli {
-    /// SQLite database file, created if missing [default: spindown.db; `replay`: a temporary file].
-    #[arg(long, global = true, env = "SPINDOWN_DB", value_name = "PATH")]
+    /// The database: a SQLite file, created if missing, or a PostgreSQL URL
+    /// (`postgres://USER:PASS@HOST:PORT/DB`, for several workers on one
+    /// database) [default: spindown.db; `replay`: a temporary file].
+    #[arg(long, global = true, env = "SPINDOWN_DB", value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
 
     /// SQLite synchronous setting: `full` fsyncs every commit, `normal` only at

@@ -5,33 +5,83 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use spindown::meeting::{MeetingId, Policy};
+use spindown::store::postgres::{self, PgOptions, PgStore};
 use spindown::store::sqlite::{Durability, SqliteOptions, SqliteStore};
+use spindown::store::Store;
+use spindown::worker;
 
 use crate::cli::{Cli, PolicyArg};
 
 /// The database file when `--db` (or `SPINDOWN_DB`) is not given.
 pub const DEFAULT_DB: &str = "spindown.db";
 
-/// The database path the command line names (or the default).
-pub fn path(cli: &Cli) -> PathBuf {
-    cli.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB))
+/// What `--db` names: a SQLite file, or a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Target {
+    /// For messages: the path, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Sqlite(p) => p.display().to_string(),
+            Target::Postgres(url) => postgres::redact(url),
+        }
+    }
+}
+
+/// The database the command line names (or the default file).
+pub fn target(cli: &Cli) -> Target {
+    match &cli.db {
+        Some(db) if db.to_str().is_some_and(postgres::is_url) => {
+            Target::Postgres(db.to_str().expect("checked").to_string())
+        }
+        Some(db) => Target::Sqlite(db.clone()),
+        None => Target::Sqlite(PathBuf::from(DEFAULT_DB)),
+    }
 }
 
 pub fn options(cli: &Cli) -> SqliteOptions {
     SqliteOptions { durability: cli.synchronous.unwrap_or(Durability::Full), ..SqliteOptions::default() }
 }
 
+/// Where a command pokes a running worker after changing the database (a
+/// socket next to a SQLite file; `None` for PostgreSQL, whose workers poll).
+pub fn wake_socket(cli: &Cli) -> Option<PathBuf> {
+    match target(cli) {
+        Target::Sqlite(p) => Some(worker::wake_socket_for(&p)),
+        Target::Postgres(_) => None,
+    }
+}
+
+/// Wake a running worker, if there is a way to.
+pub fn poke(cli: &Cli) {
+    if let Some(socket) = wake_socket(cli) {
+        worker::poke(&socket);
+    }
+}
+
 /// Open (creating if missing) the database.
-pub async fn open(cli: &Cli, options: &SqliteOptions) -> Result<Arc<SqliteStore>> {
-    let path = path(cli);
-    Ok(Arc::new(SqliteStore::open(&path, options).await.with_context(|| format!("opening {}", path.display()))?))
+pub async fn open(cli: &Cli, options: &SqliteOptions) -> Result<Arc<dyn Store>> {
+    let target = target(cli);
+    let store: Arc<dyn Store> = match &target {
+        Target::Sqlite(path) => {
+            Arc::new(SqliteStore::open(path, options).await.with_context(|| format!("opening {}", path.display()))?)
+        }
+        // The error names the database (without its password).
+        Target::Postgres(url) => Arc::new(PgStore::open(url, &PgOptions::default()).await?),
+    };
+    Ok(store)
 }
 
 /// Read-only commands must not create a database by accident.
-pub async fn open_existing(cli: &Cli) -> Result<Arc<SqliteStore>> {
-    let path = path(cli);
-    if !path.exists() {
-        bail!("no database at {} (use --db PATH, or run `spindown ingest`/`run` first)", path.display());
+pub async fn open_existing(cli: &Cli) -> Result<Arc<dyn Store>> {
+    if let Target::Sqlite(path) = target(cli) {
+        if !path.exists() {
+            bail!("no database at {} (use --db PATH, or run `spindown ingest`/`run` first)", path.display());
+        }
     }
     open(cli, &options(cli)).await
 }

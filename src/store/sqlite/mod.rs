@@ -9,8 +9,6 @@
 //! operator commands, but only one should run `spindown run`.
 
 mod read;
-mod rows;
-mod stats;
 mod uow;
 
 use std::path::{Path, PathBuf};
@@ -21,16 +19,15 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Row, SqlitePool};
 
-pub use stats::{Phase, WriteCounts};
-
 use super::{
     Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, Gap, HistoryAppend,
     HistoryRecord, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError, StoredMeeting, TimerFilter,
     UnitOfWork,
 };
 use crate::meeting::{names, MeetingId, TimerKey};
+use crate::store::stats::{Phase, Stats};
+use crate::store::WriteCounts;
 use crate::time::Timestamp;
-use stats::Stats;
 use uow::SqliteUnitOfWork;
 
 names! {
@@ -166,13 +163,6 @@ pub(crate) fn describe(e: &sqlx::Error) -> (String, bool) {
     (format!("{what} ({detail})"), transient)
 }
 
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        let (message, transient) = describe(&e);
-        StoreError::Backend { message, transient }
-    }
-}
-
 impl SqliteStore {
     /// How every connection is opened: WAL, the chosen `synchronous`, a busy
     /// timeout, a page cache, memory-mapped reads, in-memory temp storage.
@@ -222,7 +212,7 @@ impl SqliteStore {
             .connect_with(connect.clone())
             .await
             .map_err(open_err)?;
-        sqlx::migrate!("./migrations").run(&writer).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.readers.max(1))
             .connect_with(connect)
@@ -331,7 +321,7 @@ impl Store for SqliteStore {
             .bind(claim.limit as i64)
             .fetch_all(&self.writer)
             .await?;
-        let mut out = rows.iter().map(read::effect_row).collect::<Result<Vec<_>, _>>()?;
+        let mut out = rows.iter().map(crate::store::rows::effect_row).collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|e| (e.next_attempt_at, e.id));
         Ok(out)
     }

@@ -7,28 +7,12 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
 
 use super::read;
-use super::stats::{Phase, Stats};
 use crate::meeting::{MeetingId, TimerKey};
 use crate::store::codec::encode_parts;
+use crate::store::rows::shaped;
+use crate::store::stats::{Phase, Stats};
 use crate::store::{Changes, EffectStatus, HistoryAppend, StoreError, StoredMeeting, UnitOfWork};
 use crate::time::{Span, Timestamp};
-
-/// Rows per multi-row `VALUES` statement (at most 22 parameters each: well
-/// under SQLite's limit of 32,766). A write of n rows is cut into statements
-/// of these sizes, largest first, so that only four shapes of each statement
-/// exist and every one is prepared once and kept.
-const SHAPES: [usize; 4] = [500, 50, 5, 1];
-
-/// `rows` cut into runs of [`SHAPES`] sizes.
-fn shaped<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
-    let mut rest = rows;
-    std::iter::from_fn(move || {
-        let n = *SHAPES.iter().find(|s| **s <= rest.len())?;
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Some(head)
-    })
-}
 
 /// One multi-row upsert writes new and changed meetings alike, fenced: an
 /// existing row is replaced only if it still has the version this unit of

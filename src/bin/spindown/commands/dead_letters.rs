@@ -1,7 +1,7 @@
 //! `spindown dead-letters`: input that could not be applied, with why and the raw record.
 
 use anyhow::Result;
-use spindown::store::{Page, Store};
+use spindown::store::Page;
 
 use crate::cli::{Cli, DeadLettersArgs};
 use crate::{db, output, render};

@@ -7,7 +7,6 @@ use spindown::clock::SystemClock;
 use spindown::engine::{Engine, EngineOptions, Report};
 use spindown::source::feed::LineFeed;
 use spindown::source::replay::read_ahead;
-use spindown::store::Store;
 
 use crate::cli::{Cli, IngestArgs};
 use crate::{db, output, render};

@@ -5,14 +5,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
 use spindown::clock::ManualClock;
 use spindown::engine::{Engine, EngineOptions};
 use spindown::inspect::{self, for_each_meeting};
 use spindown::source::feed::LineFeed;
 use spindown::source::replay::{replay, ReplayOptions, ReplaySummary};
-use spindown::store::sqlite::{Durability, SqliteOptions, SqliteStore, WriteCounts};
+use spindown::store::postgres::{PgOptions, PgStore};
+use spindown::store::sqlite::{Durability, SqliteOptions, SqliteStore};
+use spindown::store::WriteCounts;
 use spindown::store::{MeetingFilter, Store, StoreError};
 use spindown::time::Timestamp;
 
@@ -26,7 +28,8 @@ struct Profile<'a> {
     output_secs: f64,
     total_secs: f64,
     rows: WriteCounts,
-    synchronous: Durability,
+    /// SQLite's setting (`None` on PostgreSQL).
+    synchronous: Option<Durability>,
     /// The process's peak resident set (`VmHWM`), MiB; `None` where /proc has none.
     peak_rss_mib: Option<f64>,
 }
@@ -47,40 +50,67 @@ fn unfinished_marker(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The database a replay writes, and how to read its write counts.
+enum ReplayStore {
+    Sqlite(Arc<SqliteStore>, PathBuf, Durability),
+    Postgres(Arc<PgStore>),
+}
+
+impl ReplayStore {
+    fn store(&self) -> Arc<dyn Store> {
+        match self {
+            ReplayStore::Sqlite(s, ..) => s.clone(),
+            ReplayStore::Postgres(s) => s.clone(),
+        }
+    }
+
+    fn write_counts(&self) -> WriteCounts {
+        match self {
+            ReplayStore::Sqlite(s, ..) => s.write_counts(),
+            ReplayStore::Postgres(s) => s.write_counts(),
+        }
+    }
+}
+
 pub async fn run(cli: &Cli, args: &ReplayArgs) -> Result<()> {
     let started = Instant::now();
     let policy = db::load_policy(&args.policy)?;
     let (input, name) = db::open_input(&args.file)?;
     // A replay needs a database only for its duration unless one is named.
     let temp;
-    let (path, durability) = match &cli.db {
-        Some(p) => (p.clone(), cli.synchronous.unwrap_or(Durability::Normal)),
-        None => {
+    let target = match (&cli.db, db::target(cli)) {
+        (Some(_), t) => t,
+        (None, _) => {
             temp = tempfile::tempdir().context("creating a temporary directory")?;
-            (temp.path().join("replay.db"), cli.synchronous.unwrap_or(Durability::Off))
+            db::Target::Sqlite(temp.path().join("replay.db"))
         }
     };
-    let marker = unfinished_marker(&path);
-    if marker.exists() {
-        bail!(
-            "{} holds a replay that did not finish (it stopped before writing every meeting): \
-             remove {} (and its -wal and -shm files) and {}, then replay again",
-            path.display(),
-            path.display(),
-            marker.display()
-        );
-    }
-    std::fs::write(&marker, format!("a replay of {name} started at {}\n", Timestamp::now()))
-        .with_context(|| format!("writing {}", marker.display()))?;
-    let options = SqliteOptions { durability, ..SqliteOptions::default() }.bulk().lean();
-    let store =
-        Arc::new(SqliteStore::open(&path, &options).await.with_context(|| format!("opening {}", path.display()))?);
+    let replay_store = match &target {
+        db::Target::Sqlite(path) => {
+            let durability =
+                cli.synchronous.unwrap_or(if cli.db.is_some() { Durability::Normal } else { Durability::Off });
+            ReplayStore::Sqlite(open_sqlite(path, durability, &name).await?, path.clone(), durability)
+        }
+        db::Target::Postgres(url) => {
+            let pg = PgStore::open(url, &PgOptions::default()).await?;
+            ensure!(
+                pg.counts().await?.meetings == 0,
+                "{} already holds meetings: a replay into PostgreSQL needs an empty database",
+                target.describe()
+            );
+            ReplayStore::Postgres(Arc::new(pg))
+        }
+    };
+    let store = replay_store.store();
     // A replay on an existing database resumes its virtual clock.
     let clock = ManualClock::new(store.clocks().await?.last_instant.unwrap_or(Timestamp::EPOCH));
     let engine = Engine::start(store.clone(), policy, Arc::new(clock.clone()), EngineOptions::replay()).await?;
     let options = ReplayOptions { until: args.until, batch: args.batch };
     let summary = replay(&engine, &clock, LineFeed::new(input, name.clone()), &options).await?;
-    std::fs::remove_file(&marker).with_context(|| format!("removing {}", marker.display()))?;
+    if let ReplayStore::Sqlite(_, path, _) = &replay_store {
+        let marker = unfinished_marker(path);
+        std::fs::remove_file(&marker).with_context(|| format!("removing {}", marker.display()))?;
+    }
 
     let out_started = Instant::now();
     let mut out = output::stdout();
@@ -99,14 +129,35 @@ pub async fn run(cli: &Cli, args: &ReplayArgs) -> Result<()> {
             summary: &summary,
             output_secs,
             total_secs: started.elapsed().as_secs_f64(),
-            rows: store.write_counts(),
-            synchronous: durability,
+            rows: replay_store.write_counts(),
+            synchronous: match &replay_store {
+                ReplayStore::Sqlite(_, _, d) => Some(*d),
+                ReplayStore::Postgres(_) => None,
+            },
             peak_rss_mib: peak_rss_mib(),
         };
         std::fs::write(p, serde_json::to_vec_pretty(&profile)?).with_context(|| format!("writing {}", p.display()))?;
     }
     store.close().await;
     Ok(())
+}
+
+/// Open a SQLite replay database, refusing one an earlier replay left unfinished.
+async fn open_sqlite(path: &Path, durability: Durability, input: &str) -> Result<Arc<SqliteStore>> {
+    let marker = unfinished_marker(path);
+    if marker.exists() {
+        bail!(
+            "{} holds a replay that did not finish (it stopped before writing every meeting): \
+             remove {} (and its -wal and -shm files) and {}, then replay again",
+            path.display(),
+            path.display(),
+            marker.display()
+        );
+    }
+    std::fs::write(&marker, format!("a replay of {input} started at {}\n", Timestamp::now()))
+        .with_context(|| format!("writing {}", marker.display()))?;
+    let options = SqliteOptions { durability, ..SqliteOptions::default() }.bulk().lean();
+    Ok(Arc::new(SqliteStore::open(path, &options).await.with_context(|| format!("opening {}", path.display()))?))
 }
 
 async fn write_json(store: &dyn Store, out: &mut impl Write) -> Result<()> {

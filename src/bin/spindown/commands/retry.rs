@@ -1,9 +1,8 @@
 //! `spindown retry ID | --all-failed`: re-queue failed effects for the worker.
 
 use anyhow::{bail, Result};
-use spindown::store::{EffectFilter, Requeue, Store};
+use spindown::store::{EffectFilter, Requeue};
 use spindown::time::Timestamp;
-use spindown::worker;
 
 use crate::cli::{Cli, RetryArgs};
 use crate::{db, output};
@@ -23,6 +22,6 @@ pub async fn run(cli: &Cli, args: &RetryArgs) -> Result<()> {
         (Some(id), _) => format!("effect #{id} re-queued\n"),
         (None, n) => format!("{n} failed effect(s) re-queued\n"),
     };
-    worker::poke(&worker::wake_socket_for(&db::path(cli)));
+    db::poke(cli);
     output::print(&said)
 }

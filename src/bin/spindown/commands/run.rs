@@ -7,7 +7,6 @@ use spindown::adapters::aws;
 use spindown::clock::SystemClock;
 use spindown::config::{Overrides, WorkerConfig};
 use spindown::engine::{Engine, EngineOptions};
-use spindown::store::Store;
 use spindown::worker;
 
 use crate::cli::{Cli, RunArgs};
@@ -30,14 +29,14 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         Some(a) => a.clone(),
         None => table.latest_stream_arn().await?,
     };
-    let path = db::path(cli);
-    let options = config.worker_options(stream_arn.clone(), Some(worker::wake_socket_for(&path)))?;
+    let target = db::target(cli);
+    let options = config.worker_options(stream_arn.clone(), db::wake_socket(cli))?;
     let store = db::open(cli, &db::options(cli)).await?;
     let engine = Arc::new(Engine::start(store.clone(), policy, Arc::new(SystemClock), EngineOptions::default()).await?);
     tracing::info!(
         table = %args.table,
         stream = %stream_arn,
-        db = %path.display(),
+        db = %target.describe(),
         guard = ?config.guard.require_tag,
         "spindown worker starting"
     );

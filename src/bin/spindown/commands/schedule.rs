@@ -7,7 +7,6 @@ use spindown::clock::SystemClock;
 use spindown::engine::{Engine, EngineOptions};
 use spindown::meeting::{Command, InstanceId, InstanceSource, SeenInstance};
 use spindown::time::Span;
-use spindown::worker;
 
 use crate::cli::{Cli, ScheduleArgs};
 use crate::{db, output, render};
@@ -31,7 +30,7 @@ pub async fn run(cli: &Cli, args: &ScheduleArgs) -> Result<()> {
     let engine = Engine::start(store, policy, Arc::new(SystemClock), EngineOptions::default()).await?;
     let cmd = Command::Schedule { id: id.clone(), meet_time: args.meet_time, instances, duration };
     let r = engine.command(&id, cmd).await?;
-    worker::poke(&worker::wake_socket_for(&db::path(cli)));
+    db::poke(cli);
     if args.json {
         output::json_lines([&r])
     } else {

@@ -10,7 +10,7 @@ pub async fn run(cli: &Cli, args: &ShowArgs) -> Result<()> {
     let store = db::open_existing(cli).await?;
     let id = db::meeting_id(&args.id)?;
     let Some(i) = inspect::inspect(store.as_ref(), &id).await? else {
-        bail!("no meeting {id} in {}", db::path(cli).display())
+        bail!("no meeting {id} in {}", db::target(cli).describe())
     };
     if args.json {
         output::json_pretty(&i)

@@ -6,7 +6,6 @@ use anyhow::Result;
 use spindown::clock::SystemClock;
 use spindown::engine::{Engine, EngineOptions};
 use spindown::meeting::Command;
-use spindown::worker;
 
 use crate::cli::{Cli, TerminateArgs};
 use crate::{db, output, render};
@@ -17,7 +16,7 @@ pub async fn run(cli: &Cli, args: &TerminateArgs) -> Result<()> {
     let engine = Engine::start(store, policy, Arc::new(SystemClock), EngineOptions::default()).await?;
     let id = db::meeting_id(&args.id)?;
     let r = engine.command(&id, Command::Terminate).await?;
-    worker::poke(&worker::wake_socket_for(&db::path(cli)));
+    db::poke(cli);
     if args.json {
         output::json_lines([&r])
     } else {

@@ -1,7 +1,7 @@
 //! `spindown timers`: pending timers, soonest first.
 
 use anyhow::Result;
-use spindown::store::{Store, TimerFilter};
+use spindown::store::TimerFilter;
 use spindown::time::Timestamp;
 
 use crate::cli::{Cli, TimersArgs};

@@ -1,0 +1,359 @@
+//! PostgreSQL: one database shared by several workers.
+//!
+//! The schema is the SQLite backend's lean one (`migrations/postgres/`). What
+//! changes is who else writes:
+//!
+//! * a unit of work **locks** the meetings it loads (`SELECT … FOR UPDATE`, in
+//!   id order so that two workers cannot deadlock) and claims due timers with
+//!   `FOR UPDATE SKIP LOCKED`: a timer is fired by whichever worker locked its
+//!   meeting, inside the transaction of the transition it causes, so exactly
+//!   once; meetings another worker holds are skipped, not waited for;
+//! * a meeting row is still written fenced by the version it was loaded at
+//!   (a new meeting inserted by two workers at once: the second gets
+//!   [`StoreError::Conflict`] and nothing is written);
+//! * effects are leased with `SKIP LOCKED`, their outcomes fenced by the lease.
+//!
+//! Bulk writes bind one array per column (`UNNEST`): one statement of one
+//! shape per table and unit of work, whatever the number of rows.
+
+mod read;
+mod uow;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::meeting::{MeetingId, TimerKey};
+use crate::store::rows;
+use crate::store::stats::{Phase, Stats};
+use crate::store::{
+    Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, Gap, HistoryAppend,
+    HistoryRecord, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError, StoredMeeting, TimerFilter,
+    UnitOfWork, WriteCounts,
+};
+use crate::time::Timestamp;
+use uow::PgUnitOfWork;
+
+/// Whether a `--db` value names a PostgreSQL database rather than a SQLite file.
+pub fn is_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// How a [`PgStore`] connects.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Connections in this process's pool (each unit of work holds one).
+    pub max_connections: u32,
+    /// How long a statement may wait for a connection before the call fails.
+    pub acquire_timeout: Duration,
+    /// `application_name`, shown in `pg_stat_activity` (the worker's identity).
+    pub application_name: String,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions { max_connections: 8, acquire_timeout: Duration::from_secs(30), application_name: "spindown".into() }
+    }
+}
+
+/// A spindown database on a PostgreSQL server.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    /// The URL without its password.
+    name: String,
+    stats: Arc<Stats>,
+}
+
+/// What an operator needs to hear about a PostgreSQL failure, then the server's words.
+pub(crate) fn describe(e: &sqlx::Error) -> (String, bool) {
+    let Some(d) = e.as_database_error() else { return (e.to_string(), false) };
+    let code = d.code().map(|c| c.into_owned()).unwrap_or_default();
+    let (what, transient) = match code.as_str() {
+        "40001" => ("a serialization failure (another transaction changed the same rows)", true),
+        "40P01" => ("a deadlock with another transaction", true),
+        "55P03" => ("a lock could not be taken", true),
+        "57P01" | "57P02" => ("the server ended the connection (shutdown or pg_terminate_backend)", true),
+        "57P03" => ("the server is starting up or shutting down", true),
+        "53300" => ("the server has too many connections", true),
+        "53100" => ("the database server's disk is full", false),
+        "25006" => ("the database is read-only (a standby, or default_transaction_read_only)", false),
+        "42501" => ("permission denied to the database user", false),
+        "3D000" => ("the database does not exist", false),
+        "28P01" | "28000" => ("the server refused the user or password", false),
+        c if c.starts_with("08") => ("the connection to the server failed", true),
+        _ => return (format!("{} (SQLSTATE {code})", d.message()), false),
+    };
+    (format!("{what} ({}; SQLSTATE {code})", d.message()), transient)
+}
+
+impl PgStore {
+    /// Connect to `url` (`postgres://USER:PASS@HOST:PORT/DB`) and migrate it.
+    /// Several workers may do so at once: migrations take an advisory lock.
+    ///
+    /// # Errors
+    ///
+    /// The URL is not valid, the server cannot be reached or refuses the user,
+    /// or a migration fails.
+    pub async fn open(url: &str, options: &PgOptions) -> Result<PgStore, StoreError> {
+        let bad = |message: String| StoreError::Open { path: redact(url), message };
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| bad(format!("not a valid postgres:// URL: {e}")))?
+            .application_name(&options.application_name)
+            // A slow statement under load is not the operator's news.
+            .disable_statement_logging();
+        let name = format!(
+            "postgres://{}@{}:{}/{}",
+            connect.get_username(),
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_database().unwrap_or(connect.get_username())
+        );
+        // One connection first: an unreachable server or a refused user is
+        // reported at once, not after the pool's acquire timeout.
+        let probe = connect.connect().await.map_err(|e| bad(describe(&e).0))?;
+        let _ = probe.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| bad(describe(&e).0))?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
+        Ok(PgStore { pool, name, stats: Arc::default() })
+    }
+
+    /// The pool, for the statements of other layers built on this store.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Rows this process has written and where the time went (benchmarks).
+    pub fn write_counts(&self) -> WriteCounts {
+        self.stats.counts()
+    }
+}
+
+/// `url` with its password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StoreError> {
+        let t = Instant::now();
+        let tx = self.pool.begin().await?;
+        self.stats.add_time(Phase::Begin, t);
+        Ok(Box::new(PgUnitOfWork::new(tx, self.stats.clone())))
+    }
+
+    async fn load(&self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        read::load(&mut conn, ids, false).await
+    }
+
+    async fn due(&self, after: Option<&TimerKey>, upto: Timestamp, limit: usize) -> Result<Vec<TimerKey>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        read::due(&mut conn, after, upto, limit, false).await
+    }
+
+    async fn clocks(&self) -> Result<Clocks, StoreError> {
+        read::clocks(&self.pool).await
+    }
+
+    async fn meeting(&self, id: &MeetingId) -> Result<Option<StoredMeeting>, StoreError> {
+        Ok(self.load(std::slice::from_ref(id)).await?.pop())
+    }
+
+    async fn meetings(&self, filter: &MeetingFilter) -> Result<Vec<StoredMeeting>, StoreError> {
+        read::meetings(&self.pool, filter).await
+    }
+
+    async fn outcomes(&self, after: Option<&MeetingId>, limit: usize) -> Result<Vec<OutcomeLine>, StoreError> {
+        read::outcomes(&self.pool, after, limit).await
+    }
+
+    async fn history(&self, id: &MeetingId) -> Result<Vec<HistoryRecord>, StoreError> {
+        read::history(&self.pool, id).await
+    }
+
+    async fn timers(&self, filter: &TimerFilter) -> Result<Vec<TimerKey>, StoreError> {
+        read::timers(&self.pool, filter).await
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        read::scalar_instant(&self.pool, include_str!("queries/next_due.sql")).await
+    }
+
+    async fn effects(&self, filter: &EffectFilter) -> Result<Vec<EffectRow>, StoreError> {
+        read::effects(&self.pool, filter).await
+    }
+
+    async fn dead_letters(&self, page: &Page) -> Result<Vec<DeadLetterRow>, StoreError> {
+        read::dead_letters(&self.pool, page).await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        read::counts(&self.pool).await
+    }
+
+    async fn checkpoints(&self, stream_arn: Option<&str>) -> Result<Vec<Checkpoint>, StoreError> {
+        read::checkpoints(&self.pool, stream_arn).await
+    }
+
+    async fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
+        read::gaps(&self.pool).await
+    }
+
+    async fn claim_effects(&self, claim: &Claim) -> Result<Vec<EffectRow>, StoreError> {
+        let rows = sqlx::query(include_str!("queries/claim_effects.sql"))
+            .bind(&claim.owner)
+            .bind(claim.until.as_micros())
+            .bind(claim.now.as_micros())
+            .bind(claim.limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = rows.iter().map(rows::effect_row).collect::<Result<Vec<_>, _>>()?;
+        out.sort_by_key(|e| (e.next_attempt_at, e.id));
+        Ok(out)
+    }
+
+    async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut history = Vec::new();
+        for o in outcomes {
+            let updated = sqlx::query(include_str!("queries/finish_effect.sql"))
+                .bind(o.id)
+                .bind(o.done as i64)
+                .bind(o.status.as_str())
+                .bind(o.attempts)
+                .bind(o.next_attempt_at.as_micros())
+                .bind(o.last_error.as_deref())
+                .bind(o.at.as_micros())
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                tracing::warn!(effect = o.id, "effect no longer held by this executor; its outcome is not recorded");
+                continue;
+            }
+            history
+                .push(HistoryAppend { meeting_id: o.meeting_id.clone(), chunk: o.history.iter().cloned().collect() });
+        }
+        uow::insert_history(&mut tx, &history).await?;
+        crate::failpoint::hit("tx-before-commit");
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn requeue_failed(&self, which: Requeue, now: Timestamp) -> Result<u64, StoreError> {
+        let id = match which {
+            Requeue::One(id) => Some(id),
+            Requeue::All => None,
+        };
+        let r = sqlx::query(include_str!("queries/requeue_failed.sql"))
+            .bind(now.as_micros())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn next_effect_attempt(&self) -> Result<Option<Timestamp>, StoreError> {
+        read::scalar_instant(&self.pool, include_str!("queries/next_effect_attempt.sql")).await
+    }
+
+    async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
+        sqlx::query(include_str!("queries/record_gap.sql"))
+            .bind(&gap.stream_arn)
+            .bind(&gap.shard_id)
+            .bind(gap.at.as_micros())
+            .bind(&gap.detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn forget_checkpoints(&self, stream_arn: &str) -> Result<u64, StoreError> {
+        let r =
+            sqlx::query(include_str!("queries/forget_checkpoints.sql")).bind(stream_arn).execute(&self.pool).await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let r = sqlx::query(include_str!("queries/forget_event_ids.sql"))
+            .bind(before.as_micros())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Every fixed statement, for the test that prepares each against the schema.
+pub const QUERIES: &[(&str, &str)] = &[
+    ("advance_clocks", include_str!("queries/advance_clocks.sql")),
+    ("checkpoints", include_str!("queries/checkpoints.sql")),
+    ("claim_due_after", include_str!("queries/claim_due_after.sql")),
+    ("claim_due_first", include_str!("queries/claim_due_first.sql")),
+    ("claim_effects", include_str!("queries/claim_effects.sql")),
+    ("clocks", include_str!("queries/clocks.sql")),
+    ("counts", include_str!("queries/counts.sql")),
+    ("dead_letters", include_str!("queries/dead_letters.sql")),
+    ("due_after", include_str!("queries/due_after.sql")),
+    ("due_first", include_str!("queries/due_first.sql")),
+    ("finish_effect", include_str!("queries/finish_effect.sql")),
+    ("forget_checkpoints", include_str!("queries/forget_checkpoints.sql")),
+    ("forget_event_ids", include_str!("queries/forget_event_ids.sql")),
+    ("gaps", include_str!("queries/gaps.sql")),
+    ("history", include_str!("queries/history.sql")),
+    ("insert_dead_letters", include_str!("queries/insert_dead_letters.sql")),
+    ("insert_history", include_str!("queries/insert_history.sql")),
+    ("insert_outbox", include_str!("queries/insert_outbox.sql")),
+    ("list_effects", include_str!("queries/list_effects.sql")),
+    ("list_meetings", include_str!("queries/list_meetings.sql")),
+    ("list_timers", include_str!("queries/list_timers.sql")),
+    ("load_meetings", include_str!("queries/load_meetings.sql")),
+    ("lock_meetings", include_str!("queries/lock_meetings.sql")),
+    ("next_due", include_str!("queries/next_due.sql")),
+    ("next_effect_attempt", include_str!("queries/next_effect_attempt.sql")),
+    ("outcomes", include_str!("queries/outcomes.sql")),
+    ("record_gap", include_str!("queries/record_gap.sql")),
+    ("requeue_failed", include_str!("queries/requeue_failed.sql")),
+    ("upsert_checkpoint", include_str!("queries/upsert_checkpoint.sql")),
+    ("upsert_meetings", include_str!("queries/upsert_meetings.sql")),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(redact("postgres://me:secret@db:5432/x"), "postgres://me:***@db:5432/x");
+        assert_eq!(redact("postgres://me@db/x"), "postgres://me@db/x");
+        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+    }
+}

@@ -1,0 +1,1 @@
+SELECT last_instant, event_clock FROM clocks WHERE id = 1

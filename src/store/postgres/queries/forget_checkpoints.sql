@@ -1,0 +1,1 @@
+DELETE FROM checkpoints WHERE stream_arn = $1
