@@ -76,6 +76,9 @@ pub struct StreamSettings {
     /// backlog is applied in event-time order, as replay would), but never
     /// longer than this: an unreadable stream does not keep meetings alive.
     pub timer_hold_max: String,
+    /// How long a shard lease lasts unless its worker renews it (every third
+    /// of it): after a worker dies, another takes its shards over this late.
+    pub lease_ttl: String,
 }
 
 impl Default for StreamSettings {
@@ -85,6 +88,7 @@ impl Default for StreamSettings {
             idle_poll: "250ms".into(),
             refresh: "30s".into(),
             timer_hold_max: "60s".into(),
+            lease_ttl: "10s".into(),
         }
     }
 }
@@ -203,6 +207,7 @@ impl WorkerConfig {
         c.reader()?;
         c.seen_retention()?;
         c.timer_hold_max()?;
+        c.lease_ttl()?;
         c.aws()?;
         if c.effects.max_attempts < 1 {
             return Err(bad("effects.max_attempts", "must be at least 1"));
@@ -271,6 +276,7 @@ impl WorkerConfig {
             start: self.stream.start.parse::<Start>().map_err(|e| bad("stream.start", e.to_string()))?,
             idle_delay: parse_duration("stream.idle_poll", &self.stream.idle_poll)?,
             refresh_every: parse_duration("stream.refresh", &self.stream.refresh)?,
+            lease_ttl: self.lease_ttl()?,
             ..ReaderOptions::default()
         })
     }
@@ -285,6 +291,14 @@ impl WorkerConfig {
             operation_timeout: parse_duration("aws.operation_timeout", &self.aws.operation_timeout)?,
             sdk_max_attempts: self.aws.sdk_max_attempts,
         })
+    }
+
+    pub fn lease_ttl(&self) -> Result<Duration, ConfigError> {
+        let ttl = parse_duration("stream.lease_ttl", &self.stream.lease_ttl)?;
+        if ttl < Duration::from_secs(1) {
+            return Err(bad("stream.lease_ttl", "must be at least 1s"));
+        }
+        Ok(ttl)
     }
 
     pub fn timer_hold_max(&self) -> Result<Duration, ConfigError> {

@@ -9,8 +9,8 @@ use crate::meeting::history::{Entry, Outcome};
 use crate::meeting::{Meeting, MeetingId, Reason, State, TimerKey};
 pub use crate::store::OutcomeLine;
 use crate::store::{
-    Checkpoint, Counts, EffectFilter, EffectRow, EffectStatus, Gap, HistoryRecord, MeetingFilter, Store, StoreError,
-    StoredMeeting, TimerFilter,
+    Checkpoint, Counts, EffectFilter, EffectRow, EffectStatus, Gap, HistoryRecord, LeaseRow, MeetingFilter, Store,
+    StoreError, StoredMeeting, TimerFilter, WorkerRow,
 };
 use crate::time::{Span, Timestamp};
 
@@ -124,7 +124,14 @@ pub struct Status {
     pub next_effect_attempt: Option<Timestamp>,
     pub checkpoints: Vec<Checkpoint>,
     pub gaps: Vec<Gap>,
+    /// Workers that ever ran on this database; `live` if seen within [`LIVE_WITHIN`].
+    pub workers: Vec<WorkerRow>,
+    /// Who reads which shard.
+    pub leases: Vec<LeaseRow>,
 }
+
+/// A worker that has not renewed its heartbeat for this long is reported as gone.
+pub const LIVE_WITHIN: Span = Span::from_secs(15);
 
 /// Gather the status screen.
 ///
@@ -139,6 +146,8 @@ pub async fn status(store: &dyn Store) -> Result<Status, StoreError> {
         next_effect_attempt: store.next_effect_attempt().await?,
         checkpoints: store.checkpoints(None).await?,
         gaps: store.gaps().await?,
+        workers: store.workers(LIVE_WITHIN).await?,
+        leases: store.leases(None).await?,
     })
 }
 

@@ -87,7 +87,8 @@ pub async fn run(
     let mut tasks: JoinSet<(&'static str, Result<(), WorkerError>)> = JoinSet::new();
 
     // Effects first: anything left pending by a crash runs now.
-    let executor = Executor::new(engine.store().clone(), ec2, table, engine.clock().clone(), options.retry.clone());
+    let executor = Executor::new(engine.store().clone(), ec2, table, engine.clock().clone(), options.retry.clone())
+        .owned_by(options.reader.worker.id.clone());
     let wake = engine.effects_notify();
     let rx = stop_rx.clone();
     tasks.spawn(async move { ("effects", executor.run(wake, stopped(rx)).await.map_err(WorkerError::from)) });

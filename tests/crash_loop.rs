@@ -127,6 +127,7 @@ async fn killed_again_and_again_the_worker_loses_nothing_and_doubles_nothing() {
     }
 
     let checked = scenario::check(&aws, &store, &plans, &unrelated, dir.path()).await;
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
     let effects = store.effects(&EffectFilter::default()).await.unwrap();
     assert!(effects.iter().all(|e| e.status == EffectStatus::Done), "every effect done");
     let retried: i64 = effects.iter().map(|e| e.attempts - 1).sum();

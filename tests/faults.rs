@@ -68,6 +68,7 @@ async fn a_quarter_of_aws_calls_failing_changes_no_outcome() {
     assert!(sigterm(&mut w).success());
 
     let checked = scenario::check(&aws, &store, &plans, &unrelated, dir.path()).await;
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
     let faults = proxy.faults();
     let requests = proxy.requests();
     let total: u64 = requests.values().sum();

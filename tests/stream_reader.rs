@@ -255,3 +255,64 @@ async fn sqlx_free_reset(engine: &Engine) {
     assert!(!cps.is_empty());
     engine.store().forget_checkpoints(ARN).await.unwrap();
 }
+
+/// Two workers on one database share the shards (the first gives back what
+/// is over its share when the second appears), and when one dies the other
+/// takes its shards over once their leases expire — every record applied once.
+#[tokio::test]
+async fn two_workers_share_the_shards_and_one_takes_over_when_the_other_dies() {
+    use spindown::store::WorkerInfo;
+    use std::time::Duration;
+    let rig = Rig::new();
+    for s in 0..4u64 {
+        let shard = format!("shard-{s}");
+        rig.fake.add_shard(&shard, None);
+        for i in 1..=2 {
+            rig.fake.push(&shard, s * 100 + i, &format!("s{s}-{i}"));
+        }
+    }
+    let options = |id: &str| ReaderOptions {
+        page_limit: 3,
+        worker: WorkerInfo::this_process(Some(id.into())),
+        lease_ttl: Duration::from_secs(1),
+        ..ReaderOptions::default()
+    };
+    let (e1, e2) = (rig.engine().await, rig.engine().await);
+    let mut w1 = StreamReader::new(Arc::new(rig.fake.clone()), e1.clone(), ARN.into(), options("w-1")).await.unwrap();
+    let mut w2 = StreamReader::new(Arc::new(rig.fake.clone()), e2.clone(), ARN.into(), options("w-2")).await.unwrap();
+    w1.round().await.unwrap();
+    assert_eq!(w1.held_shards().len(), 4, "alone, w-1 takes every shard");
+    // Both run; within a few lease periods each holds two.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while (w1.held_shards().len(), w2.held_shards().len()) != (2, 2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never balanced: {:?} / {:?}",
+            w1.held_shards(),
+            w2.held_shards()
+        );
+        w1.round().await.unwrap();
+        w2.round().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (h1, h2) = (w1.held_shards(), w2.held_shards());
+    assert!(h1.iter().all(|s| !h2.contains(s)), "a shard has one reader: {h1:?} / {h2:?}");
+    // More records on every shard; then w-2 dies (it stops renewing, without giving its leases back).
+    for s in 0..4u64 {
+        rig.fake.push(&format!("shard-{s}"), s * 100 + 50, &format!("s{s}-late"));
+    }
+    drop(w2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while w1.held_shards().len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "w-1 never took over: {:?}", w1.held_shards());
+        w1.round().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drain(&mut w1).await;
+    let ids = applied_order(&e1).await;
+    assert_eq!(ids.len(), 12, "every record's meeting exists: {ids:?}");
+    for id in &ids {
+        let h = e1.store().history(&id.parse().unwrap()).await.unwrap();
+        assert_eq!(h.len(), 1, "{id} applied once: {h:?}");
+    }
+}

@@ -24,10 +24,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::leases::Leases;
 use crate::engine::{Engine, EngineError, Incoming};
 use crate::meeting::names;
 use crate::meeting::record::decode_text;
-use crate::store::{Checkpoint, Gap, StoreError};
+use crate::store::{Checkpoint, Gap, StoreError, WorkerInfo};
 use crate::time::Timestamp;
 use crate::BoxFuture;
 
@@ -118,6 +119,10 @@ pub struct ReaderOptions {
     pub refresh_every: Duration,
     /// `GetRecords` limit.
     pub page_limit: i32,
+    /// Who reads: the identity the shard leases are held under.
+    pub worker: WorkerInfo,
+    /// How long a shard lease lasts unless renewed (renewed every third of it).
+    pub lease_ttl: Duration,
 }
 
 impl Default for ReaderOptions {
@@ -128,6 +133,8 @@ impl Default for ReaderOptions {
             max_backoff: Duration::from_secs(10),
             refresh_every: Duration::from_secs(30),
             page_limit: 1000,
+            worker: WorkerInfo::this_process(Some("local".into())),
+            lease_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -156,6 +163,8 @@ struct Shard {
     listed: bool,
     /// This round: read through this event time (`None`: not read this round).
     progress: Option<Timestamp>,
+    /// Read by another worker through this event time, by its last checkpoint.
+    elsewhere: Option<Timestamp>,
 }
 
 /// What one reading round did.
@@ -179,6 +188,7 @@ pub struct StreamReader {
     last_refresh: Option<std::time::Instant>,
     backoff: Duration,
     fresh_stream: bool,
+    leases: Leases,
 }
 
 impl StreamReader {
@@ -204,10 +214,12 @@ impl StreamReader {
                 },
             );
         }
+        let leases = Leases::new(options.worker.clone(), options.lease_ttl);
         Ok(StreamReader {
             source,
             engine,
             arn: stream_arn,
+            leases,
             options,
             shards,
             last_refresh: None,
@@ -218,6 +230,72 @@ impl StreamReader {
 
     pub fn stream_arn(&self) -> &str {
         &self.arn
+    }
+
+    /// The shards this worker holds leases on now.
+    pub fn held_shards(&self) -> Vec<String> {
+        self.leases.held().map(String::from).collect()
+    }
+
+    /// Renew and take shard leases; learn from the other workers' checkpoints
+    /// how far the shards they read are read, and which are closed.
+    async fn maintain_leases(&mut self) -> Result<(), ReaderError> {
+        let readable = self.readable();
+        let open = self.shards.values().filter(|s| !s.closed && s.listed).count();
+        let store = self.engine.store().clone();
+        let changes = self.leases.maintain(store.as_ref(), &self.arn, &readable, open).await?;
+        for shard in &changes.lost {
+            tracing::warn!(shard = %shard, "shard lease lost to another worker; no longer reading it");
+        }
+        let stored = store.checkpoints(Some(&self.arn)).await?;
+        for c in stored {
+            let held = self.leases.holds(&c.shard_id);
+            let taken = changes.taken.contains(&c.shard_id);
+            let Some(s) = self.shards.get_mut(&c.shard_id) else { continue };
+            if !held || taken {
+                // Another worker's position (or ours to resume from): as stored.
+                s.closed = c.closed;
+                s.sequence = c.sequence_number.clone();
+                s.caught_up = c.caught_up;
+                s.iterator = None;
+            }
+            s.elsewhere = if c.caught_up { Some(c.at) } else { c.last_event_at };
+        }
+        for shard in changes.lost.into_iter().chain(changes.released) {
+            if let Some(s) = self.shards.get_mut(&shard) {
+                s.iterator = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// A fenced write found the lease gone: stop reading the shard.
+    fn lease_lost(&mut self, shard_id: &str) {
+        tracing::warn!(shard = shard_id, "shard lease lost to another worker; its last page is left to the new owner");
+        self.leases.lost(shard_id);
+        if let Some(s) = self.shards.get_mut(shard_id) {
+            s.iterator = None;
+        }
+    }
+
+    /// Apply a page (or a bare checkpoint) under the shard's lease.
+    async fn commit(&mut self, shard_id: &str, items: Vec<Incoming>, mut c: Checkpoint) -> Result<bool, ReaderError> {
+        c.lease = self.leases.lease(shard_id).cloned();
+        match self.engine.apply_with_checkpoint(items, Some(c)).await {
+            Ok(_) => Ok(true),
+            Err(EngineError::Store(StoreError::LeaseLost(_))) => {
+                self.lease_lost(shard_id);
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Give every lease back (a clean stop: another worker takes over at once).
+    pub async fn release_leases(&mut self) -> Result<(), ReaderError> {
+        let store = self.engine.store().clone();
+        self.leases.release_all(store.as_ref(), &self.arn).await?;
+        Ok(())
     }
 
     /// List every shard (all pages) and learn new ones.
@@ -245,6 +323,9 @@ impl StreamReader {
             } else {
                 Position::TrimHorizon
             };
+            if !self.shards.contains_key(&info.shard_id) {
+                self.leases.poke();
+            }
             let shard = self.shards.entry(info.shard_id.clone()).or_insert_with(|| Shard {
                 parent: info.parent_shard_id.clone(),
                 start: Some(start),
@@ -288,20 +369,27 @@ impl StreamReader {
                 Err(e) => return Err(e),
             }
         }
+        if self.leases.due() {
+            self.maintain_leases().await?;
+        }
         let round_start = self.engine.clock().now();
         for s in self.shards.values_mut() {
             s.progress = None;
         }
         for shard_id in self.readable() {
-            self.read_shard(&shard_id, round_start, &mut report).await?;
+            if self.leases.holds(&shard_id) {
+                self.read_shard(&shard_id, round_start, &mut report).await?;
+            }
         }
-        // Every open shard read this round? Then the stream is read through the
-        // least of their progress: timers due before that may fire.
+        // Every open shard read this round (here, or by another worker as its
+        // checkpoint says)? Then the stream is read through the least of their
+        // progress: timers due before that may fire.
+        let leases = &self.leases;
         let through = self
             .shards
-            .values()
-            .filter(|s| !s.closed && s.listed)
-            .map(|s| s.progress)
+            .iter()
+            .filter(|(_, s)| !s.closed && s.listed)
+            .map(|(id, s)| if leases.holds(id) { s.progress } else { s.elsewhere })
             .try_fold(round_start, |acc, p| p.map(|p| acc.min(p)));
         if let Some(t) = through {
             self.engine.advance_gate(t);
@@ -401,7 +489,9 @@ impl StreamReader {
         s.iterator = page.next_iterator;
         // An empty page: everything written before this round began is read.
         s.progress = if n == 0 { Some(round_start) } else { last_event.or(Some(Timestamp::MIN)) };
-        let heartbeat_due = s.last_heartbeat.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+        // Idle shards still write their checkpoint every few seconds: the
+        // other workers' stream gate reads how far this shard is read from it.
+        let heartbeat_due = s.last_heartbeat.is_none_or(|t| t.elapsed() >= Duration::from_secs(2));
         let newly_caught_up = n == 0 && !s.caught_up;
         if n == 0 && !closed && !newly_caught_up && !heartbeat_due {
             return Ok(()); // an idle poll: nothing to record
@@ -426,9 +516,16 @@ impl StreamReader {
             last_event_at: last_event,
             caught_up: n == 0,
             at: self.engine.clock().now(),
+            lease: None,
         };
-        report.records += n;
-        self.engine.apply_with_checkpoint(items, Some(checkpoint)).await?;
+        if self.commit(shard_id, items, checkpoint).await? {
+            report.records += n;
+            if closed {
+                let store = self.engine.store().clone();
+                self.leases.release(store.as_ref(), &self.arn, shard_id).await?;
+                self.leases.poke(); // its children may be read now
+            }
+        }
         Ok(())
     }
 
@@ -445,8 +542,13 @@ impl StreamReader {
             last_event_at: None,
             caught_up: true,
             at: self.engine.clock().now(),
+            lease: None,
         };
-        self.engine.apply_with_checkpoint(Vec::new(), Some(checkpoint)).await?;
+        if self.commit(shard_id, Vec::new(), checkpoint).await? {
+            let store = self.engine.store().clone();
+            self.leases.release(store.as_ref(), &self.arn, shard_id).await?;
+            self.leases.poke();
+        }
         Ok(())
     }
 
@@ -488,7 +590,7 @@ impl StreamReader {
             let round = self.round().await?;
             tokio::select! {
                 biased;
-                _ = &mut shutdown => return Ok(()),
+                _ = &mut shutdown => return self.release_leases().await,
                 _ = std::future::ready(()) => {}
             }
             let idle = if round.records == 0 { self.options.idle_delay } else { Duration::ZERO };
@@ -496,7 +598,7 @@ impl StreamReader {
             if !pause.is_zero() {
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
-                    _ = &mut shutdown => return Ok(()),
+                    _ = &mut shutdown => return self.release_leases().await,
                 }
             }
         }

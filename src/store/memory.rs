@@ -13,11 +13,11 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{
     Changes, Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, EffectStatus,
-    Gap, HistoryRecord, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError, StoredMeeting, TimerFilter,
-    UnitOfWork,
+    Gap, HistoryRecord, Lease, LeaseRow, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError, StoredMeeting,
+    TimerFilter, UnitOfWork, WorkerInfo, WorkerRow,
 };
 use crate::meeting::{Chunk, MeetingId, Reason, State, TimerKey};
-use crate::time::Timestamp;
+use crate::time::{Span, Timestamp};
 
 #[derive(Default)]
 struct Data {
@@ -33,6 +33,9 @@ struct Data {
     checkpoints: BTreeMap<(String, String), Checkpoint>,
     gaps: Vec<Gap>,
     clocks: Clocks,
+    workers: BTreeMap<String, (WorkerInfo, Timestamp)>,
+    /// (stream, shard) → (owner, epoch, expires at).
+    leases: BTreeMap<(String, String), (Option<String>, i64, Timestamp)>,
 }
 
 /// The in-memory backend.
@@ -81,6 +84,13 @@ fn apply(s: &mut Data, changes: Changes) -> Result<(), StoreError> {
         let stored = s.meetings.get(&w.stored.meeting.id).map(|m| m.meeting.version);
         if stored != w.loaded_version {
             return Err(StoreError::Conflict(w.stored.meeting.id.to_string()));
+        }
+    }
+    if let Some(Checkpoint { stream_arn, shard_id, lease: Some(lease), .. }) = &changes.checkpoint {
+        let held = s.leases.get(&(stream_arn.clone(), shard_id.clone()));
+        if held.is_none_or(|(owner, epoch, _)| owner.as_deref() != Some(lease.owner.as_str()) || *epoch != lease.epoch)
+        {
+            return Err(StoreError::LeaseLost(shard_id.clone()));
         }
     }
     for w in changes.meetings {
@@ -143,7 +153,7 @@ fn apply(s: &mut Data, changes: Changes) -> Result<(), StoreError> {
                 old.at = c.at;
             }
             None => {
-                s.checkpoints.insert(key, c);
+                s.checkpoints.insert(key, Checkpoint { lease: None, ..c });
             }
         }
     }
@@ -379,6 +389,83 @@ impl Store for MemoryStore {
         let before = s.checkpoints.len();
         s.checkpoints.retain(|(arn, _), _| arn != stream_arn);
         Ok((before - s.checkpoints.len()) as u64)
+    }
+
+    async fn heartbeat(&self, worker: &WorkerInfo, ttl: Span) -> Result<Vec<WorkerRow>, StoreError> {
+        self.state.lock().await.workers.insert(worker.id.clone(), (worker.clone(), Timestamp::now()));
+        self.workers(ttl).await
+    }
+
+    async fn workers(&self, ttl: Span) -> Result<Vec<WorkerRow>, StoreError> {
+        let s = self.state.lock().await;
+        let since = Timestamp::now().saturating_add(Span::from_micros(-ttl.as_micros()));
+        Ok(s.workers
+            .values()
+            .map(|(info, seen)| WorkerRow { info: info.clone(), last_seen: *seen, live: *seen >= since })
+            .collect())
+    }
+
+    async fn leases(&self, stream_arn: Option<&str>) -> Result<Vec<LeaseRow>, StoreError> {
+        let s = self.state.lock().await;
+        let now = Timestamp::now();
+        Ok(s.leases
+            .iter()
+            .filter(|((arn, _), _)| stream_arn.is_none_or(|a| a == arn))
+            .map(|((arn, shard), (owner, epoch, expires))| LeaseRow {
+                stream_arn: arn.clone(),
+                shard_id: shard.clone(),
+                owner: owner.clone(),
+                epoch: *epoch,
+                expires_at: *expires,
+                expired: *expires <= now,
+            })
+            .collect())
+    }
+
+    async fn acquire_lease(
+        &self,
+        stream_arn: &str,
+        shard_id: &str,
+        owner: &str,
+        ttl: Span,
+    ) -> Result<Option<Lease>, StoreError> {
+        let mut s = self.state.lock().await;
+        let now = Timestamp::now();
+        let until = now.saturating_add(ttl);
+        let entry = s.leases.entry((stream_arn.to_string(), shard_id.to_string())).or_insert((None, 0, now));
+        let (held_by, epoch, expires) = entry.clone();
+        let live = expires > now;
+        let epoch = match held_by.as_deref() {
+            Some(o) if o == owner && live => epoch,
+            Some(_) if live => return Ok(None),
+            _ => epoch + 1,
+        };
+        *entry = (Some(owner.to_string()), epoch, until);
+        Ok(Some(Lease { owner: owner.to_string(), epoch }))
+    }
+
+    async fn renew_leases(&self, stream_arn: &str, owner: &str, ttl: Span) -> Result<Vec<(String, Lease)>, StoreError> {
+        let mut s = self.state.lock().await;
+        let now = Timestamp::now();
+        let mut out = Vec::new();
+        for ((arn, shard), (held_by, epoch, expires)) in s.leases.iter_mut() {
+            if arn == stream_arn && held_by.as_deref() == Some(owner) && *expires > now {
+                *expires = now.saturating_add(ttl);
+                out.push((shard.clone(), Lease { owner: owner.to_string(), epoch: *epoch }));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn release_lease(&self, stream_arn: &str, shard_id: &str, lease: &Lease) -> Result<(), StoreError> {
+        let mut s = self.state.lock().await;
+        if let Some((held_by, epoch, expires)) = s.leases.get_mut(&(stream_arn.to_string(), shard_id.to_string())) {
+            if held_by.as_deref() == Some(lease.owner.as_str()) && *epoch == lease.epoch {
+                *held_by = None;
+                *expires = Timestamp::now();
+            }
+        }
+        Ok(())
     }
 
     async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError> {

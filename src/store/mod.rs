@@ -29,7 +29,7 @@ pub use stats::{Phase, WriteCounts};
 pub use types::*;
 
 use crate::meeting::{MeetingId, TimerKey};
-use crate::time::Timestamp;
+use crate::time::{Span, Timestamp};
 
 /// A storage failure, classified for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,10 @@ pub enum StoreError {
     /// A fenced write found the meeting changed since it was loaded.
     #[error("meeting {0} was changed by another writer")]
     Conflict(String),
+    /// A checkpoint's lease is no longer held (another worker took the
+    /// shard): nothing was written.
+    #[error("the lease on shard {0} was lost to another worker")]
+    LeaseLost(String),
     #[error("database holds an unreadable value: {0}")]
     Corrupt(String),
 }
@@ -143,6 +147,31 @@ pub trait Store: Send + Sync + 'static {
     /// Forget a stream's checkpoints: the next reader starts over; what it
     /// re-reads is dropped by eventID. Returns how many.
     async fn forget_checkpoints(&self, stream_arn: &str) -> Result<u64, StoreError>;
+    // Several workers: identities and shard leases, judged by the backend's clock.
+
+    /// Record that `worker` is alive; returns every worker known, `live` if
+    /// seen within `ttl`.
+    async fn heartbeat(&self, worker: &WorkerInfo, ttl: Span) -> Result<Vec<WorkerRow>, StoreError>;
+    /// Every worker known, `live` if seen within `ttl` (for `status`).
+    async fn workers(&self, ttl: Span) -> Result<Vec<WorkerRow>, StoreError>;
+    /// Shard leases (of one stream, or all), by stream and shard.
+    async fn leases(&self, stream_arn: Option<&str>) -> Result<Vec<LeaseRow>, StoreError>;
+    /// Take the lease on a shard for `owner` until `ttl` from now, if it is
+    /// free, expired or already `owner`'s and live (then renewed, epoch
+    /// kept); a lease taken anew gets the next epoch. `None`: another worker
+    /// holds it.
+    async fn acquire_lease(
+        &self,
+        stream_arn: &str,
+        shard_id: &str,
+        owner: &str,
+        ttl: Span,
+    ) -> Result<Option<Lease>, StoreError>;
+    /// Extend every unexpired lease `owner` holds on a stream; returns them (shard, lease).
+    async fn renew_leases(&self, stream_arn: &str, owner: &str, ttl: Span) -> Result<Vec<(String, Lease)>, StoreError>;
+    /// Give a lease up (a clean stop, or a shard read to its end), fenced by it.
+    async fn release_lease(&self, stream_arn: &str, shard_id: &str, lease: &Lease) -> Result<(), StoreError>;
+
     /// Forget the applied eventIDs of meetings that ended before `before`
     /// (the stream cannot deliver their records again). Returns how many meetings.
     async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError>;

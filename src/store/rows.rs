@@ -12,8 +12,8 @@ use crate::meeting::history;
 use crate::meeting::{Ended, Facts, InstanceId, Meeting, MeetingId, Reason, State, TimerKey, TimerKind, Timers};
 use crate::store::codec::decode_parts;
 use crate::store::{
-    Checkpoint, Counts, DeadLetterRow, EffectRow, EffectStatus, Gap, HistoryRecord, OutcomeLine, StoreError,
-    StoredMeeting,
+    Checkpoint, Counts, DeadLetterRow, EffectRow, EffectStatus, Gap, HistoryRecord, LeaseRow, OutcomeLine, StoreError,
+    StoredMeeting, WorkerInfo, WorkerRow,
 };
 use crate::time::{Span, Timestamp};
 
@@ -205,6 +205,7 @@ where
         last_event_at: ts(r.try_get("last_event_at")?),
         caught_up: r.try_get("caught_up")?,
         at: Timestamp::from_micros(r.try_get("updated_at")?),
+        lease: None,
     })
 }
 
@@ -288,5 +289,43 @@ pub(crate) fn counts_from_doc(doc: &str) -> Result<Counts, StoreError> {
         effects_by_status: parse_names(d.effects)?,
         dead_letters: d.dead.iter().map(|(_, n)| n).sum(),
         dead_letters_by_kind: d.dead,
+    })
+}
+
+/// A shard lease, by column name.
+pub(crate) fn lease_row<'r, R: Row>(r: &'r R) -> Result<LeaseRow, StoreError>
+where
+    &'r str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(LeaseRow {
+        stream_arn: r.try_get("stream_arn")?,
+        shard_id: r.try_get("shard_id")?,
+        owner: r.try_get("owner")?,
+        epoch: r.try_get("epoch")?,
+        expires_at: Timestamp::from_micros(r.try_get("expires_at")?),
+        expired: r.try_get("expired")?,
+    })
+}
+
+/// A worker, by column name.
+pub(crate) fn worker_row<'r, R: Row>(r: &'r R) -> Result<WorkerRow, StoreError>
+where
+    &'r str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(WorkerRow {
+        info: WorkerInfo {
+            id: r.try_get("id")?,
+            host: r.try_get("host")?,
+            pid: r.try_get("pid")?,
+            started_at: Timestamp::from_micros(r.try_get("started_at")?),
+        },
+        last_seen: Timestamp::from_micros(r.try_get("last_seen")?),
+        live: r.try_get("live")?,
     })
 }

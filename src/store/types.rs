@@ -98,6 +98,46 @@ impl Changes {
     }
 }
 
+/// A worker's hold on a shard: its checkpoints are written fenced by it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    pub owner: String,
+    /// Grows by one each time the lease is taken.
+    pub epoch: i64,
+}
+
+/// A shard's lease as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseRow {
+    pub stream_arn: String,
+    pub shard_id: String,
+    /// `None`: free.
+    pub owner: Option<String>,
+    pub epoch: i64,
+    pub expires_at: Timestamp,
+    /// By the database's clock, now.
+    pub expired: bool,
+}
+
+/// A worker, as it announces itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerInfo {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: Timestamp,
+}
+
+/// A worker as last seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerRow {
+    #[serde(flatten)]
+    pub info: WorkerInfo,
+    pub last_seen: Timestamp,
+    /// Seen within the time-to-live asked for, by the database's clock.
+    pub live: bool,
+}
+
 /// A stream shard's position, written with the records it covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Checkpoint {
@@ -113,6 +153,10 @@ pub struct Checkpoint {
     pub caught_up: bool,
     /// When this was written.
     pub at: Timestamp,
+    /// The lease this write is fenced by (`None`: not fenced). Not stored
+    /// with the checkpoint: read back, it is `None`.
+    #[serde(skip)]
+    pub lease: Option<Lease>,
 }
 
 /// Records lost to the stream's retention before they were read.

@@ -16,8 +16,9 @@ use spindown::meeting::{
     State, TimerKey, TimerKind,
 };
 use spindown::store::{
-    Changes, Checkpoint, Claim, Clocks, EffectFilter, EffectOutcome, EffectStatus, Gap, HistoryAppend, MeetingFilter,
-    MeetingWrite, NewDeadLetter, NewEffect, Page, Requeue, Store, StoreError, StoredMeeting, TimerFilter,
+    Changes, Checkpoint, Claim, Clocks, EffectFilter, EffectOutcome, EffectStatus, Gap, HistoryAppend, Lease,
+    MeetingFilter, MeetingWrite, NewDeadLetter, NewEffect, Page, Requeue, Store, StoreError, StoredMeeting,
+    TimerFilter, WorkerInfo,
 };
 use spindown::time::{Span, Timestamp};
 use spindown::BoxFuture;
@@ -40,7 +41,8 @@ macro_rules! conformance_tests {
             timers_page_in_fire_order, timers_fire_in_order_exactly_once_across_reopens,
             effects_claim_complete_retry_fail_requeue, effects_come_back_exactly, effect_leases_fence_other_owners,
             checkpoints_accumulate_and_gaps_are_kept, dead_letters_keep_their_raw_bytes,
-            clocks_only_grow, counts_and_read_models, forget_event_ids_of_meetings_ended_long_ago);
+            clocks_only_grow, counts_and_read_models, forget_event_ids_of_meetings_ended_long_ago,
+            shard_leases_fence_checkpoints, workers_are_live_while_they_heartbeat);
     };
     (@each $backend:expr; $($name:ident),+) => {
         $(
@@ -92,6 +94,7 @@ fn checkpoint(shard: &str, seq: Option<&str>, records: u64, at: Timestamp) -> Ch
         last_event_at: Some(at),
         caught_up: false,
         at,
+        lease: None,
     }
 }
 
@@ -725,4 +728,75 @@ pub async fn forget_event_ids_of_meetings_ended_long_ago(b: &dyn Backend) {
         async move { store.meeting(&m).await.unwrap().unwrap().event_ids.len() }
     };
     assert_eq!((kept("m-old").await, kept("m-recent").await, kept("m-live").await), (0, 1, 1));
+}
+
+/// Shard leases: one owner at a time, renewals keep the epoch, an expired
+/// lease is taken over under the next epoch, and a checkpoint written under
+/// a lost lease commits nothing.
+pub async fn shard_leases_fence_checkpoints(b: &dyn Backend) {
+    let store = b.open().await;
+    let ttl = Span::from_secs(60);
+    let a = store.acquire_lease("arn:s", "s-1", "a", ttl).await.unwrap().expect("a free shard is taken");
+    assert_eq!(a, Lease { owner: "a".into(), epoch: 1 });
+    assert_eq!(store.acquire_lease("arn:s", "s-1", "b", ttl).await.unwrap(), None, "a holds it");
+    assert_eq!(store.acquire_lease("arn:s", "s-1", "a", ttl).await.unwrap(), Some(a.clone()), "a renewal");
+    assert_eq!(store.renew_leases("arn:s", "a", ttl).await.unwrap(), vec![("s-1".to_string(), a.clone())]);
+    assert!(store.renew_leases("arn:s", "b", ttl).await.unwrap().is_empty());
+
+    // Records under the lease commit with their checkpoint.
+    let mut c = checkpoint("s-1", Some("5"), 1, t("10:00"));
+    c.lease = Some(a.clone());
+    let m = meeting("m-lease", t("10:00"));
+    commit(store.as_ref(), Changes { meetings: vec![write(&m, None)], checkpoint: Some(c), ..Changes::default() })
+        .await
+        .unwrap();
+
+    // a stops renewing (a pause, a partition): the lease runs out and b takes it.
+    store.renew_leases("arn:s", "a", Span::from_micros(1)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let rows = store.leases(Some("arn:s")).await.unwrap();
+    assert_eq!((rows.len(), rows[0].owner.as_deref(), rows[0].expired), (1, Some("a"), true), "{rows:?}");
+    let b_lease = store.acquire_lease("arn:s", "s-1", "b", ttl).await.unwrap().expect("an expired lease is taken over");
+    assert_eq!(b_lease, Lease { owner: "b".into(), epoch: 2 });
+    assert!(store.renew_leases("arn:s", "a", ttl).await.unwrap().is_empty(), "a's renewal finds nothing to renew");
+
+    // a wakes up and commits under its old lease: refused, nothing written.
+    let mut late = checkpoint("s-1", Some("9"), 4, t("10:01"));
+    late.lease = Some(a.clone());
+    let m2 = meeting("m-zombie", t("10:01"));
+    let r = commit(
+        store.as_ref(),
+        Changes { meetings: vec![write(&m2, None)], checkpoint: Some(late), ..Changes::default() },
+    )
+    .await;
+    assert!(matches!(r, Err(StoreError::LeaseLost(ref s)) if s == "s-1"), "{r:?}");
+    let store = b.open().await;
+    assert!(store.meeting(&id("m-zombie")).await.unwrap().is_none(), "the zombie's records are not written");
+    let cp = store.checkpoints(Some("arn:s")).await.unwrap();
+    assert_eq!((cp[0].sequence_number.as_deref(), cp[0].records), (Some("5"), 1), "nor its checkpoint");
+
+    // b gives it back (a clean stop): free, and the next taker gets the next epoch.
+    store.release_lease("arn:s", "s-1", &a).await.unwrap();
+    assert_eq!(store.leases(None).await.unwrap()[0].owner.as_deref(), Some("b"), "a's release is fenced too");
+    store.release_lease("arn:s", "s-1", &b_lease).await.unwrap();
+    let rows = store.leases(Some("arn:s")).await.unwrap();
+    assert_eq!(rows[0].owner, None);
+    let again = store.acquire_lease("arn:s", "s-1", "a", ttl).await.unwrap().unwrap();
+    assert_eq!(again.epoch, 3);
+    assert!(store.leases(Some("other")).await.unwrap().is_empty());
+}
+
+/// Workers announce themselves; one that stops is no longer live.
+pub async fn workers_are_live_while_they_heartbeat(b: &dyn Backend) {
+    let store = b.open().await;
+    let w = |id: &str| WorkerInfo { id: id.into(), host: "h".into(), pid: 7, started_at: t("10:00") };
+    store.heartbeat(&w("w-1"), Span::from_secs(60)).await.unwrap();
+    let seen = store.heartbeat(&w("w-2"), Span::from_secs(60)).await.unwrap();
+    assert_eq!(seen.iter().map(|r| (r.info.id.as_str(), r.live)).collect::<Vec<_>>(), [("w-1", true), ("w-2", true)]);
+    assert_eq!(seen[0].info, w("w-1"));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let store = b.open().await;
+    store.heartbeat(&w("w-2"), Span::from_secs(60)).await.unwrap();
+    let seen = store.workers(Span::from_millis(200)).await.unwrap();
+    assert_eq!(seen.iter().map(|r| (r.info.id.as_str(), r.live)).collect::<Vec<_>>(), [("w-1", false), ("w-2", true)]);
 }

@@ -200,6 +200,11 @@ pub struct RunArgs {
     /// Attempts before an effect is marked failed (overrides [effects] max_attempts).
     #[arg(long, value_name = "N")]
     pub max_attempts: Option<i64>,
+    /// This worker's identity in the shard leases and the outbox [default:
+    /// `local` on a SQLite file; on PostgreSQL a random one per process — give
+    /// a stable one (a pod name) so a restarted worker takes its leases back at once].
+    #[arg(long, env = "SPINDOWN_WORKER_ID", value_name = "ID")]
+    pub worker_id: Option<String>,
 }
 
 #[derive(Args, Debug)]

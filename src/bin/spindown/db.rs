@@ -65,13 +65,21 @@ pub fn poke(cli: &Cli) {
 
 /// Open (creating if missing) the database.
 pub async fn open(cli: &Cli, options: &SqliteOptions) -> Result<Arc<dyn Store>> {
+    open_as(cli, options, "spindown").await
+}
+
+/// [`open`], naming this process to a PostgreSQL server (`application_name`,
+/// as `pg_stat_activity` shows it).
+pub async fn open_as(cli: &Cli, options: &SqliteOptions, name: &str) -> Result<Arc<dyn Store>> {
     let target = target(cli);
     let store: Arc<dyn Store> = match &target {
         Target::Sqlite(path) => {
             Arc::new(SqliteStore::open(path, options).await.with_context(|| format!("opening {}", path.display()))?)
         }
         // The error names the database (without its password).
-        Target::Postgres(url) => Arc::new(PgStore::open(url, &PgOptions::default()).await?),
+        Target::Postgres(url) => Arc::new(
+            PgStore::open(url, &PgOptions { application_name: name.to_string(), ..PgOptions::default() }).await?,
+        ),
     };
     Ok(store)
 }

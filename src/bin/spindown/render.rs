@@ -262,7 +262,40 @@ pub fn status(st: &Status, now: Timestamp) -> String {
                 None => "reading".to_string(),
             }
         };
-        let _ = writeln!(s, "  {}  at {position}, {} records, {state}", c.shard_id, c.records);
+        let lease = st.leases.iter().find(|l| l.stream_arn == c.stream_arn && l.shard_id == c.shard_id);
+        let reader = match lease {
+            Some(l) if l.owner.is_some() && !l.expired => {
+                format!(", read by {} (lease epoch {})", l.owner.as_deref().unwrap_or("-"), l.epoch)
+            }
+            Some(l) if l.owner.is_some() => {
+                format!(", lease of {} expired {}", l.owner.as_deref().unwrap_or("-"), ago(now, l.expires_at))
+            }
+            Some(_) if !c.closed => ", lease free".to_string(),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "  {}  at {position}, {} records, {state}{reader}", c.shard_id, c.records);
+    }
+    if !st.workers.is_empty() {
+        let live = st.workers.iter().filter(|w| w.live).count();
+        let _ = writeln!(s, "workers       {live} live of {} known", st.workers.len());
+        for w in &st.workers {
+            let held: Vec<&str> = st
+                .leases
+                .iter()
+                .filter(|l| !l.expired && l.owner.as_deref() == Some(w.info.id.as_str()))
+                .map(|l| l.shard_id.as_str())
+                .collect();
+            let _ = writeln!(
+                s,
+                "  {}  {} (host {}, pid {}), seen {}{}",
+                w.info.id,
+                if w.live { "live" } else { "gone" },
+                if w.info.host.is_empty() { "-" } else { w.info.host.as_str() },
+                w.info.pid,
+                ago(now, w.last_seen),
+                if held.is_empty() { String::new() } else { format!(", reads {}", held.join(", ")) }
+            );
+        }
     }
     if !st.gaps.is_empty() {
         let _ = writeln!(

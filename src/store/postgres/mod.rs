@@ -32,10 +32,10 @@ use crate::store::rows;
 use crate::store::stats::{Phase, Stats};
 use crate::store::{
     Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, Gap, HistoryAppend,
-    HistoryRecord, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError, StoredMeeting, TimerFilter,
-    UnitOfWork, WriteCounts,
+    HistoryRecord, Lease, LeaseRow, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError, StoredMeeting,
+    TimerFilter, UnitOfWork, WorkerInfo, WorkerRow, WriteCounts,
 };
-use crate::time::Timestamp;
+use crate::time::{Span, Timestamp};
 use uow::PgUnitOfWork;
 
 /// Whether a `--db` value names a PostgreSQL database rather than a SQLite file.
@@ -299,6 +299,65 @@ impl Store for PgStore {
         Ok(r.rows_affected())
     }
 
+    async fn heartbeat(&self, worker: &WorkerInfo, ttl: Span) -> Result<Vec<WorkerRow>, StoreError> {
+        sqlx::query(include_str!("queries/heartbeat.sql"))
+            .bind(&worker.id)
+            .bind(&worker.host)
+            .bind(worker.pid)
+            .bind(worker.started_at.as_micros())
+            .execute(&self.pool)
+            .await?;
+        self.workers(ttl).await
+    }
+
+    async fn workers(&self, ttl: Span) -> Result<Vec<WorkerRow>, StoreError> {
+        let rows = sqlx::query(include_str!("queries/workers.sql")).bind(ttl.as_micros()).fetch_all(&self.pool).await?;
+        rows.iter().map(crate::store::rows::worker_row).collect()
+    }
+
+    async fn leases(&self, stream_arn: Option<&str>) -> Result<Vec<LeaseRow>, StoreError> {
+        let rows = sqlx::query(include_str!("queries/leases.sql")).bind(stream_arn).fetch_all(&self.pool).await?;
+        rows.iter().map(crate::store::rows::lease_row).collect()
+    }
+
+    async fn acquire_lease(
+        &self,
+        stream_arn: &str,
+        shard_id: &str,
+        owner: &str,
+        ttl: Span,
+    ) -> Result<Option<Lease>, StoreError> {
+        let row: Option<(String, i64)> = sqlx::query_as(include_str!("queries/acquire_lease.sql"))
+            .bind(stream_arn)
+            .bind(shard_id)
+            .bind(owner)
+            .bind(ttl.as_micros())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(owner, epoch)| Lease { owner, epoch }))
+    }
+
+    async fn renew_leases(&self, stream_arn: &str, owner: &str, ttl: Span) -> Result<Vec<(String, Lease)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(include_str!("queries/renew_leases.sql"))
+            .bind(stream_arn)
+            .bind(owner)
+            .bind(ttl.as_micros())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(shard, epoch)| (shard, Lease { owner: owner.to_string(), epoch })).collect())
+    }
+
+    async fn release_lease(&self, stream_arn: &str, shard_id: &str, lease: &Lease) -> Result<(), StoreError> {
+        sqlx::query(include_str!("queries/release_lease.sql"))
+            .bind(stream_arn)
+            .bind(shard_id)
+            .bind(&lease.owner)
+            .bind(lease.epoch)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError> {
         let r = sqlx::query(include_str!("queries/forget_event_ids.sql"))
             .bind(before.as_micros())
@@ -314,6 +373,13 @@ impl Store for PgStore {
 
 /// Every fixed statement, for the test that prepares each against the schema.
 pub const QUERIES: &[(&str, &str)] = &[
+    ("workers", include_str!("queries/workers.sql")),
+    ("renew_leases", include_str!("queries/renew_leases.sql")),
+    ("release_lease", include_str!("queries/release_lease.sql")),
+    ("leases", include_str!("queries/leases.sql")),
+    ("heartbeat", include_str!("queries/heartbeat.sql")),
+    ("fence_lease", include_str!("queries/fence_lease.sql")),
+    ("acquire_lease", include_str!("queries/acquire_lease.sql")),
     ("advance_clocks", include_str!("queries/advance_clocks.sql")),
     ("checkpoints", include_str!("queries/checkpoints.sql")),
     ("claim_due_after", include_str!("queries/claim_due_after.sql")),

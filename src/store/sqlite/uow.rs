@@ -152,6 +152,19 @@ impl SqliteUnitOfWork {
         }
         self.stats.add(&self.stats.dead, changes.dead_letters.len());
         if let Some(c) = &changes.checkpoint {
+            if let Some(lease) = &c.lease {
+                let held = sqlx::query(include_str!("queries/fence_lease.sql"))
+                    .bind(&c.stream_arn)
+                    .bind(&c.shard_id)
+                    .bind(&lease.owner)
+                    .bind(lease.epoch)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                if held == 0 {
+                    return Err(StoreError::LeaseLost(c.shard_id.clone()));
+                }
+            }
             sqlx::query(include_str!("queries/upsert_checkpoint.sql"))
                 .bind(&c.stream_arn)
                 .bind(&c.shard_id)

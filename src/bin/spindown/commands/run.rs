@@ -7,6 +7,7 @@ use spindown::adapters::aws;
 use spindown::clock::SystemClock;
 use spindown::config::{Overrides, WorkerConfig};
 use spindown::engine::{Engine, EngineOptions};
+use spindown::store::WorkerInfo;
 use spindown::worker;
 
 use crate::cli::{Cli, RunArgs};
@@ -30,14 +31,21 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         None => table.latest_stream_arn().await?,
     };
     let target = db::target(cli);
-    let options = config.worker_options(stream_arn.clone(), db::wake_socket(cli))?;
-    let store = db::open(cli, &db::options(cli)).await?;
+    let mut options = config.worker_options(stream_arn.clone(), db::wake_socket(cli))?;
+    let worker_id = match (&args.worker_id, &target) {
+        (Some(id), _) => Some(id.clone()),
+        (None, db::Target::Sqlite(_)) => Some("local".to_string()),
+        (None, db::Target::Postgres(_)) => None,
+    };
+    options.reader.worker = WorkerInfo::this_process(worker_id);
+    let store = db::open_as(cli, &db::options(cli), &format!("spindown {}", options.reader.worker.id)).await?;
     let engine = Arc::new(Engine::start(store.clone(), policy, Arc::new(SystemClock), EngineOptions::default()).await?);
     tracing::info!(
         table = %args.table,
         stream = %stream_arn,
         db = %target.describe(),
         guard = ?config.guard.require_tag,
+        worker = %options.reader.worker.id,
         "spindown worker starting"
     );
     let ec2 = Arc::new(aws::AwsEc2::new(&sdk, config.guard.require_tag.clone()));

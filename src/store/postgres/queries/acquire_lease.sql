@@ -1,0 +1,10 @@
+-- Take shard ($1 stream, $2 shard) for $3 for $4 µs: if free, expired, or $3's and live
+-- (then the epoch is kept: a renewal). Returns nothing when another worker holds it.
+INSERT INTO shard_leases (stream_arn, shard_id, owner, epoch, expires_at) VALUES ($1, $2, $3, 1, spindown_now_us() + $4)
+ON CONFLICT (stream_arn, shard_id) DO UPDATE SET
+    epoch = CASE WHEN shard_leases.owner = excluded.owner AND shard_leases.expires_at > spindown_now_us()
+                 THEN shard_leases.epoch ELSE shard_leases.epoch + 1 END,
+    owner = excluded.owner,
+    expires_at = excluded.expires_at
+WHERE shard_leases.owner IS NULL OR shard_leases.owner = excluded.owner OR shard_leases.expires_at <= spindown_now_us()
+RETURNING owner, epoch

@@ -1,0 +1,4 @@
+-- A worker is alive ($1 id, $2 host, $3 pid, $4 started at), by the database's clock.
+INSERT INTO workers (id, host, pid, started_at, last_seen) VALUES ($1, $2, $3, $4, spindown_now_us())
+ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, started_at = excluded.started_at,
+    last_seen = excluded.last_seen
