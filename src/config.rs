@@ -54,11 +54,15 @@ pub struct Effects {
     pub base_delay: String,
     /// Longest delay between attempts.
     pub max_delay: String,
+    /// How long a worker holds the effects it claimed against the others: a
+    /// worker that dies mid-call leaves them to another after this. Longer
+    /// than one attempt can take with the SDK's timeouts.
+    pub lease: String,
 }
 
 impl Default for Effects {
     fn default() -> Self {
-        Effects { max_attempts: 10, base_delay: "1s".into(), max_delay: "5m".into() }
+        Effects { max_attempts: 10, base_delay: "1s".into(), max_delay: "5m".into(), lease: "2m".into() }
     }
 }
 
@@ -256,6 +260,7 @@ impl WorkerConfig {
             stream_arn,
             reader: self.reader()?,
             retry: self.retry()?,
+            effect_lease: parse_duration("effects.lease", &self.effects.lease)?,
             seen_retention: self.seen_retention()?,
             housekeeping: self.housekeeping.schedule.clone(),
             timer_hold_max: self.timer_hold_max()?,

@@ -28,6 +28,8 @@ pub struct WorkerOptions {
     pub stream_arn: String,
     pub reader: ReaderOptions,
     pub retry: RetryPolicy,
+    /// How long claimed effects are held against other workers.
+    pub effect_lease: Duration,
     /// How long after a meeting ended its applied eventIDs are kept for dedupe.
     pub seen_retention: Duration,
     /// Cron expression for housekeeping.
@@ -88,7 +90,8 @@ pub async fn run(
 
     // Effects first: anything left pending by a crash runs now.
     let executor = Executor::new(engine.store().clone(), ec2, table, engine.clock().clone(), options.retry.clone())
-        .owned_by(options.reader.worker.id.clone());
+        .owned_by(options.reader.worker.id.clone())
+        .lease(Span::from_micros(options.effect_lease.as_micros() as i64));
     let wake = engine.effects_notify();
     let rx = stop_rx.clone();
     tasks.spawn(async move { ("effects", executor.run(wake, stopped(rx)).await.map_err(WorkerError::from)) });

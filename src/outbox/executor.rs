@@ -106,8 +106,9 @@ impl Executor {
         self
     }
 
-    /// How long a claim holds a row against other executors (default 5 minutes:
-    /// longer than an attempt can take with the SDK's timeouts).
+    /// How long a claim holds a row against other executors (default 5 minutes;
+    /// the worker's `[effects] lease`, 2 minutes: longer than an attempt can
+    /// take with the SDK's timeouts).
     pub fn lease(mut self, lease: Span) -> Self {
         self.lease = lease;
         self
