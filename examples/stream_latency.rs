@@ -108,6 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         reader: ReaderOptions::default(),
         retry: RetryPolicy::default(),
         effect_lease: Duration::from_secs(120),
+        poll_max: None,
         seen_retention: Duration::from_secs(48 * 3600),
         housekeeping: "0 */10 * * * *".into(),
         timer_hold_max: Duration::from_secs(60),

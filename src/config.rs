@@ -261,6 +261,7 @@ impl WorkerConfig {
             reader: self.reader()?,
             retry: self.retry()?,
             effect_lease: parse_duration("effects.lease", &self.effects.lease)?,
+            poll_max: None,
             seen_retention: self.seen_retention()?,
             housekeeping: self.housekeeping.schedule.clone(),
             timer_hold_max: self.timer_hold_max()?,

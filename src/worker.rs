@@ -30,6 +30,10 @@ pub struct WorkerOptions {
     pub retry: RetryPolicy,
     /// How long claimed effects are held against other workers.
     pub effect_lease: Duration,
+    /// Look at the due timers and the outbox at least this often, woken or
+    /// not: with several workers on one database, another worker's timers
+    /// and effects fall to this one when it dies. `None`: only when woken or due.
+    pub poll_max: Option<Duration>,
     /// How long after a meeting ended its applied eventIDs are kept for dedupe.
     pub seen_retention: Duration,
     /// Cron expression for housekeeping.
@@ -92,6 +96,13 @@ pub async fn run(
     let executor = Executor::new(engine.store().clone(), ec2, table, engine.clock().clone(), options.retry.clone())
         .owned_by(options.reader.worker.id.clone())
         .lease(Span::from_micros(options.effect_lease.as_micros() as i64));
+    let executor = match options.poll_max {
+        Some(every) => {
+            engine.set_clock_check(every);
+            executor.max_wait(every)
+        }
+        None => executor,
+    };
     let wake = engine.effects_notify();
     let rx = stop_rx.clone();
     tasks.spawn(async move { ("effects", executor.run(wake, stopped(rx)).await.map_err(WorkerError::from)) });
@@ -135,6 +146,31 @@ pub async fn run(
                 path.display()
             ),
         }
+    }
+
+    // Hints from other processes through the database (PostgreSQL: LISTEN/NOTIFY).
+    if let Some(mut hints) = engine.store().listen().await? {
+        let (e, rx) = (engine.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            let stop = stopped(rx);
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    r = hints.recv() => match r {
+                        Ok(()) => {
+                            e.wake_timers();
+                            e.effects_notify().notify_one();
+                        }
+                        Err(err) => {
+                            tracing::warn!("listening for hints: {err}; polling meanwhile");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    },
+                    _ = &mut stop => break,
+                }
+            }
+            ("hints", Ok(()))
+        });
     }
 
     // Housekeeping on a cron schedule: forget the eventIDs of meetings that ended

@@ -85,6 +85,8 @@ pub struct Executor {
     /// How long a claim holds a row against other workers.
     lease: Span,
     batch: usize,
+    /// Longest sleep between looks at the outbox.
+    max_wait: Duration,
 }
 
 impl Executor {
@@ -95,7 +97,17 @@ impl Executor {
         clock: Arc<dyn Clock>,
         retry: RetryPolicy,
     ) -> Self {
-        Executor { store, ec2, table, clock, retry, owner: "worker".into(), lease: Span::from_mins(5), batch: 256 }
+        Executor {
+            store,
+            ec2,
+            table,
+            clock,
+            retry,
+            owner: "worker".into(),
+            lease: Span::from_mins(5),
+            batch: 256,
+            max_wait: Duration::from_secs(3600),
+        }
     }
 
     /// Lease effects under this identity (default `worker`). Two executors on
@@ -111,6 +123,13 @@ impl Executor {
     /// take with the SDK's timeouts).
     pub fn lease(mut self, lease: Span) -> Self {
         self.lease = lease;
+        self
+    }
+
+    /// Look at the outbox at least this often, woken or not (several workers
+    /// on one database: effects queued by another worker that died).
+    pub fn max_wait(mut self, every: Duration) -> Self {
+        self.max_wait = every;
         self
     }
 
@@ -204,10 +223,10 @@ impl Executor {
                 Some(at) => {
                     Duration::from_micros(at.as_micros().saturating_sub(self.clock.now().as_micros()).max(0) as u64)
                 }
-                None => Duration::from_secs(3600),
+                None => self.max_wait,
             };
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(wait.min(self.max_wait)) => {}
                 _ = wake.notified() => {}
                 _ = &mut shutdown => return Ok(()),
             }

@@ -37,11 +37,14 @@ pub struct Leases {
     held: BTreeMap<String, Lease>,
     last: Option<Instant>,
     live_workers: usize,
+    /// When the soonest lease another worker holds on a shard we could read
+    /// runs out (by this machine's clock: a hint for when to look again).
+    next_expiry: Option<Instant>,
 }
 
 impl Leases {
     pub fn new(worker: WorkerInfo, ttl: Duration) -> Leases {
-        Leases { worker, ttl, held: BTreeMap::new(), last: None, live_workers: 1 }
+        Leases { worker, ttl, held: BTreeMap::new(), last: None, live_workers: 1, next_expiry: None }
     }
 
     fn span(&self) -> Span {
@@ -74,7 +77,7 @@ impl Leases {
     /// Whether [`Leases::maintain`] is due (a third of the time-to-live, or
     /// sooner after [`Leases::poke`]).
     pub fn due(&self) -> bool {
-        self.last.is_none_or(|t| t.elapsed() >= self.ttl / 3)
+        self.last.is_none_or(|t| t.elapsed() >= self.ttl / 3) || self.next_expiry.is_some_and(|t| Instant::now() >= t)
     }
 
     /// The shards changed (one closed, new ones listed): maintain at the next round.
@@ -118,6 +121,14 @@ impl Leases {
         let rows = store.leases(Some(stream_arn)).await?;
         let by_shard: BTreeMap<&str, _> = rows.iter().map(|r| (r.shard_id.as_str(), r)).collect();
         let mut took_expired = false;
+        // Look again as soon as a lease we could take runs out, not a whole period later.
+        let now = Timestamp::now();
+        self.next_expiry = rows
+            .iter()
+            .filter(|r| !r.expired && r.owner.as_deref().is_some_and(|o| o != self.worker.id))
+            .filter(|r| readable.contains(&r.shard_id))
+            .map(|r| Instant::now() + Duration::from_micros(r.expires_at.since(now).as_micros().max(0) as u64 + 50_000))
+            .min();
         let wanted: BTreeSet<&str> = readable.iter().map(String::as_str).collect();
         for shard in wanted {
             if self.held.len() >= fair {

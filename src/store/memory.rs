@@ -376,7 +376,11 @@ impl Store for MemoryStore {
 
     async fn next_effect_attempt(&self) -> Result<Option<Timestamp>, StoreError> {
         let s = self.state.lock().await;
-        Ok(s.outbox.values().filter(|(r, _)| r.status == EffectStatus::Pending).map(|(r, _)| r.next_attempt_at).min())
+        Ok(s.outbox
+            .values()
+            .filter(|(r, _)| r.status == EffectStatus::Pending)
+            .map(|(r, lease)| lease.as_ref().map_or(r.next_attempt_at, |(_, until)| r.next_attempt_at.max(*until)))
+            .min())
     }
 
     async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {

@@ -138,7 +138,8 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError>;
     /// Re-queue failed effects, due `now`. Returns how many.
     async fn requeue_failed(&self, which: Requeue, now: Timestamp) -> Result<u64, StoreError>;
-    /// When the soonest pending effect is due.
+    /// When the soonest pending effect may be claimed (its next attempt, or
+    /// the end of the lease another executor holds on it).
     async fn next_effect_attempt(&self) -> Result<Option<Timestamp>, StoreError>;
 
     // The stream and housekeeping.
@@ -176,8 +177,27 @@ pub trait Store: Send + Sync + 'static {
     /// (the stream cannot deliver their records again). Returns how many meetings.
     async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError>;
 
+    /// Hint every worker on this database to look again at its timers and
+    /// effects (an operator command changed them). A hint only: workers also
+    /// poll. Backends without a way to tell other processes do nothing.
+    async fn notify(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Hints sent by [`Store::notify`] from any process (`None`: this backend has none).
+    async fn listen(&self) -> Result<Option<Box<dyn Hints>>, StoreError> {
+        Ok(None)
+    }
+
     /// Release connections (a SQLite WAL is checkpointed on the last close).
     async fn close(&self);
+}
+
+/// A subscription to [`Store::notify`]'s hints.
+#[async_trait]
+pub trait Hints: Send {
+    /// The next hint (after a lost connection: once reconnected).
+    async fn recv(&mut self) -> Result<(), StoreError>;
 }
 
 /// One transaction: everything in it commits together, or nothing does.

@@ -56,10 +56,14 @@ pub fn wake_socket(cli: &Cli) -> Option<PathBuf> {
     }
 }
 
-/// Wake a running worker, if there is a way to.
-pub fn poke(cli: &Cli) {
+/// Wake the running workers: the socket next to a SQLite file, or a
+/// NOTIFY to every worker on a PostgreSQL database (a hint; they also poll).
+pub async fn poke(cli: &Cli, store: &dyn Store) {
     if let Some(socket) = wake_socket(cli) {
         worker::poke(&socket);
+    }
+    if let Err(e) = store.notify().await {
+        tracing::warn!("could not wake the workers ({e}); they will notice within a second");
     }
 }
 

@@ -24,19 +24,34 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::meeting::{MeetingId, TimerKey};
 use crate::store::rows;
 use crate::store::stats::{Phase, Stats};
 use crate::store::{
-    Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, Gap, HistoryAppend,
-    HistoryRecord, Lease, LeaseRow, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError, StoredMeeting,
-    TimerFilter, UnitOfWork, WorkerInfo, WorkerRow, WriteCounts,
+    Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, Gap, Hints,
+    HistoryAppend, HistoryRecord, Lease, LeaseRow, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError,
+    StoredMeeting, TimerFilter, UnitOfWork, WorkerInfo, WorkerRow, WriteCounts,
 };
 use crate::time::{Span, Timestamp};
 use uow::PgUnitOfWork;
+
+/// The LISTEN/NOTIFY channel of [`Store::notify`].
+const CHANNEL: &str = "spindown_wake";
+
+/// `LISTEN spindown_wake` on a connection of its own (sqlx reconnects it
+/// when it is lost, and listens again).
+struct PgHints(PgListener);
+
+#[async_trait]
+impl Hints for PgHints {
+    async fn recv(&mut self) -> Result<(), StoreError> {
+        self.0.recv().await?;
+        Ok(())
+    }
+}
 
 /// Whether a `--db` value names a PostgreSQL database rather than a SQLite file.
 pub fn is_url(db: &str) -> bool {
@@ -364,6 +379,17 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
+    }
+
+    async fn notify(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn listen(&self) -> Result<Option<Box<dyn Hints>>, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(Some(Box::new(PgHints(listener))))
     }
 
     async fn close(&self) {

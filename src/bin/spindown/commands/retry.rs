@@ -22,6 +22,6 @@ pub async fn run(cli: &Cli, args: &RetryArgs) -> Result<()> {
         (Some(id), _) => format!("effect #{id} re-queued\n"),
         (None, n) => format!("{n} failed effect(s) re-queued\n"),
     };
-    db::poke(cli);
+    db::poke(cli, store.as_ref()).await;
     output::print(&said)
 }

@@ -38,6 +38,10 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         (None, db::Target::Postgres(_)) => None,
     };
     options.reader.worker = WorkerInfo::this_process(worker_id);
+    if let db::Target::Postgres(_) = target {
+        // Other workers' timers and effects fall to this one if they die.
+        options.poll_max = Some(std::time::Duration::from_secs(1));
+    }
     let store = db::open_as(cli, &db::options(cli), &format!("spindown {}", options.reader.worker.id)).await?;
     let engine = Arc::new(Engine::start(store.clone(), policy, Arc::new(SystemClock), EngineOptions::default()).await?);
     tracing::info!(

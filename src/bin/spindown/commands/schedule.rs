@@ -30,7 +30,7 @@ pub async fn run(cli: &Cli, args: &ScheduleArgs) -> Result<()> {
     let engine = Engine::start(store, policy, Arc::new(SystemClock), EngineOptions::default()).await?;
     let cmd = Command::Schedule { id: id.clone(), meet_time: args.meet_time, instances, duration };
     let r = engine.command(&id, cmd).await?;
-    db::poke(cli);
+    db::poke(cli, engine.store().as_ref()).await;
     if args.json {
         output::json_lines([&r])
     } else {

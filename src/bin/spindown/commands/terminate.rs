@@ -16,7 +16,7 @@ pub async fn run(cli: &Cli, args: &TerminateArgs) -> Result<()> {
     let engine = Engine::start(store, policy, Arc::new(SystemClock), EngineOptions::default()).await?;
     let id = db::meeting_id(&args.id)?;
     let r = engine.command(&id, Command::Terminate).await?;
-    db::poke(cli);
+    db::poke(cli, engine.store().as_ref()).await;
     if args.json {
         output::json_lines([&r])
     } else {
