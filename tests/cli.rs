@@ -150,3 +150,58 @@ fn an_unreachable_postgres_is_one_clear_line_without_the_password() {
     assert!(!err.contains("s3cret"), "the password is in the message: {err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
 }
+
+#[test]
+fn migrate_a_sqlite_database_into_postgres_and_refuse_a_full_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("day.db");
+    let db = db.to_str().unwrap();
+    run_ok(spindown().args(["--db", db, "replay"]).arg(fixture("day.jsonl")));
+    // A live meeting with pending timers and an effect waiting for the worker.
+    let rec = r#"{"eventID":"x1","eventName":"INSERT","dynamodb":{"Keys":{"id":{"S":"m-future"}},"NewImage":{"meet_time":{"S":"2099-01-01T10:00:00Z"},"teacher_ec2_id":{"S":"i-0123456789abcdef0"}}}}"#;
+    let file = dir.path().join("r.jsonl");
+    let rec2 = rec.replace("m-future", "m-ended").replace("x1", "x2");
+    std::fs::write(&file, format!("{rec}\n{rec2}\n")).unwrap();
+    run_ok(spindown().args(["--db", db, "ingest"]).arg(&file));
+    run_ok(spindown().args(["--db", db, "terminate", "m-ended"]));
+    let url = common::postgres::database("cli_migrate");
+    let out = run_ok(spindown().args(["migrate", "--from", db, "--to", &url, "--json"]));
+    let copied: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((copied["meetings"].as_i64(), copied["effects"].as_i64()), (Some(242), Some(241)), "{copied}");
+    assert!(copied["timers"].as_i64().unwrap() >= 2, "m-future's timers came along: {copied}");
+    // Every read command tells the same story on both.
+    for args in [
+        vec!["show", "m-00004", "--json"],
+        vec!["show", "m-future", "--json"],
+        vec!["show", "m-ended", "--json"],
+        vec!["list", "--json"],
+        vec!["timers", "--json"],
+        vec!["dead-letters", "--json"],
+    ] {
+        // (History `seq` numbers are the database's own: only their order is kept.)
+        let read = |db: &str| -> Vec<serde_json::Value> {
+            let text = run_ok(spindown().args(["--db", db]).args(&args));
+            let mut docs: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&text)
+                .into_iter::<serde_json::Value>()
+                .map(|v| v.unwrap())
+                .collect();
+            for d in &mut docs {
+                for h in d.get_mut("history").and_then(|h| h.as_array_mut()).into_iter().flatten() {
+                    h.as_object_mut().unwrap().remove("seq");
+                }
+            }
+            docs
+        };
+        assert_eq!(read(db), read(&url), "{args:?} differs after the migration");
+    }
+    // A second copy into the same database is refused, naming why.
+    let again = run(spindown().args(["migrate", "--from", db, "--to", &url]));
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("is not empty"), "{err}");
+    // Neither a missing source nor a SQLite target is taken.
+    let res = run(spindown().args(["migrate", "--from", "nope.db", "--to", &url]));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("no database at nope.db"));
+    let res = run(spindown().args(["migrate", "--from", db, "--to", "other.db"]));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("must be a PostgreSQL URL"));
+}

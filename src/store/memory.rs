@@ -374,6 +374,15 @@ impl Store for MemoryStore {
         Ok(n)
     }
 
+    async fn copy_effects(&self, rows: &[EffectRow]) -> Result<(), StoreError> {
+        let mut s = self.state.lock().await;
+        for r in rows {
+            s.keys.insert(r.key.clone());
+            s.outbox.insert(r.id, (r.clone(), None));
+        }
+        Ok(())
+    }
+
     async fn next_effect_attempt(&self) -> Result<Option<Timestamp>, StoreError> {
         let s = self.state.lock().await;
         Ok(s.outbox

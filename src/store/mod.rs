@@ -138,6 +138,9 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError>;
     /// Re-queue failed effects, due `now`. Returns how many.
     async fn requeue_failed(&self, which: Requeue, now: Timestamp) -> Result<u64, StoreError>;
+    /// Copy outbox rows as they are — ids, status, attempts, errors; no lease
+    /// (`spindown migrate` into an empty database).
+    async fn copy_effects(&self, rows: &[EffectRow]) -> Result<(), StoreError>;
     /// When the soonest pending effect may be claimed (its next attempt, or
     /// the end of the lease another executor holds on it).
     async fn next_effect_attempt(&self) -> Result<Option<Timestamp>, StoreError>;

@@ -61,7 +61,7 @@ pub struct NewDeadLetter {
     /// `file:line`, or `shard/sequence number`.
     pub origin: String,
     /// A short, stable name for counting (`not_json`, `bad_time`, …).
-    pub kind: &'static str,
+    pub kind: std::borrow::Cow<'static, str>,
     pub reason: String,
     pub event_id: Option<String>,
     pub raw: Vec<u8>,

@@ -102,7 +102,7 @@ fn dead(raw: &[u8], at: Timestamp) -> NewDeadLetter {
     NewDeadLetter {
         at,
         origin: "f:1".into(),
-        kind: "not_json",
+        kind: "not_json".into(),
         reason: "line is not JSON".into(),
         event_id: None,
         raw: raw.to_vec(),

@@ -76,6 +76,27 @@ pub enum Cmd {
     Schedule(ScheduleArgs),
     /// Re-queue failed effects so the worker runs them again.
     Retry(RetryArgs),
+    /// Copy a SQLite database into an empty PostgreSQL one (to run several workers).
+    ///
+    /// Meetings with their pending timers and applied eventIDs, every meeting's
+    /// history, the outbox (ids, status, attempts and errors kept), dead
+    /// letters, stream checkpoints and gaps, and the engine's clocks. Stop the
+    /// SQLite worker first; start the PostgreSQL workers after. Refuses a
+    /// target that already holds anything.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// The SQLite database to copy (not changed).
+    #[arg(long, value_name = "PATH")]
+    pub from: PathBuf,
+    /// The PostgreSQL database to copy into: postgres://USER:PASS@HOST:PORT/DB (must be empty).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Print a one-line JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

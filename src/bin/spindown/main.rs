@@ -62,6 +62,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Run(a) => commands::run::run(&cli, a).await,
         Cmd::Schedule(a) => commands::schedule::run(&cli, a).await,
         Cmd::Retry(a) => commands::retry::run(&cli, a).await,
+        Cmd::Migrate(a) => commands::migrate::run(a).await,
     }
 }
 

@@ -117,7 +117,7 @@ impl<'e> Work<'e> {
         self.dead.push(NewDeadLetter {
             at,
             origin: origin.to_string(),
-            kind: d.reason.kind(),
+            kind: d.reason.kind().into(),
             reason: d.reason.to_string(),
             event_id: d.event_id,
             raw: d.raw,

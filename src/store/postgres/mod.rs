@@ -293,6 +293,29 @@ impl Store for PgStore {
         Ok(r.rows_affected())
     }
 
+    async fn copy_effects(&self, rows: &[EffectRow]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            sqlx::query(include_str!("queries/copy_effect.sql"))
+                .bind(r.id)
+                .bind(&r.key)
+                .bind(r.meeting_id.as_str())
+                .bind(crate::store::codec::encode_parts(&r.parts))
+                .bind(r.done as i64)
+                .bind(r.status.as_str())
+                .bind(r.attempts)
+                .bind(r.next_attempt_at.as_micros())
+                .bind(r.last_error.as_deref())
+                .bind(r.created_at.as_micros())
+                .bind(r.updated_at.as_micros())
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(include_str!("queries/outbox_ids_after_copy.sql")).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn next_effect_attempt(&self) -> Result<Option<Timestamp>, StoreError> {
         read::scalar_instant(&self.pool, include_str!("queries/next_effect_attempt.sql")).await
     }
@@ -399,6 +422,8 @@ impl Store for PgStore {
 
 /// Every fixed statement, for the test that prepares each against the schema.
 pub const QUERIES: &[(&str, &str)] = &[
+    ("outbox_ids_after_copy", include_str!("queries/outbox_ids_after_copy.sql")),
+    ("copy_effect", include_str!("queries/copy_effect.sql")),
     ("workers", include_str!("queries/workers.sql")),
     ("renew_leases", include_str!("queries/renew_leases.sql")),
     ("release_lease", include_str!("queries/release_lease.sql")),

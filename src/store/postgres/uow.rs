@@ -179,7 +179,7 @@ impl PgUnitOfWork {
             sqlx::query(include_str!("queries/insert_dead_letters.sql"))
                 .bind(d.iter().map(|d| d.at.as_micros()).collect::<Vec<_>>())
                 .bind(d.iter().map(|d| d.origin.as_str()).collect::<Vec<_>>())
-                .bind(d.iter().map(|d| d.kind).collect::<Vec<_>>())
+                .bind(d.iter().map(|d| d.kind.as_ref()).collect::<Vec<_>>())
                 .bind(d.iter().map(|d| d.reason.as_str()).collect::<Vec<_>>())
                 .bind(d.iter().map(|d| d.event_id.as_deref()).collect::<Vec<_>>())
                 .bind(d.iter().map(|d| d.raw.as_slice()).collect::<Vec<_>>())

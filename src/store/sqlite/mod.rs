@@ -368,6 +368,28 @@ impl Store for SqliteStore {
         Ok(r.rows_affected())
     }
 
+    async fn copy_effects(&self, rows: &[EffectRow]) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for r in rows {
+            sqlx::query(include_str!("queries/copy_effect.sql"))
+                .bind(r.id)
+                .bind(&r.key)
+                .bind(r.meeting_id.as_str())
+                .bind(crate::store::codec::encode_parts(&r.parts))
+                .bind(r.done as i64)
+                .bind(r.status.as_str())
+                .bind(r.attempts)
+                .bind(r.next_attempt_at.as_micros())
+                .bind(r.last_error.as_deref())
+                .bind(r.created_at.as_micros())
+                .bind(r.updated_at.as_micros())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn next_effect_attempt(&self) -> Result<Option<Timestamp>, StoreError> {
         read::scalar_instant(&self.reader, include_str!("queries/next_effect_attempt.sql")).await
     }
@@ -465,6 +487,7 @@ impl Store for SqliteStore {
 
 /// Every fixed statement, for the test that prepares each against the schema.
 pub const QUERIES: &[(&str, &str)] = &[
+    ("copy_effect", include_str!("queries/copy_effect.sql")),
     ("workers", include_str!("queries/workers.sql")),
     ("renew_leases", include_str!("queries/renew_leases.sql")),
     ("release_lease", include_str!("queries/release_lease.sql")),

@@ -143,7 +143,7 @@ impl SqliteUnitOfWork {
             q.push_values(chunk, |mut b, d| {
                 b.push_bind(d.at.as_micros())
                     .push_bind(d.origin.as_str())
-                    .push_bind(d.kind)
+                    .push_bind(d.kind.as_ref())
                     .push_bind(d.reason.as_str())
                     .push_bind(d.event_id.as_deref())
                     .push_bind(d.raw.as_slice());
