@@ -21,6 +21,7 @@
 mod day;
 #[cfg(feature = "peers")]
 mod peers;
+mod pg;
 #[path = "../../tests/common/records.rs"]
 #[allow(dead_code)]
 mod records;
@@ -66,6 +67,16 @@ enum Cmd {
     W4,
     /// W2 and W4 on tokio-cron-scheduler and apalis (build with --features peers).
     Peers,
+    /// W1 and W2 on PostgreSQL (W2 with 1, 2 and 4 workers): --pg names a
+    /// server (a superuser URL, e.g. from `scripts/pg-server start`).
+    Pg {
+        /// postgres://USER@HOST:PORT/postgres — databases are created beside it.
+        #[arg(long, env = "SPINDOWN_BENCH_PG")]
+        pg: String,
+        /// Worker counts for W2.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        workers: Vec<usize>,
+    },
     /// (internal) the W3 restart, in its own process.
     #[command(hide = true)]
     W3Recover {
@@ -196,6 +207,7 @@ async fn main() -> Result<()> {
             Cmd::W3 => vec!["w3"],
             Cmd::W4 => vec!["w4"],
             Cmd::Peers => vec!["peers"],
+            Cmd::Pg { .. } => vec!["pg"],
             Cmd::W3Recover { .. } => unreachable!("handled above"),
         };
         for w in which {
@@ -205,6 +217,10 @@ async fn main() -> Result<()> {
                 "w2" => timers::w2(&cli, &dir, &mut out).await?,
                 "w3" => timers::w3(&cli, &dir, &mut out).await?,
                 "w4" => timers::w4(&cli, &dir, &mut out).await?,
+                "pg" => {
+                    let Cmd::Pg { pg, workers } = &cli.cmd else { unreachable!("only for pg") };
+                    pg::run(&cli, &dir, pg, workers, &mut out).await?
+                }
                 _ => peers_run(&cli, &mut out).await?,
             }
         }

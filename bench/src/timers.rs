@@ -45,8 +45,13 @@ async fn open(cli: &Cli, db: &Path) -> Result<Arc<SqliteStore>> {
 
 /// Create `n` meetings whose safety nets fall due at `due(i)`, without firing anything.
 async fn seed_timers(cli: &Cli, db: &Path, n: usize, due: impl Fn(usize) -> Timestamp) -> Result<Duration> {
-    let seen = Timestamp::from_secs(day::DAY0 - 86_400);
     let store = open(cli, db).await?;
+    seed_into(store, n, due).await
+}
+
+/// [`seed_timers`] into any store.
+pub async fn seed_into(store: Arc<dyn Store>, n: usize, due: impl Fn(usize) -> Timestamp) -> Result<Duration> {
+    let seen = Timestamp::from_secs(day::DAY0 - 86_400);
     let frozen = Arc::new(ManualClock::live(seen));
     let e = Engine::start(store.clone(), Policy::default(), frozen, EngineOptions::default()).await?;
     let delay = Policy::default().safety_net_delay;
@@ -137,6 +142,17 @@ async fn run_loop_until(cli: &Cli, db: &Path, n: usize, limit: Duration) -> Resu
     let counts = store.write_counts();
     store.close().await;
     Ok((start.elapsed(), done, counts))
+}
+
+/// [`push_profile`] for another backend: the phases named `store: …`.
+pub(crate) fn push_profile_pub(out: &mut Vec<Metric>, w: &'static str, counts: &WriteCounts) {
+    let from = out.len();
+    push_profile(out, w, counts);
+    for m in &mut out[from..] {
+        if let Some(phase) = m.name.strip_prefix("sqlite: ") {
+            m.name = format!("store: {phase}");
+        }
+    }
 }
 
 pub fn push_lateness(out: &mut Vec<Metric>, w: &'static str, late: &[i64]) {

@@ -17,7 +17,7 @@ use spindown::time::{Span, Timestamp};
 use crate::{day, remove_db, Cli, Metric};
 
 /// The `spindown` binary built beside this one (same profile).
-fn spindown_binary() -> Result<PathBuf> {
+pub(crate) fn spindown_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let bin = exe.with_file_name(format!("spindown{}", std::env::consts::EXE_SUFFIX));
     if !bin.exists() {
@@ -31,7 +31,7 @@ fn spindown_binary() -> Result<PathBuf> {
 }
 
 /// A generated day of `records` lines in `dir` (written once, reused).
-fn ensure_day(dir: &Path, records: usize) -> Result<PathBuf> {
+pub(crate) fn ensure_day(dir: &Path, records: usize) -> Result<PathBuf> {
     let days = (records / 1_000_000).max(1) as u32;
     let path = dir.join(format!("day-{records}.jsonl"));
     if !path.exists() {
@@ -54,12 +54,12 @@ fn ensure_day(dir: &Path, records: usize) -> Result<PathBuf> {
 }
 
 /// What one replay run reported.
-struct Run {
+pub(crate) struct Run {
     wall_secs: f64,
     profile: Value,
 }
 
-fn replay(bin: &Path, day: &Path, db: Option<&Path>, dir: &Path) -> Result<Run> {
+pub(crate) fn replay(bin: &Path, day: &Path, db: Option<&Path>, dir: &Path) -> Result<Run> {
     let profile = dir.join("replay-profile.json");
     let _ = std::fs::remove_file(&profile);
     let mut cmd = Command::new(bin);
@@ -81,7 +81,7 @@ fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
-fn report(out: &mut Vec<Metric>, w: &'static str, run: &Run) {
+pub(crate) fn report(out: &mut Vec<Metric>, w: &'static str, run: &Run) {
     let p = &run.profile;
     let s = &p["summary"];
     let records = f(&s["applied"]["records"]);
