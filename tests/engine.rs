@@ -328,3 +328,43 @@ async fn a_resident_engine_gives_the_same_story_with_dry_run_effects_done_inline
     assert!(done.iter().all(|e| e.status == EffectStatus::Done && e.done == e.parts.len()));
     assert_eq!(worker.effects(&EffectFilter::default()).await.unwrap().len(), done.len());
 }
+
+/// Two workers' engines on one PostgreSQL database create the same meetings
+/// at the same moment (the stream delivered to both, or `schedule` raced the
+/// stream): a unit of work that lost the race to a new row is applied again,
+/// not failed — each meeting is created once, the other record is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_creating_the_same_meetings_on_postgres_both_succeed() {
+    use spindown::engine::Engine;
+    use spindown::store::postgres::{PgOptions, PgStore};
+    let url = common::postgres::database("engine_race");
+    let clock = Arc::new(ManualClock::live(t("10:00")));
+    let mut engines = Vec::new();
+    for _ in 0..2 {
+        let store: Arc<dyn Store> = Arc::new(PgStore::open(&url, &PgOptions::default()).await.unwrap());
+        engines.push(Arc::new(
+            Engine::start(store, Policy::default(), clock.clone(), EngineOptions::default()).await.unwrap(),
+        ));
+    }
+    for round in 0..20 {
+        let lines: Vec<String> = (0..50)
+            .map(|i| {
+                let m = format!("m-{round}-{i}");
+                rec(Some(&format!("ev-{m}")), "INSERT", Some(t("10:00")), &m, img("11:00", json!({})))
+            })
+            .collect();
+        let (a, b) = (engines[0].clone(), engines[1].clone());
+        let (la, lb) = (lines.clone(), lines);
+        let (ra, rb) = tokio::join!(
+            tokio::spawn(async move { a.apply(items(&la)).await }),
+            tokio::spawn(async move { b.apply(items(&lb)).await })
+        );
+        let (ra, rb) = (ra.unwrap().unwrap(), rb.unwrap().unwrap());
+        assert_eq!(ra.created + rb.created, 50, "round {round}: each meeting created once");
+        assert_eq!(ra.duplicates + rb.duplicates, 50, "round {round}: the other copy is a duplicate");
+    }
+    let store = engines[0].store();
+    assert_eq!(store.counts().await.unwrap().meetings, 1000);
+    let h = store.history(&id("m-7-7")).await.unwrap();
+    assert_eq!(h.iter().filter(|e| e.entry.outcome == Outcome::Created).count(), 1, "{h:?}");
+}

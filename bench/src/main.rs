@@ -76,6 +76,9 @@ enum Cmd {
         /// Worker counts for W2.
         #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
         workers: Vec<usize>,
+        /// Only W2 (skip the replay).
+        #[arg(long)]
+        no_w1: bool,
     },
     /// (internal) the W3 restart, in its own process.
     #[command(hide = true)]
@@ -218,8 +221,8 @@ async fn main() -> Result<()> {
                 "w3" => timers::w3(&cli, &dir, &mut out).await?,
                 "w4" => timers::w4(&cli, &dir, &mut out).await?,
                 "pg" => {
-                    let Cmd::Pg { pg, workers } = &cli.cmd else { unreachable!("only for pg") };
-                    pg::run(&cli, &dir, pg, workers, &mut out).await?
+                    let Cmd::Pg { pg, workers, no_w1 } = &cli.cmd else { unreachable!("only for pg") };
+                    pg::run(&cli, &dir, pg, workers, *no_w1, &mut out).await?
                 }
                 _ => peers_run(&cli, &mut out).await?,
             }

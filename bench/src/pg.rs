@@ -51,16 +51,25 @@ async fn settings(admin: &str) -> Result<String> {
     Ok(out.join(" "))
 }
 
-pub async fn run(cli: &Cli, dir: &Path, admin: &str, workers: &[usize], out: &mut Vec<Metric>) -> Result<()> {
+pub async fn run(
+    cli: &Cli,
+    dir: &Path,
+    admin: &str,
+    workers: &[usize],
+    no_w1: bool,
+    out: &mut Vec<Metric>,
+) -> Result<()> {
     eprintln!("PostgreSQL: {}", settings(admin).await?);
     let sizes = cli.size.sizes();
 
     // W1: the whole replay command into PostgreSQL.
-    let bin = spindown_binary()?;
-    let day = ensure_day(dir, sizes.w1_records)?;
-    let url = fresh(admin, "bench_w1").await?;
-    let run = replay(&bin, &day, Some(Path::new(&url)), dir)?;
-    report(out, "W1pg", &run);
+    if !no_w1 {
+        let bin = spindown_binary()?;
+        let day = ensure_day(dir, sizes.w1_records)?;
+        let url = fresh(admin, "bench_w1").await?;
+        let run = replay(&bin, &day, Some(Path::new(&url)), dir)?;
+        report(out, "W1pg", &run);
+    }
 
     // W2 with k workers.
     for &k in workers {

@@ -268,10 +268,33 @@ impl Engine {
         items: Vec<Incoming>,
         checkpoint: Option<Checkpoint>,
     ) -> Result<Report, EngineError> {
-        let mut w = Work::begin(self).await?;
-        w.set_checkpoint(checkpoint);
-        w.apply(items).await?;
-        w.commit().await
+        let mut attempt = 0;
+        loop {
+            let run = async {
+                let mut w = Work::begin(self).await?;
+                w.set_checkpoint(checkpoint.clone());
+                w.apply(items.clone()).await?;
+                w.commit().await
+            };
+            match run.await {
+                Err(e) if self.may_retry(&e, attempt) => {
+                    attempt += 1;
+                    tracing::info!(attempt, "unit of work not committed ({e}); applying it again");
+                    tokio::time::sleep(Duration::from_millis(20 << attempt.min(5))).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Whether a unit of work that failed with `e` may simply run again:
+    /// another worker changed one of its meetings first (several writers on
+    /// one database: two created the same meeting at once). Nothing of it
+    /// was committed. Other failures stop the caller (a worker exits and is
+    /// restarted; what was committed is kept).
+    fn may_retry(&self, e: &EngineError, attempt: u32) -> bool {
+        const ATTEMPTS: u32 = 5;
+        !self.options.resident && attempt < ATTEMPTS && matches!(e, EngineError::Store(StoreError::Conflict(_)))
     }
 
     /// Fire timers due at or before the clock's now (held by the stream gate,
@@ -282,10 +305,23 @@ impl Engine {
     ///
     /// A store failure; nothing is then committed.
     pub async fn fire_due(&self, limit: usize) -> Result<(Report, bool), EngineError> {
-        let mut w = Work::begin(self).await?;
-        let target = self.limit_at(self.clock.now());
-        let more = w.fire_through(target, limit).await?;
-        Ok((w.commit().await?, more))
+        let mut attempt = 0;
+        loop {
+            let run = async {
+                let mut w = Work::begin(self).await?;
+                let target = self.limit_at(self.clock.now());
+                let more = w.fire_through(target, limit).await?;
+                Ok((w.commit().await?, more))
+            };
+            match run.await {
+                Err(e) if self.may_retry(&e, attempt) => {
+                    attempt += 1;
+                    tracing::info!(attempt, "timer fires not committed ({e}); firing again");
+                    tokio::time::sleep(Duration::from_millis(20 << attempt.min(5))).await;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Virtual time: run the clock on, firing every timer due at or before
