@@ -57,11 +57,12 @@
 //! * [`engine`] — units of work, timer order and paging, the stream gate, the
 //!   timer loop.
 //! * [`store`] — the storage seam ([`Store`](store::Store),
-//!   [`UnitOfWork`](store::UnitOfWork)), the SQLite backend and the
-//!   in-memory one.
+//!   [`UnitOfWork`](store::UnitOfWork)), the SQLite backend, the PostgreSQL
+//!   one (several workers on one database) and the in-memory one.
 //! * [`outbox`] — the effect ports, the executor (leases, retry, backoff),
 //!   the dry run.
-//! * [`source`] — record sources: files, the DynamoDB Streams reader, replay.
+//! * [`source`] — record sources: files, the DynamoDB Streams reader and its
+//!   shard leases, replay.
 //! * [`adapters`] — the AWS SDK behind the ports, with error classification.
 //! * [`inspect`] — read models: the replay line, `show`, `status`.
 //! * [`worker`] — stream reader, timer loop, executor and housekeeping run
