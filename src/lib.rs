@@ -54,6 +54,8 @@
 //!   worker, a manual clock for replay and tests.
 //! * [`meeting`] — the pure model: ids, facts, states, the transition rules,
 //!   the policy, record decoding, the history vocabulary.
+//! * [`legacy`] — the old Lambdas (safety net and terminator) as a second
+//!   pure model, for `whatif`.
 //! * [`engine`] — units of work, timer order and paging, the stream gate, the
 //!   timer loop.
 //! * [`store`] — the storage seam ([`Store`](store::Store),
@@ -65,6 +67,8 @@
 //!   shard leases, replay.
 //! * [`adapters`] — the AWS SDK behind the ports, with error classification.
 //! * [`inspect`] — read models: the replay line, `show`, `status`.
+//! * [`whatif`] — the same records under other rules (the Lambdas, other
+//!   policies), in memory: instance-hours, cost, meetings cut short.
 //! * [`worker`] — stream reader, timer loop, executor and housekeeping run
 //!   together until a shutdown future completes (`spindown run`).
 //! * [`config`] — the worker settings file (`deploy/spindown.toml`).
@@ -77,11 +81,13 @@ pub mod config;
 pub mod engine;
 pub mod failpoint;
 pub mod inspect;
+pub mod legacy;
 pub mod meeting;
 pub mod outbox;
 pub mod source;
 pub mod store;
 pub mod time;
+pub mod whatif;
 pub mod worker;
 
 /// A boxed, sendable future (ports are used as trait objects).

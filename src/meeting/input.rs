@@ -18,6 +18,11 @@ pub struct Image {
     pub status: Option<String>,
     pub teacher_data: bool,
     pub student_data: bool,
+    /// The session-data attributes are *present*, whatever their type
+    /// (`{"NULL": true}` included) — how the old Lambdas tested for data
+    /// (`'teacher_session_data' in new_image`); read by the legacy model.
+    pub teacher_attr: bool,
+    pub student_attr: bool,
 }
 
 impl Image {

@@ -31,4 +31,4 @@ pub use model::{Ended, EventName, Facts, Meeting, Reason, State, TimerKey, Timer
 pub(crate) use named::names;
 pub use named::UnknownName;
 pub use policy::{Mode, Policy, PolicyError};
-pub use transition::{admits, step, transition, Step, TimerChange};
+pub use transition::{admits, can_create, step, transition, Step, TimerChange};

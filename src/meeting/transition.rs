@@ -40,9 +40,22 @@ pub struct Step {
 /// must give a start (rules 1 and 4). The engine asks before it moves the
 /// clock (a dead-lettered record does not); [`transition`] asks again.
 pub fn admits(meeting: Option<&Meeting>, change: &Change) -> Result<(), Rejection> {
-    match (meeting, change.image.as_ref().and_then(|i| i.start())) {
-        (None, None) => Err(Rejection::NoStart(change.meeting_id.clone())),
-        _ => Ok(()),
+    match meeting {
+        Some(_) => Ok(()),
+        None => can_create(change),
+    }
+}
+
+/// Whether a record can create a meeting: its image must give a start
+/// (`meet_time`, else `created_at`).
+///
+/// # Errors
+///
+/// [`Rejection::NoStart`] when it gives none.
+pub fn can_create(change: &Change) -> Result<(), Rejection> {
+    match change.image.as_ref().and_then(|i| i.start()) {
+        Some(_) => Ok(()),
+        None => Err(Rejection::NoStart(change.meeting_id.clone())),
     }
 }
 

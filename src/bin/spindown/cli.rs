@@ -47,6 +47,21 @@ pub enum Cmd {
     /// Malformed records are dead-lettered (see `dead-letters`), never fatal.
     /// Uses a temporary database unless --db is given.
     Replay(ReplayArgs),
+    /// What would it cost? The same recorded records under the old Lambdas and other policies, in instance-hours and dollars.
+    ///
+    /// Models, in this order: `legacy` (with --legacy: the safety-net and
+    /// terminator Lambdas as written, leaks included), then one per --policy
+    /// file, named by the file's stem, or the built-in policy as `default`
+    /// when no --policy is given. For each: meetings ended by reason, meetings
+    /// still running at the horizon, instance-hours, cost, and meetings whose
+    /// row kept changing after their instances were killed (cut short).
+    /// Everything runs in memory, no database; malformed records are counted
+    /// as dead letters, never fatal. The figures are defined in spec/whatif.md.
+    #[command(after_help = "Examples:\n  \
+        spindown whatif day.jsonl --legacy --policy smart.toml --policy fixed.toml\n  \
+        spindown whatif day.jsonl --legacy --html report.html --meetings meetings.jsonl\n  \
+        spindown whatif day.jsonl --policy fixed.toml --horizon 2026-11-27T00:00:00Z --price 0.0832 --json")]
+    Whatif(WhatifArgs),
     /// Apply a file of stream records to the database on the system clock (back-fill, migration).
     ///
     /// Timers that are already due fire at once. Effects are queued in the
@@ -122,6 +137,36 @@ pub struct ReplayArgs {
     #[arg(long, default_value_t = 5_000, hide = true)]
     pub batch: usize,
     /// Write where the time went (phases, rows written) to this file as JSON (benchmarks).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub profile: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct WhatifArgs {
+    /// Records, one JSON object (or {"Records": [...]}) per line. `-` reads standard input.
+    pub file: PathBuf,
+    /// A policy model (TOML, see workflows/meeting.toml), named by the file's stem; repeat for more.
+    #[arg(long = "policy", value_name = "FILE")]
+    pub policies: Vec<PathBuf>,
+    /// Add the `legacy` model first: the two Lambdas as written.
+    #[arg(long)]
+    pub legacy: bool,
+    /// Cost instances up to this instant (RFC 3339) [default: the latest record's time + 24 h].
+    #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
+    pub horizon: Option<Timestamp>,
+    /// USD per instance-hour.
+    #[arg(long, value_name = "USD", default_value_t = spindown::whatif::DEFAULT_PRICE, value_parser = parse_price)]
+    pub price: f64,
+    /// One JSON object per model instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write one JSON object per model and meeting to this file.
+    #[arg(long, value_name = "OUT.jsonl")]
+    pub meetings: Option<PathBuf>,
+    /// Also write a self-contained HTML report (table and charts) to this file.
+    #[arg(long, value_name = "OUT.html")]
+    pub html: Option<PathBuf>,
+    /// Write where the time went to this file as JSON (benchmarks).
     #[arg(long, value_name = "FILE", hide = true)]
     pub profile: Option<PathBuf>,
 }
@@ -258,6 +303,14 @@ pub struct RetryArgs {
     /// Re-queue every failed effect.
     #[arg(long)]
     pub all_failed: bool,
+}
+
+fn parse_price(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        Ok(_) => Err(format!("{s:?} is not a price: give USD per instance-hour, a number >= 0 such as 0.0416")),
+        Err(_) => Err(format!("{s:?} is not a number: give USD per instance-hour, such as 0.0416")),
+    }
 }
 
 fn parse_instant(s: &str) -> Result<Timestamp, String> {

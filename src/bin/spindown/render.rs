@@ -365,3 +365,69 @@ pub fn command_result(r: &CommandResult) -> String {
     }
     s
 }
+
+/// `whatif`'s table: one row per model, numbers right-aligned, each with its
+/// difference from the first model; then the horizon and the price.
+pub fn whatif_table(summaries: &[spindown::whatif::Summary]) -> String {
+    let (columns, rows) = spindown::whatif::table::table(summaries);
+    let header: Vec<String> = columns
+        .iter()
+        .map(|c| c.header.to_uppercase().replace([' ', '-'], "_").replace(['(', ')'], ""))
+        .collect();
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| c.text()).collect()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &cells {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let w = widths[i];
+            if columns[i].numeric {
+                let _ = write!(l, "{c:>w$}  ");
+            } else {
+                let _ = write!(l, "{c:<w$}  ");
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&header);
+    for r in &cells {
+        line(r);
+    }
+    if let Some(s) = summaries.first() {
+        let _ = writeln!(
+            out,
+            "horizon {}; price {} USD per instance-hour; (differences from {})",
+            opt(s.horizon.map(|h| h.to_rfc3339())),
+            s.price,
+            s.model
+        );
+    }
+    out
+}
+
+/// What `whatif` says on stderr when it is done.
+pub fn whatif_summary(name: &str, w: &spindown::whatif::WhatIf) -> String {
+    let r = &w.read;
+    let models: Vec<String> = w
+        .models
+        .iter()
+        .map(|m| format!("{} {:.2} s ({} timers)", m.name, m.busy.as_secs_f64(), m.timers_fired))
+        .collect();
+    format!(
+        "{name}: {} lines, {} records ({} duplicates), {} dead letters ({}); {} meetings; {:.2} s — {}\n",
+        r.lines,
+        r.records,
+        r.duplicates,
+        r.dead(),
+        pairs(r.dead_letters.iter()),
+        w.meetings.len(),
+        w.timings.run.as_secs_f64(),
+        models.join(", "),
+    )
+}

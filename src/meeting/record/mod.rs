@@ -341,6 +341,8 @@ fn decode_image<'m>(img: &'m [Option<Attr>; 9], image: &'static str) -> Result<(
         status: read_s(attr(img, "status"), &|| format!("{image}.status"))?.map(str::to_owned),
         teacher_data: read_data(img, image, "teacher_session_data")?,
         student_data: read_data(img, image, "student_session_data")?,
+        teacher_attr: attr(img, "teacher_session_data").is_some(),
+        student_attr: attr(img, "student_session_data").is_some(),
     };
     Ok((decoded, id))
 }

@@ -34,13 +34,6 @@ struct Profile<'a> {
     peak_rss_mib: Option<f64>,
 }
 
-/// Peak resident set size of this process, MiB (Linux).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim();
-    Some(kb.parse::<f64>().ok()? / 1024.0)
-}
-
 /// Beside a database a replay is writing: a replay keeps live meetings in
 /// memory and writes each once it has ended (or at the end), so a replay
 /// that did not finish leaves a database that is not what the input says.
@@ -134,7 +127,7 @@ pub async fn run(cli: &Cli, args: &ReplayArgs) -> Result<()> {
                 ReplayStore::Sqlite(_, _, d) => Some(*d),
                 ReplayStore::Postgres(_) => None,
             },
-            peak_rss_mib: peak_rss_mib(),
+            peak_rss_mib: super::peak_rss_mib(),
         };
         std::fs::write(p, serde_json::to_vec_pretty(&profile)?).with_context(|| format!("writing {}", p.display()))?;
     }

@@ -1,0 +1,202 @@
+//! `spindown whatif`: one file of recorded stream records through several
+//! models — the old Lambdas ([`legacy`](crate::legacy)) and any number of
+//! policies — and, for each, when every meeting's instances would have been
+//! terminated, in instance-hours and dollars. The contract is `spec/whatif.md`.
+//!
+//! Everything runs in memory, no database. Each record is decoded once; the
+//! [front](front) decides once what every model shares (dead letters,
+//! duplicates, the virtual clock, each meeting's start and instance set);
+//! each model then runs on a thread of its own ([`driver`]) over the same
+//! accepted records. A policy model is the engine's own rules
+//! ([`meeting::step`](crate::meeting::step)) — `spindown replay --policy P`
+//! gives the same end for every meeting, which the tests check.
+//!
+//! Memory is bounded by the meetings (a few dozen bytes each, plus the live
+//! meetings' state in each model) and the batches in flight, not by the input.
+
+mod driver;
+mod figures;
+mod front;
+pub mod html;
+pub mod table;
+
+use std::io::Read;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::meeting::record::Item;
+use crate::meeting::{Ended, Policy};
+use crate::source::feed::LineFeed;
+
+pub use figures::{MeetingFigures, Summary, DEFAULT_PRICE};
+pub use front::{ReadStats, Seen};
+
+use driver::{Driver, LegacyMachine, Machine, PolicyMachine};
+use front::{Event, Front};
+
+/// Records decoded per batch handed from the reader to the models.
+const BATCH: usize = 4096;
+
+/// A model to run.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// `legacy`, a policy file's stem, or `default`.
+    pub name: String,
+    pub kind: ModelKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ModelKind {
+    /// The two Lambdas as written.
+    Legacy,
+    /// The engine under this policy.
+    Policy(Policy),
+}
+
+/// One model's result: how each meeting ended (by meeting index).
+#[derive(Debug, Clone)]
+pub struct ModelRun {
+    pub name: String,
+    /// By meeting index ([`WhatIf::meetings`]); `None`: never terminated.
+    pub ends: Vec<Option<Ended>>,
+    pub timers_fired: u64,
+    /// Time this model's thread spent deciding (not waiting for records).
+    pub busy: Duration,
+}
+
+/// Where the time went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Reading the file to the last model finishing.
+    pub run: Duration,
+    /// The front's own work (admission, dedupe, facts), excluding waits.
+    pub front: Duration,
+}
+
+/// The result of a what-if run, before figures.
+#[derive(Debug, Clone)]
+pub struct WhatIf {
+    /// Every meeting with an accepted record, in first-seen order.
+    pub meetings: Vec<Seen>,
+    /// One per model, in the order given.
+    pub models: Vec<ModelRun>,
+    pub read: ReadStats,
+    /// The latest event time among the accepted records.
+    pub latest_event: Option<crate::time::Timestamp>,
+    pub timings: Timings,
+}
+
+/// A what-if failure (bad records never are one: they are counted as dead letters).
+#[derive(Debug, thiserror::Error)]
+pub enum WhatIfError {
+    #[error("reading input: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the {0} thread panicked")]
+    Panicked(String),
+}
+
+/// Run `feed` through `models`.
+///
+/// # Errors
+///
+/// The input cannot be read.
+pub fn run<R: Read + Send + 'static>(feed: LineFeed<R>, models: &[ModelSpec]) -> Result<WhatIf, WhatIfError> {
+    let started = Instant::now();
+    let (batches, reader) = read_ahead(feed);
+    let mut senders: Vec<SyncSender<Arc<Vec<Event>>>> = Vec::new();
+    let mut threads = Vec::new();
+    for spec in models {
+        let (tx, rx) = sync_channel::<Arc<Vec<Event>>>(4);
+        senders.push(tx);
+        let machine: Box<dyn Machine> = match &spec.kind {
+            ModelKind::Legacy => Box::<LegacyMachine>::default(),
+            ModelKind::Policy(p) => Box::new(PolicyMachine::new(p.clone())),
+        };
+        let name = spec.name.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("whatif-{name}"))
+            .spawn(move || model_thread(name, machine, rx))
+            .map_err(WhatIfError::Io)?;
+        threads.push(handle);
+    }
+
+    let mut front = Front::default();
+    let mut front_busy = Duration::ZERO;
+    for batch in batches {
+        let batch = batch?;
+        let t = Instant::now();
+        let mut events = Vec::with_capacity(batch.len());
+        for inc in batch {
+            match inc {
+                Item::Record(d) => events.extend(front.accept(*d)),
+                Item::Dead(d) => front.dead_letter(&d.reason),
+            }
+        }
+        front_busy += t.elapsed();
+        let events = Arc::new(events);
+        for tx in &senders {
+            // A model thread that stopped has panicked; its join says so.
+            let _ = tx.send(events.clone());
+        }
+    }
+    drop(senders);
+    front.stats.lines = reader.join().map_err(|_| WhatIfError::Panicked("input reader".into()))?;
+    let mut runs = Vec::with_capacity(models.len());
+    for (spec, handle) in models.iter().zip(threads) {
+        let mut r = handle.join().map_err(|_| WhatIfError::Panicked(format!("{} model", spec.name)))?;
+        r.ends.resize(front.meetings.len(), None);
+        runs.push(r);
+    }
+    Ok(WhatIf {
+        meetings: front.meetings,
+        models: runs,
+        read: front.stats,
+        latest_event: front.latest,
+        timings: Timings { run: started.elapsed(), front: front_busy },
+    })
+}
+
+fn model_thread(name: String, machine: Box<dyn Machine>, rx: Receiver<Arc<Vec<Event>>>) -> ModelRun {
+    let mut driver = Driver::new(machine);
+    let mut busy = Duration::ZERO;
+    for events in rx {
+        let t = Instant::now();
+        for e in events.iter() {
+            driver.apply(e);
+        }
+        busy += t.elapsed();
+    }
+    let t = Instant::now();
+    let (ends, timers_fired) = driver.finish();
+    busy += t.elapsed();
+    ModelRun { name, ends, timers_fired, busy }
+}
+
+/// Read and decode on a thread of their own, a few batches ahead.
+fn read_ahead<R: Read + Send + 'static>(
+    mut feed: LineFeed<R>,
+) -> (Receiver<std::io::Result<Vec<Item>>>, std::thread::JoinHandle<u64>) {
+    let (tx, rx) = sync_channel(4);
+    let handle = std::thread::Builder::new()
+        .name("whatif-read".into())
+        .spawn(move || {
+            loop {
+                match feed.next_batch(BATCH) {
+                    Ok(Some(b)) => {
+                        if tx.send(Ok(b.into_iter().map(|i| i.item).collect())).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+            feed.lines
+        })
+        .expect("the reader thread starts");
+    (rx, handle)
+}
