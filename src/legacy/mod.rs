@@ -64,7 +64,11 @@ pub fn record(meeting: Option<LegacyMeeting>, change: &Change, now: Timestamp) -
     m.removed = change.event_name == EventName::Remove;
 
     // Rule 1: the first record schedules the one-shot at the start known then.
-    let safety_net = if first { change.image.as_ref().and_then(|i| i.start()).map(|s| s.saturating_add(SAFETY_NET_DELAY)) } else { None };
+    let safety_net = if first {
+        change.image.as_ref().and_then(|i| i.start()).map(|s| s.saturating_add(SAFETY_NET_DELAY))
+    } else {
+        None
+    };
 
     if m.ended.is_none() {
         let img = change.image.as_ref();

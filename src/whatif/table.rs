@@ -10,6 +10,9 @@ use super::Summary;
 pub struct Column {
     pub header: String,
     pub numeric: bool,
+    /// Less is better (hours, cost, meetings left running or cut short);
+    /// `false` for counts that are neither.
+    pub lower_is_better: bool,
 }
 
 /// One cell: the figure, and its difference from the first model's
@@ -36,12 +39,12 @@ impl Cell {
 pub fn table(summaries: &[Summary]) -> (Vec<Column>, Vec<Vec<Cell>>) {
     let reasons: Vec<Reason> =
         Reason::ALL.iter().copied().filter(|r| summaries.iter().any(|s| s.terminated.contains_key(r))).collect();
-    let mut columns = vec![Column { header: "model".into(), numeric: false }];
-    let num = |h: &str| Column { header: h.into(), numeric: true };
-    columns.push(num("meetings"));
-    columns.extend(reasons.iter().map(|r| num(r.as_str())));
+    let mut columns = vec![Column { header: "model".into(), numeric: false, lower_is_better: false }];
+    let num = |h: &str, lower_is_better| Column { header: h.into(), numeric: true, lower_is_better };
+    columns.push(num("meetings", false));
+    columns.extend(reasons.iter().map(|r| num(r.as_str(), false)));
     columns.extend(
-        ["running at horizon", "instance-hours", "cost (USD)", "activity after end"].into_iter().map(num),
+        ["running at horizon", "instance-hours", "cost (USD)", "activity after end"].into_iter().map(|h| num(h, true)),
     );
     let figures = |s: &Summary| -> Vec<(f64, usize)> {
         let mut v = vec![(s.meetings as f64, 0)];
@@ -63,7 +66,16 @@ pub fn table(summaries: &[Summary]) -> (Vec<Column>, Vec<Vec<Cell>>) {
                 let (diff, sign) = match base {
                     Some(b) => {
                         let d = round_to(v - b, decimals);
-                        (Some(signed(d, decimals)), if d > 0.0 { 1 } else if d < 0.0 { -1 } else { 0 })
+                        (
+                            Some(signed(d, decimals)),
+                            if d > 0.0 {
+                                1
+                            } else if d < 0.0 {
+                                -1
+                            } else {
+                                0
+                            },
+                        )
                     }
                     None => (None, 0),
                 };

@@ -160,6 +160,8 @@ fn decode_image(img: &Map<String, Value>, image: &'static str) -> Result<Image, 
         status: read_s(img.get("status"), &|| format!("{image}.status"))?.map(str::to_owned),
         teacher_data: read_data(img, image, "teacher_session_data")?,
         student_data: read_data(img, image, "student_session_data")?,
+        teacher_attr: img.contains_key("teacher_session_data"),
+        student_attr: img.contains_key("student_session_data"),
     })
 }
 

@@ -370,10 +370,8 @@ pub fn command_result(r: &CommandResult) -> String {
 /// difference from the first model; then the horizon and the price.
 pub fn whatif_table(summaries: &[spindown::whatif::Summary]) -> String {
     let (columns, rows) = spindown::whatif::table::table(summaries);
-    let header: Vec<String> = columns
-        .iter()
-        .map(|c| c.header.to_uppercase().replace([' ', '-'], "_").replace(['(', ')'], ""))
-        .collect();
+    let header: Vec<String> =
+        columns.iter().map(|c| c.header.to_uppercase().replace([' ', '-'], "_").replace(['(', ')'], "")).collect();
     let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| c.text()).collect()).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &cells {

@@ -1,0 +1,420 @@
+//! `spindown whatif`, through the real binary: every what-if fixture
+//! reproduced, policy models that agree with `spindown replay` on every
+//! meeting (fixtures, edge cases, generated days), the errors a user meets,
+//! and the HTML report in a real headless browser.
+
+mod common;
+
+#[allow(dead_code)]
+#[path = "../bench/src/day.rs"]
+mod day;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+
+fn whatif_dir() -> PathBuf {
+    fixture("whatif")
+}
+
+fn lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// Compare JSON objects key by key; numbers within `tol`, everything else exactly.
+fn assert_close(got: &[Value], want: &[Value], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: {} lines, want {}", got.len(), want.len());
+    let mut diffs = Vec::new();
+    for (n, (g, w)) in got.iter().zip(want).enumerate() {
+        let (g, w) = (g.as_object().unwrap(), w.as_object().unwrap());
+        let keys: std::collections::BTreeSet<&String> = g.keys().chain(w.keys()).collect();
+        for k in keys {
+            let (a, b) = (g.get(k), w.get(k));
+            let same = match (a, b) {
+                (Some(Value::Number(x)), Some(Value::Number(y))) => {
+                    (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= tol
+                }
+                _ => a == b,
+            };
+            if !same {
+                diffs.push(format!("line {}: {k}: got {a:?}, want {b:?}", n + 1));
+            }
+        }
+    }
+    assert!(diffs.is_empty(), "{what}: {} differences:\n{}", diffs.len(), diffs.join("\n"));
+}
+
+/// Run `whatif` with `args`, also writing `--meetings`; (summary lines, meeting lines).
+fn whatif(input: &Path, args: &[&str]) -> (Vec<Value>, Vec<Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let meetings = dir.path().join("meetings.jsonl");
+    let out = run_ok(spindown().arg("whatif").arg(input).args(args).arg("--json").arg("--meetings").arg(&meetings));
+    (lines(&out), lines(&std::fs::read_to_string(&meetings).unwrap()))
+}
+
+fn policy(name: &str) -> String {
+    whatif_dir().join(name).display().to_string()
+}
+
+#[test]
+fn the_fixture_day_under_legacy_smart_and_fixed() {
+    let (smart, fixed) = (policy("smart.toml"), policy("fixed.toml"));
+    let (summary, meetings) = whatif(&fixture("day.jsonl"), &["--legacy", "--policy", &smart, "--policy", &fixed]);
+    let want = |f: &str| lines(&std::fs::read_to_string(whatif_dir().join(f)).unwrap());
+    assert_close(&summary, &want("day.expected.jsonl"), 0.01, "day --json");
+    assert_close(&meetings, &want("day.meetings.expected.jsonl"), 0.01, "day --meetings");
+}
+
+#[test]
+fn the_fixture_day_at_a_given_horizon_and_price() {
+    let smart = policy("smart.toml");
+    let args = ["--legacy", "--policy", &smart, "--horizon", "2026-11-27T00:00:00Z", "--price", "0.0832"];
+    let (summary, meetings) = whatif(&fixture("day.jsonl"), &args);
+    let want = |f: &str| lines(&std::fs::read_to_string(whatif_dir().join(f)).unwrap());
+    assert_close(&summary, &want("day-horizon.expected.jsonl"), 0.01, "day-horizon --json");
+    assert_close(&meetings, &want("day-horizon.meetings.expected.jsonl"), 0.01, "day-horizon --meetings");
+}
+
+#[test]
+fn the_lambdas_edge_cases() {
+    let (smart, fixed) = (policy("smart.toml"), policy("fixed.toml"));
+    let (summary, meetings) =
+        whatif(&whatif_dir().join("legacy-edge.jsonl"), &["--legacy", "--policy", &smart, "--policy", &fixed]);
+    let want = |f: &str| lines(&std::fs::read_to_string(whatif_dir().join(f)).unwrap());
+    assert_close(&summary, &want("legacy-edge.expected.jsonl"), 0.01, "legacy-edge --json");
+    assert_close(&meetings, &want("legacy-edge.meetings.expected.jsonl"), 0.01, "legacy-edge --meetings");
+    // What the README says the leak looks like: the deleted row and the
+    // IN_PROGRESS meeting without data keep their instances to the horizon.
+    let legacy: BTreeMap<&str, &Value> =
+        meetings.iter().filter(|m| m["model"] == "legacy").map(|m| (m["id"].as_str().unwrap(), m)).collect();
+    for id in ["a-in-progress-no-data", "b-removed"] {
+        assert_eq!(legacy[id]["reason"], Value::Null, "{id} is never ended by the Lambdas");
+    }
+}
+
+/// Each meeting's (reason, terminated_at) in a policy model of `whatif --meetings`.
+fn model_ends(meetings: &[Value], model: &str) -> BTreeMap<String, (Value, Value)> {
+    meetings
+        .iter()
+        .filter(|m| m["model"] == model)
+        .map(|m| (m["id"].as_str().unwrap().to_string(), (m["reason"].clone(), m["terminated_at"].clone())))
+        .collect()
+}
+
+/// The same from `spindown replay --json`.
+fn replay_ends(input: &Path, policy: Option<&str>) -> BTreeMap<String, (Value, Value)> {
+    let mut cmd = spindown();
+    cmd.arg("replay").arg(input).arg("--json");
+    if let Some(p) = policy {
+        cmd.arg("--policy").arg(p);
+    }
+    outcomes(&run_ok(&mut cmd))
+        .into_iter()
+        .map(|(id, v)| (id, (v["reason"].clone(), v["terminated_at"].clone())))
+        .collect()
+}
+
+fn assert_agree(input: &Path, policy_file: Option<&Path>, model: &str) {
+    let mut args = Vec::new();
+    let p = policy_file.map(|p| p.display().to_string());
+    if let Some(p) = &p {
+        args.extend(["--policy", p.as_str()]);
+    }
+    let (_, meetings) = whatif(input, &args);
+    let got = model_ends(&meetings, model);
+    let want = replay_ends(input, p.as_deref());
+    assert!(!want.is_empty(), "{}: replay ended no meeting", input.display());
+    let diffs: Vec<String> = want
+        .iter()
+        .filter(|(id, w)| got.get(*id) != Some(w))
+        .map(|(id, w)| format!("{id}: whatif {:?}, replay {w:?}", got.get(id)))
+        .collect();
+    assert_eq!(got.len(), want.len(), "{}: the same meetings", input.display());
+    assert!(diffs.is_empty(), "{} ({model}): {} meetings differ:\n{}", input.display(), diffs.len(), diffs.join("\n"));
+}
+
+#[test]
+fn policy_models_agree_with_replay_on_the_fixtures_and_every_edge_case() {
+    assert_agree(&fixture("day.jsonl"), None, "default");
+    assert_agree(&fixture("day.jsonl"), Some(&whatif_dir().join("fixed.toml")), "fixed");
+    assert_agree(&whatif_dir().join("legacy-edge.jsonl"), Some(&whatif_dir().join("smart.toml")), "smart");
+    let mut edges: Vec<PathBuf> = std::fs::read_dir(fixture("edge"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && !p.to_string_lossy().ends_with(".expected.jsonl"))
+        .collect();
+    edges.sort();
+    assert!(edges.len() >= 15, "every edge case is found");
+    for input in edges {
+        let toml = input.with_extension("toml");
+        if toml.exists() {
+            let stem = toml.file_stem().unwrap().to_string_lossy().into_owned();
+            assert_agree(&input, Some(&toml), &stem);
+        } else {
+            assert_agree(&input, None, "default");
+        }
+    }
+}
+
+#[test]
+fn policy_models_agree_with_replay_on_generated_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let custom = dir.path().join("custom.toml");
+    std::fs::write(&custom, "safety_net_delay = \"10m\"\nkeepalive_recheck = \"7m\"\nmax_lifetime = \"2h\"\n").unwrap();
+    for seed in [3u64, 17, 4242] {
+        let input = dir.path().join(format!("day-{seed}.jsonl"));
+        let mut f = std::fs::File::create(&input).unwrap();
+        let stats = day::write_day(&mut f, 12_000, 1, seed).unwrap();
+        assert!(stats.meetings > 3_000, "a day of meetings");
+        assert_agree(&input, None, "default");
+        assert_agree(&input, Some(&whatif_dir().join("fixed.toml")), "fixed");
+        assert_agree(&input, Some(&custom), "custom");
+    }
+}
+
+#[test]
+fn the_table_names_every_model_with_its_differences_and_the_horizon() {
+    let (smart, fixed) = (policy("smart.toml"), policy("fixed.toml"));
+    let out = run_ok(
+        spindown().arg("whatif").arg(fixture("day.jsonl")).args(["--legacy", "--policy", &smart, "--policy", &fixed]),
+    );
+    let rows: Vec<&str> = out.lines().collect();
+    assert!(
+        rows[0].starts_with("MODEL") && rows[0].contains("INSTANCE_HOURS") && rows[0].contains("COST_USD"),
+        "{out}"
+    );
+    assert!(rows[1].starts_with("legacy") && rows[1].contains("6,022.241") && rows[1].contains("250.53"), "{out}");
+    assert!(rows[2].starts_with("smart") && rows[2].contains("468.896 (-5,553.345)"), "{out}");
+    assert!(rows[3].starts_with("fixed") && rows[3].contains("15.84 (-234.69)"), "{out}");
+    assert!(out.contains("horizon 2026-11-28T06:22:21Z; price 0.0416"), "{out}");
+}
+
+#[test]
+fn without_a_policy_the_model_is_default_and_dead_letters_are_counted_not_fatal() {
+    let out = run(spindown().arg("whatif").arg(fixture("day.jsonl")).arg("--json"));
+    assert!(out.status.success());
+    let summary = lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(summary.len(), 1);
+    assert_eq!(summary[0]["model"], "default");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("4 dead letters"), "{stderr}");
+    // The default policy is the smart one.
+    let smart = lines(&std::fs::read_to_string(whatif_dir().join("day.expected.jsonl")).unwrap())
+        .into_iter()
+        .find(|s| s["model"] == "smart")
+        .unwrap();
+    assert_eq!(summary[0]["instance_seconds"], smart["instance_seconds"]);
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = run(spindown().arg("whatif").args(args));
+    assert!(!out.status.success(), "whatif {args:?} must fail");
+    assert!(out.stdout.is_empty(), "nothing on stdout when it fails");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn clear_errors_for_bad_arguments() {
+    let day = fixture("day.jsonl").display().to_string();
+    for (file, key) in [
+        ("bad-policy-0.toml", "bogus_key"),
+        ("bad-policy-1.toml", "safety_net_delay"),
+        ("bad-policy-2.toml", "mode"),
+        ("bad-policy-3.toml", "max_lifetime"),
+        ("bad-policy-4.toml", "meeting"),
+    ] {
+        let p = fixture("edge").join(file).display().to_string();
+        let err = fails(&[&day, "--policy", &p]);
+        assert!(err.contains(key) && err.contains(file), "{file}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("other")).unwrap();
+    let twin = dir.path().join("other/smart.toml");
+    std::fs::write(&twin, "mode = \"fixed\"\n").unwrap();
+    let err = fails(&[&day, "--policy", &policy("smart.toml"), "--policy", &twin.display().to_string()]);
+    assert!(err.contains("two policies are named `smart`"), "{err}");
+    let err = fails(&["/nonexistent/day.jsonl"]);
+    assert!(err.contains("cannot open /nonexistent/day.jsonl"), "{err}");
+    let err = fails(&[&day, "--horizon", "tomorrow"]);
+    assert!(err.contains("--horizon") && err.contains("\"tomorrow\" is not an RFC 3339 instant"), "{err}");
+    for bad in ["-1", "cheap", "NaN", "inf"] {
+        let err = fails(&[&day, &format!("--price={bad}")]);
+        assert!(err.contains("--price") && err.contains(bad), "{bad}: {err}");
+    }
+}
+
+// ------------------------------------------------------------ the HTML report
+
+/// Debian's chromium, if installed (CI installs it).
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|b| dirs.iter().map(move |d| d.join(b)))
+        .find(|p| p.is_file())
+}
+
+/// A proxy that answers nothing and records every request the browser makes.
+fn recording_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 512];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let first = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string();
+            log.lock().unwrap().push(first);
+        }
+    });
+    (port, seen)
+}
+
+fn headless(chromium: &Path, proxy: u16, profile: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(chromium);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-client-side-phishing-detection",
+        "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,AutofillServerCommunication",
+        "--no-pings",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+        "--window-size=1200,4200",
+        // Every request that is not for the page itself goes to the recording proxy.
+        &format!("--proxy-server=http://127.0.0.1:{proxy}"),
+        "--proxy-bypass-list=<-loopback>",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    c
+}
+
+/// Where this test run keeps what a person may want to look at.
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_html_report_renders_in_a_real_browser_and_requests_nothing() {
+    let Some(chromium) = chromium() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must install chromium (apt-get install chromium)");
+        eprintln!("skipped: no chromium on this machine (apt-get install chromium)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let (smart, fixed) = (policy("smart.toml"), policy("fixed.toml"));
+    let json = run_ok(
+        spindown()
+            .arg("whatif")
+            .arg(fixture("day.jsonl"))
+            .args(["--legacy", "--policy", &smart, "--policy", &fixed, "--json", "--html"])
+            .arg(&page),
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    for pattern in ["<script", "<link", "@import", "src=\"http", "href=\"http", "url("] {
+        assert!(!html.contains(pattern), "the page holds {pattern:?}: it must be self-contained");
+    }
+
+    let (proxy, requests) = recording_proxy();
+    let out = headless(&chromium, proxy, &dir.path().join("profile"))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "chromium --dump-dom: {}", String::from_utf8_lossy(&out.stderr));
+    let dom = String::from_utf8(out.stdout).unwrap();
+    assert!(dom.contains("What would it cost?"), "the page rendered: {}", &dom[..dom.len().min(400)]);
+    // Every model's figures are on the page, as the table prints them.
+    let row = |figure: &str| -> String {
+        let start = dom.find(&format!("<th scope=\"row\">{figure}</th>")).unwrap_or_else(|| panic!("no {figure} row"));
+        dom[start..].split("</tr>").next().unwrap().to_string()
+    };
+    for s in lines(&json) {
+        let model = s["model"].as_str().unwrap();
+        let grouped = spindown::whatif::table::grouped;
+        for (figure, value) in [
+            ("instance-hours", grouped(s["instance_hours"].as_f64().unwrap(), 3)),
+            ("cost (USD)", grouped(s["cost_usd"].as_f64().unwrap(), 2)),
+            ("running at horizon", s["running_at_horizon"].to_string()),
+            ("activity after end", s["activity_after_end"].to_string()),
+            ("meetings", s["meetings"].to_string()),
+        ] {
+            let cell = format!("data-model=\"{model}\">{value}");
+            assert!(row(figure).contains(&cell), "{model}: {figure} {value} in {}", row(figure));
+        }
+        for (reason, n) in s["terminated"].as_object().unwrap() {
+            assert!(row(reason).contains(&format!("data-model=\"{model}\">{n}")), "{model}: {reason} {n}");
+        }
+    }
+    // Charts: hours, cost, reasons, then a histogram and the end shifts per model after the first.
+    assert_eq!(dom.matches("<svg").count(), 3 + 2 * 2, "every chart is drawn");
+    for section in ["Instance-hours per model", "Meetings by reason", "smart vs legacy", "fixed vs legacy"] {
+        assert!(dom.contains(section), "section {section:?}");
+    }
+
+    let shot = artifacts().join("whatif-report.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = headless(&chromium, proxy, &dir.path().join("profile"))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "chromium --screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert_eq!(&png[1..4], b"PNG", "a PNG image");
+    assert!(png.len() > 50_000, "the screenshot holds a rendered page ({} bytes)", png.len());
+    let asked: Vec<String> = requests.lock().unwrap().iter().filter(|r| !browser_own(r)).cloned().collect();
+    assert!(asked.is_empty(), "the page requested {asked:?}");
+    eprintln!("screenshot: {}", shot.display());
+
+    // The check can fail: the same page with one image from elsewhere is caught.
+    let canary = dir.path().join("canary.html");
+    std::fs::write(&canary, html.replace("</body>", "<img src=\"http://canary.example/pixel.png\"></body>")).unwrap();
+    let out = headless(&chromium, proxy, &dir.path().join("profile"))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", canary.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let seen = requests.lock().unwrap().clone();
+    assert!(seen.iter().any(|r| r.contains("canary.example")), "a request from the page reaches the proxy: {seen:?}");
+}
+
+/// Requests the browser makes of its own accord (clock, component updates,
+/// sign-in), whatever page it shows; anything else came from the page.
+fn browser_own(request: &str) -> bool {
+    let host = request
+        .split_whitespace()
+        .nth(1)
+        .map(|target| target.trim_start_matches("http://").trim_start_matches("https://"))
+        .and_then(|t| t.split(['/', ':']).next())
+        .unwrap_or("");
+    [
+        "clients2.google.com",
+        "update.googleapis.com",
+        "accounts.google.com",
+        "optimizationguide-pa.googleapis.com",
+        "safebrowsingohttpgateway.googleapis.com",
+        "content-autofill.googleapis.com",
+    ]
+    .contains(&host)
+}
