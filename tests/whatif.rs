@@ -252,12 +252,7 @@ fn clear_errors_for_bad_arguments() {
 
 /// Debian's chromium, if installed (CI installs it).
 fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|b| dirs.iter().map(move |d| d.join(b)))
-        .find(|p| p.is_file())
+    ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|b| which(b).ok())
 }
 
 /// A proxy that answers nothing and records every request the browser makes.
@@ -417,4 +412,37 @@ fn browser_own(request: &str) -> bool {
         "content-autofill.googleapis.com",
     ]
     .contains(&host)
+}
+
+#[test]
+fn a_progress_bar_on_a_terminal_and_nothing_otherwise() {
+    // Not a terminal (the tests' pipes): only the summary line on stderr.
+    let out = run(spindown().arg("whatif").arg(fixture("day.jsonl")).arg("--json"));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("whatif: reading"), "no progress without a terminal: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // A terminal (util-linux `script` gives the command a pseudo-terminal).
+    let Ok(script) = which("script") else {
+        assert!(std::env::var_os("CI").is_none(), "CI has util-linux's script");
+        return;
+    };
+    let cmd = format!("{} whatif {} --legacy", env!("CARGO_BIN_EXE_spindown"), fixture("day.jsonl").display());
+    let dir = tempfile::tempdir().unwrap();
+    let typescript = dir.path().join("typescript");
+    let status = std::process::Command::new(script)
+        .args(["-qec", &cmd])
+        .arg(&typescript)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    assert!(seen.contains("whatif: reading [") && seen.contains("582.09 KiB"), "a bar over the file's bytes: {seen}");
+    assert!(seen.contains("MODEL") && seen.contains("legacy"), "then the table: {seen}");
+}
+
+fn which(program: &str) -> Result<PathBuf, ()> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file()).ok_or(())
 }

@@ -27,6 +27,7 @@ mod pg;
 mod records;
 mod timers;
 mod w1;
+mod whatif;
 
 use std::path::PathBuf;
 
@@ -67,6 +68,8 @@ enum Cmd {
     W4,
     /// W2 and W4 on tokio-cron-scheduler and apalis (build with --features peers).
     Peers,
+    /// `spindown whatif` on W1's day with three models (legacy, smart, fixed).
+    Whatif,
     /// W1 and W2 on PostgreSQL (W2 with 1, 2 and 4 workers): --pg names a
     /// server (a superuser URL, e.g. from `scripts/pg-server start`).
     Pg {
@@ -203,8 +206,9 @@ async fn main() -> Result<()> {
         let mut out = Vec::new();
         let which: Vec<&str> = match &cli.cmd {
             // Built with the peers, `all` runs them too, after spindown's own.
-            Cmd::All if cfg!(feature = "peers") => vec!["w1", "w2", "w3", "w4", "peers"],
-            Cmd::All => vec!["w1", "w2", "w3", "w4"],
+            Cmd::All if cfg!(feature = "peers") => vec!["w1", "w2", "w3", "w4", "whatif", "peers"],
+            Cmd::All => vec!["w1", "w2", "w3", "w4", "whatif"],
+            Cmd::Whatif => vec!["whatif"],
             Cmd::W1 => vec!["w1"],
             Cmd::W2 => vec!["w2"],
             Cmd::W3 => vec!["w3"],
@@ -220,6 +224,7 @@ async fn main() -> Result<()> {
                 "w2" => timers::w2(&cli, &dir, &mut out).await?,
                 "w3" => timers::w3(&cli, &dir, &mut out).await?,
                 "w4" => timers::w4(&cli, &dir, &mut out).await?,
+                "whatif" => whatif::run(&cli, &dir, &mut out)?,
                 "pg" => {
                     let Cmd::Pg { pg, workers, no_w1 } = &cli.cmd else { unreachable!("only for pg") };
                     pg::run(&cli, &dir, pg, workers, *no_w1, &mut out).await?

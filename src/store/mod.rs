@@ -13,7 +13,7 @@
 //! * [`postgres`] — PostgreSQL (`postgres://…`), for several workers on one
 //!   database: the meetings a unit of work touches are locked (`FOR
 //!   UPDATE`), due timers and effects are claimed with `SKIP LOCKED`.
-//! * [`memory`] — no database at all: maps behind a lock (tests, what-if runs).
+//! * [`memory`] — no database at all: maps behind a lock (tests).
 
 pub(crate) mod codec;
 pub mod memory;

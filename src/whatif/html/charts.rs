@@ -78,6 +78,7 @@ pub(super) fn bars(names: &[String], values: &[f64], unit: &str, decimals: usize
             .y_labels(n)
             .y_label_formatter(&|v| name_at(names, v))
             .x_desc(unit)
+            .x_label_formatter(&|v| axis(*v, max))
             .label_style((FONT, 14))
             .draw()?;
         chart.draw_series(values.iter().enumerate().map(|(i, &v)| {
@@ -101,6 +102,11 @@ pub(super) fn bars(names: &[String], values: &[f64], unit: &str, decimals: usize
         }))?;
         Ok(())
     })
+}
+
+/// An axis label: grouped digits, decimals only where the scale is small.
+fn axis(v: f64, scale: f64) -> String {
+    super::super::table::grouped(v, if scale < 10.0 { 1 } else { 0 })
 }
 
 fn label_width(names: &[String]) -> u32 {
@@ -127,6 +133,7 @@ pub(super) fn stacked(names: &[String], parts: &[Vec<u64>], colors: &[RGBColor])
             .y_labels(n)
             .y_label_formatter(&|v| name_at(names, v))
             .x_desc("meetings")
+            .x_label_formatter(&|v| axis(*v, max))
             .label_style((FONT, 14))
             .draw()?;
         for (i, counts) in parts.iter().enumerate() {
@@ -175,6 +182,7 @@ pub(super) fn histogram(diffs: &[f64], color: RGBColor, caption: &str) -> String
             .configure_mesh()
             .disable_x_mesh()
             .x_desc("difference in instance-hours per meeting (this model − the first)")
+            .x_label_formatter(&|v| axis(*v, hi - lo))
             .y_desc("meetings")
             .label_style((FONT, 13))
             .y_label_formatter(&|v| format!("{v:.0}"))
@@ -216,6 +224,7 @@ pub(super) fn end_shifts(ids: &[String], hours: &[f64], color: RGBColor, caption
             .y_labels(n)
             .y_label_formatter(&|v| name_at(ids, v))
             .x_desc("end in this model − end in the first, hours")
+            .x_label_formatter(&|v| axis(*v, hi - lo))
             .label_style((FONT, 12))
             .draw()?;
         chart.draw_series(hours.iter().enumerate().map(|(i, &h)| {
