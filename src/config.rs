@@ -138,6 +138,25 @@ impl Default for AwsSettings {
     }
 }
 
+/// `[http]`: the operator's listener (metrics, health, the console).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// `HOST:PORT` to serve `/metrics`, `/livez`, `/readyz` and the console
+    /// on (e.g. `127.0.0.1:9464`); off unless given (or `--listen`).
+    pub listen: Option<String>,
+    /// `/readyz` fails when the timer loop has not run for this long.
+    pub timer_stall: String,
+    /// `/readyz` fails when the stream reader has not finished a round for this long.
+    pub reader_stall: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { listen: None, timer_stall: "30s".into(), reader_stall: "60s".into() }
+    }
+}
+
 /// SDK settings, parsed.
 #[derive(Debug, Clone, Copy)]
 pub struct AwsTuning {
@@ -162,6 +181,7 @@ pub struct WorkerConfig {
     pub stream: StreamSettings,
     pub housekeeping: Housekeeping,
     pub aws: AwsSettings,
+    pub http: HttpSettings,
 }
 
 /// Settings given on the command line, which win over the file.
@@ -170,6 +190,8 @@ pub struct Overrides {
     pub require_tag: Option<String>,
     pub max_attempts: Option<i64>,
     pub start: Option<Start>,
+    /// `--listen HOST:PORT`.
+    pub listen: Option<String>,
 }
 
 /// `250ms`, `90s`, `15m`, `1h30m`.
@@ -213,6 +235,7 @@ impl WorkerConfig {
         c.timer_hold_max()?;
         c.lease_ttl()?;
         c.aws()?;
+        c.http()?;
         if c.effects.max_attempts < 1 {
             return Err(bad("effects.max_attempts", "must be at least 1"));
         }
@@ -243,6 +266,10 @@ impl WorkerConfig {
         if let Some(start) = o.start {
             self.stream.start = start.as_str().to_string();
         }
+        if let Some(listen) = &o.listen {
+            self.http.listen = Some(listen.clone());
+            self.http().map_err(|_| bad("--listen", format!("{listen:?} is not HOST:PORT (e.g. 127.0.0.1:9464)")))?;
+        }
         Ok(self)
     }
 
@@ -266,7 +293,23 @@ impl WorkerConfig {
             housekeeping: self.housekeeping.schedule.clone(),
             timer_hold_max: self.timer_hold_max()?,
             wake_socket,
+            http: self.http()?,
         })
+    }
+
+    /// The listener's settings; `None` when it is off.
+    pub fn http(&self) -> Result<Option<crate::worker::HttpOptions>, ConfigError> {
+        let Some(listen) = &self.http.listen else { return Ok(None) };
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(listen.as_str())
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| bad("http.listen", format!("{listen:?} is not HOST:PORT (e.g. 127.0.0.1:9464)")))?;
+        Ok(Some(crate::worker::HttpOptions {
+            listen: addr,
+            timer_stall: parse_duration("http.timer_stall", &self.http.timer_stall)?,
+            reader_stall: parse_duration("http.reader_stall", &self.http.reader_stall)?,
+            console_token: None,
+        }))
     }
 
     pub fn retry(&self) -> Result<RetryPolicy, ConfigError> {

@@ -5,6 +5,10 @@
 //! that probability each time it passes the named point. Unset (always, in
 //! production) it costs one relaxed load per point.
 //!
+//! `SPINDOWN_HOLD="timers=/tmp/hold"` makes the named loop wait, without
+//! ticking, while that file exists (the readiness tests stop the timer loop
+//! this way). Unset, [`hold`] costs one relaxed load.
+//!
 //! Points: `stream-after-fetch` (records fetched, not yet applied),
 //! `tx-before-commit` (inside a transaction, everything written),
 //! `after-commit` (committed, effects not yet run), `effect-before-call` and
@@ -37,6 +41,37 @@ pub fn hit(name: &str) {
         if rand::random::<f64>() < p {
             eprintln!("failpoint {name}: aborting");
             std::process::abort();
+        }
+    }
+}
+
+fn holds() -> &'static HashMap<String, std::path::PathBuf> {
+    static HOLDS: OnceLock<HashMap<String, std::path::PathBuf>> = OnceLock::new();
+    HOLDS.get_or_init(|| {
+        let spec = std::env::var("SPINDOWN_HOLD").unwrap_or_default();
+        spec.split(',')
+            .filter_map(|p| {
+                let (name, path) = p.split_once('=')?;
+                Some((name.trim().to_string(), std::path::PathBuf::from(path.trim())))
+            })
+            .collect()
+    })
+}
+
+/// Wait here while the file configured for `name` exists.
+pub async fn hold(name: &str) {
+    let holds = holds();
+    if holds.is_empty() {
+        return;
+    }
+    if let Some(path) = holds.get(name) {
+        let mut said = false;
+        while path.exists() {
+            if !said {
+                eprintln!("hold {name}: waiting while {} exists", path.display());
+                said = true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 }

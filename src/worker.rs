@@ -44,6 +44,20 @@ pub struct WorkerOptions {
     /// change the database (`schedule`, `terminate`, `retry`), so the worker
     /// notices new timers and effects at once. `None`: no socket.
     pub wake_socket: Option<PathBuf>,
+    /// Serve metrics, health and the console here. `None`: no listener.
+    pub http: Option<HttpOptions>,
+}
+
+/// The operator's listener.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub listen: std::net::SocketAddr,
+    /// `/readyz` fails when the timer loop has not run for this long.
+    pub timer_stall: Duration,
+    /// `/readyz` fails when the stream reader has not finished a round for this long.
+    pub reader_stall: Duration,
+    /// Write actions in the console need this token; `None`: read-only.
+    pub console_token: Option<String>,
 }
 
 /// Why the worker stopped on its own.
@@ -57,6 +71,8 @@ pub enum WorkerError {
     Effects(#[from] StoreError),
     #[error("housekeeping: {0}")]
     Housekeeping(String),
+    #[error("http listener: {0}")]
+    Http(String),
     #[error("{0} task panicked")]
     Panicked(&'static str),
 }
@@ -91,6 +107,27 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     engine.set_gate(Arc::new(StreamGate::new(Span::from_micros(options.timer_hold_max.as_micros() as i64))));
     let mut tasks: JoinSet<(&'static str, Result<(), WorkerError>)> = JoinSet::new();
+
+    // The operator's listener, first: a port that cannot be had stops the start.
+    if let Some(http) = &options.http {
+        let listener = tokio::net::TcpListener::bind(http.listen)
+            .await
+            .map_err(|e| WorkerError::Http(format!("cannot listen on {}: {e}", http.listen)))?;
+        // The timer loop must tick often enough for `/readyz` to tell a stall.
+        let tick = (http.timer_stall / 3).max(Duration::from_millis(100));
+        if options.poll_max.is_none_or(|p| p > tick) {
+            engine.set_clock_check(tick);
+        }
+        let state = crate::http::AppState::worker(engine.clone(), http.clone());
+        let rx = stop_rx.clone();
+        tracing::info!(listen = %http.listen, "serving /metrics, /livez, /readyz and the console");
+        tasks.spawn(async move {
+            (
+                "http",
+                crate::http::serve(listener, state, stopped(rx)).await.map_err(|e| WorkerError::Http(e.to_string())),
+            )
+        });
+    }
 
     // Effects first: anything left pending by a crash runs now.
     let executor = Executor::new(engine.store().clone(), ec2, table, engine.clock().clone(), options.retry.clone())

@@ -145,6 +145,7 @@ pub struct Engine {
     timers_changed: Notify,
     effects_queued: Arc<Notify>,
     gate: OnceLock<Arc<StreamGate>>,
+    liveness: Arc<crate::telemetry::Liveness>,
     /// The latest record event time applied (live mode), persisted.
     event_clock: AtomicI64,
     /// The timer loop re-reads the clock at least this often, so a step of the
@@ -167,6 +168,7 @@ impl Engine {
             timers_changed: Notify::new(),
             effects_queued: Arc::new(Notify::new()),
             gate: OnceLock::new(),
+            liveness: Arc::default(),
             event_clock: AtomicI64::new(i64::MIN),
             clock_check_ms: AtomicU64::new(30_000),
             resident: Mutex::new(Cache::default()),
@@ -195,6 +197,11 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// When the timer loop and the stream reader last showed they are alive (`/readyz`).
+    pub fn liveness(&self) -> &Arc<crate::telemetry::Liveness> {
+        &self.liveness
     }
 
     pub fn policy(&self) -> &Policy {
@@ -277,6 +284,10 @@ impl Engine {
                 w.commit().await
             };
             match run.await {
+                Ok(report) => {
+                    crate::telemetry::unit_committed(&report);
+                    return Ok(report);
+                }
                 Err(e) if self.may_retry(&e, attempt) => {
                     attempt += 1;
                     tracing::info!(attempt, "unit of work not committed ({e}); applying it again");
@@ -314,6 +325,10 @@ impl Engine {
                 Ok((w.commit().await?, more))
             };
             match run.await {
+                Ok((report, more)) => {
+                    crate::telemetry::unit_committed(&report);
+                    return Ok((report, more));
+                }
                 Err(e) if self.may_retry(&e, attempt) => {
                     attempt += 1;
                     tracing::info!(attempt, "timer fires not committed ({e}); firing again");

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::meeting::Reason;
+use crate::meeting::{Reason, TimerKind};
+use crate::time::Span;
 
 /// What one or more units of work did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -31,6 +32,10 @@ pub struct Report {
     /// Time spent waiting for the store (loads, timer pages, commits).
     #[serde(skip)]
     pub store_time: Duration,
+    /// Each timer fire's lateness, on the wall clock only (the metrics'
+    /// histogram; a replay's virtual clock keeps none).
+    #[serde(skip)]
+    pub lateness: Vec<(TimerKind, Span)>,
 }
 
 impl Report {
@@ -51,6 +56,7 @@ impl Report {
         self.max_lateness_us = self.max_lateness_us.max(o.max_lateness_us);
         self.commits += o.commits;
         self.store_time += o.store_time;
+        self.lateness.extend_from_slice(&o.lateness);
     }
 
     pub fn dead_letter_total(&self) -> u64 {

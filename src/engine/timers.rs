@@ -21,6 +21,8 @@ impl Engine {
     pub async fn run_timers(&self, shutdown: impl Future<Output = ()>) -> Result<(), EngineError> {
         tokio::pin!(shutdown);
         loop {
+            crate::failpoint::hold("timers").await;
+            self.liveness.timer_tick(self.clock.now());
             loop {
                 let (report, more) = self.fire_due(self.fires_per_unit()).await?;
                 if report.timers_fired > 0 {

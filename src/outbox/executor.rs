@@ -283,17 +283,22 @@ async fn attempt(
     let mut done = row.done;
     for part in &row.parts[row.done.min(row.parts.len())..] {
         crate::failpoint::hit("effect-before-call");
+        let started = std::time::Instant::now();
         let result = run_part(ec2, table, &row.meeting_id, part).await;
+        let secs = started.elapsed().as_secs_f64();
         crate::failpoint::hit("effect-after-call");
         let at = clock.now();
         match result {
             Ok(notes) => {
+                crate::telemetry::effect_attempt(part.kind(), "done", secs);
                 history.push(entry(part, row, at, Outcome::EffectDone, notes));
                 done += 1;
             }
             Err(err) => {
                 let progressed = EffectRow { done, ..row.clone() };
                 let mut o = failed_attempt(&progressed, &err.message, at, retry, err.transient);
+                let outcome = if o.status == EffectStatus::Failed { "failed" } else { "retry" };
+                crate::telemetry::effect_attempt(part.kind(), outcome, secs);
                 history.append(&mut o.history);
                 o.history = history;
                 return o;

@@ -485,6 +485,12 @@ impl StreamReader {
             let text = value.to_string();
             items.push(Incoming { item: decode_text(&text), origin: format!("{shard_id}/{seq}").into() });
         }
+        let now = self.engine.clock().now();
+        let lag = match (n, last_event) {
+            (0, _) | (_, None) => 0.0,
+            (_, Some(t)) => now.since(t).as_micros() as f64 / 1e6,
+        };
+        crate::telemetry::stream_lag(shard_id, lag);
         let s = self.shards.get_mut(shard_id).expect("known shard");
         s.iterator = page.next_iterator;
         // An empty page: everything written before this round began is read.
@@ -566,6 +572,7 @@ impl StreamReader {
             detail: detail.to_string(),
         };
         self.engine.store().record_gap(&gap).await?;
+        crate::telemetry::stream_gap();
         Ok(())
     }
 
@@ -588,6 +595,7 @@ impl StreamReader {
         tokio::pin!(shutdown);
         loop {
             let round = self.round().await?;
+            self.engine.liveness().reader_tick(self.engine.clock().now());
             tokio::select! {
                 biased;
                 _ = &mut shutdown => return self.release_leases().await,

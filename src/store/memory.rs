@@ -16,7 +16,7 @@ use super::{
     Gap, HistoryRecord, Lease, LeaseRow, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError, StoredMeeting,
     TimerFilter, UnitOfWork, WorkerInfo, WorkerRow,
 };
-use crate::meeting::{Chunk, MeetingId, Reason, State, TimerKey};
+use crate::meeting::{Chunk, MeetingId, Reason, State, TimerKey, TimerKind};
 use crate::time::{Span, Timestamp};
 
 #[derive(Default)]
@@ -301,6 +301,10 @@ impl Store for MemoryStore {
             meetings_by_state: grouped::<State>(ms.clone().map(|m| m.state)),
             terminated_by_reason: grouped::<Reason>(ms.clone().filter_map(|m| m.ended.map(|e| e.reason))),
             timers_pending: ms.clone().map(|m| m.timers.pending().count() as i64).sum(),
+            timers_by_kind: TimerKind::ALL
+                .iter()
+                .map(|&k| (k, ms.clone().filter(|m| m.timers.get(k).is_some()).count() as i64))
+                .collect(),
             next_timer_due: s.due.first().map(|k| k.due),
             effects_by_status: grouped::<EffectStatus>(s.outbox.values().map(|(r, _)| r.status)),
             dead_letters: s.dead.len() as i64,

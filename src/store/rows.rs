@@ -272,6 +272,8 @@ struct CountsDoc {
     by_state: Vec<(String, i64)>,
     by_reason: Vec<(String, i64)>,
     timers: i64,
+    /// Pending timers per kind, in `TimerKind::ALL` order.
+    timers_by_kind: Vec<i64>,
     next_due: Option<i64>,
     effects: Vec<(String, i64)>,
     dead: Vec<(String, i64)>,
@@ -285,6 +287,7 @@ pub(crate) fn counts_from_doc(doc: &str) -> Result<Counts, StoreError> {
         meetings_by_state: parse_names(d.by_state)?,
         terminated_by_reason: parse_names(d.by_reason)?,
         timers_pending: d.timers,
+        timers_by_kind: TimerKind::ALL.iter().copied().zip(d.timers_by_kind).collect(),
         next_timer_due: ts(d.next_due),
         effects_by_status: parse_names(d.effects)?,
         dead_letters: d.dead.iter().map(|(_, n)| n).sum(),

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::meeting::history::{Chunk, Entry};
-use crate::meeting::{Effect, EffectKind, Meeting, MeetingId, Reason, State};
+use crate::meeting::{Effect, EffectKind, Meeting, MeetingId, Reason, State, TimerKind};
 use crate::time::Timestamp;
 
 use crate::meeting::names;
@@ -297,6 +297,8 @@ pub struct Counts {
     pub meetings_by_state: Vec<(State, i64)>,
     pub terminated_by_reason: Vec<(Reason, i64)>,
     pub timers_pending: i64,
+    /// Pending timers by kind (every kind, zeros included).
+    pub timers_by_kind: Vec<(TimerKind, i64)>,
     pub next_timer_due: Option<Timestamp>,
     pub effects_by_status: Vec<(EffectStatus, i64)>,
     pub dead_letters: i64,

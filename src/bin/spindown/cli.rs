@@ -254,7 +254,7 @@ pub struct RunArgs {
     pub stream_arn: Option<String>,
     #[command(flatten)]
     pub policy: PolicyArg,
-    /// Worker settings: [guard], [effects], [stream], [housekeeping], [aws] (see deploy/spindown.toml).
+    /// Worker settings: [guard], [effects], [stream], [housekeeping], [aws], [http] (see deploy/spindown.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Where to start on a stream never read before (later starts resume from checkpoints).
@@ -271,6 +271,13 @@ pub struct RunArgs {
     /// a stable one (a pod name) so a restarted worker takes its leases back at once].
     #[arg(long, env = "SPINDOWN_WORKER_ID", value_name = "ID")]
     pub worker_id: Option<String>,
+    /// Serve /metrics (Prometheus), /livez, /readyz and the console on HOST:PORT,
+    /// e.g. 127.0.0.1:9464 (overrides [http] listen; off unless given).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Console write actions (retry, terminate) need this token; without one the console is read-only.
+    #[arg(long, env = "SPINDOWN_CONSOLE_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub console_token: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -223,6 +223,9 @@ impl Work<'_> {
             let lateness = now.since(key.due);
             self.report.timers_fired += 1;
             self.report.max_lateness_us = self.report.max_lateness_us.max(lateness.as_micros());
+            if !self.clock().is_virtual() {
+                self.report.lateness.push((key.kind, lateness));
+            }
             let cause = Cause::Timer { kind: key.kind, due: key.due };
             self.run_step(&key.meeting_id, &input, now, cause, Some(lateness))
                 .expect("a timer of a known meeting is always applicable");

@@ -21,8 +21,12 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         Some(p) => WorkerConfig::load(p)?,
         None => WorkerConfig::default(),
     };
-    let overrides =
-        Overrides { require_tag: args.require_tag.clone(), max_attempts: args.max_attempts, start: args.start };
+    let overrides = Overrides {
+        require_tag: args.require_tag.clone(),
+        max_attempts: args.max_attempts,
+        start: args.start,
+        listen: args.listen.clone(),
+    };
     let config = file.with(&overrides)?;
     let sdk = aws::load_config_with(&config.aws()?).await;
     let table = aws::AwsTable::new(&sdk, &args.table);
@@ -32,6 +36,9 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     };
     let target = db::target(cli);
     let mut options = config.worker_options(stream_arn.clone(), db::wake_socket(cli))?;
+    if let Some(http) = &mut options.http {
+        http.console_token = args.console_token.clone().filter(|t| !t.is_empty());
+    }
     let worker_id = match (&args.worker_id, &target) {
         (Some(id), _) => Some(id.clone()),
         (None, db::Target::Sqlite(_)) => Some("local".to_string()),

@@ -8,6 +8,11 @@ SELECT json_build_object(
     'timers', (SELECT COALESCE(SUM((safety_net IS NOT NULL)::int + (recheck IS NOT NULL)::int
                                    + (cap IS NOT NULL)::int + (fixed IS NOT NULL)::int), 0)
                FROM meetings WHERE next_due IS NOT NULL),
+    'timers_by_kind', (SELECT json_build_array(COALESCE(SUM((safety_net IS NOT NULL)::int), 0),
+                                               COALESCE(SUM((recheck IS NOT NULL)::int), 0),
+                                               COALESCE(SUM((cap IS NOT NULL)::int), 0),
+                                               COALESCE(SUM((fixed IS NOT NULL)::int), 0))
+                       FROM meetings WHERE next_due IS NOT NULL),
     'next_due', (SELECT MIN(next_due) FROM meetings WHERE next_due IS NOT NULL),
     'effects', (SELECT COALESCE(json_agg(json_build_array(status, n) ORDER BY status), '[]') FROM
                 (SELECT status, COUNT(*) AS n FROM outbox GROUP BY status) e),

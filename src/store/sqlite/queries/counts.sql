@@ -7,6 +7,9 @@ SELECT json_object(
                   (SELECT reason, COUNT(*) AS n FROM meetings WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason)),
     'timers', (SELECT COALESCE(SUM((safety_net IS NOT NULL) + (recheck IS NOT NULL) + (cap IS NOT NULL)
                                    + (fixed IS NOT NULL)), 0) FROM meetings WHERE next_due IS NOT NULL),
+    'timers_by_kind', (SELECT json_array(COALESCE(SUM(safety_net IS NOT NULL), 0), COALESCE(SUM(recheck IS NOT NULL), 0),
+                                         COALESCE(SUM(cap IS NOT NULL), 0), COALESCE(SUM(fixed IS NOT NULL), 0))
+                       FROM meetings WHERE next_due IS NOT NULL),
     'next_due', (SELECT MIN(next_due) FROM meetings WHERE next_due IS NOT NULL),
     'effects', (SELECT json_group_array(json_array(status, n)) FROM
                 (SELECT status, COUNT(*) AS n FROM outbox GROUP BY status ORDER BY status)),

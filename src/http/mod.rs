@@ -1,0 +1,95 @@
+//! The operator's listener: one port (axum) for Prometheus metrics, health
+//! checks and the console.
+//!
+//! * [`metrics`](self::metrics) — `/metrics`: the counters and histograms the
+//!   engine records as it works, and gauges read from the store at each scrape;
+//! * [`health`] — `/livez` (the process serves) and `/readyz` (the store
+//!   answers, the timer loop and the stream reader are alive);
+//! * the console at `/`.
+//!
+//! `spindown run --listen ADDR` serves all of it beside a worker;
+//! `spindown console --listen ADDR` serves it for a database alone, read-only.
+
+mod health;
+pub mod metrics;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::clock::Clock;
+use crate::engine::Engine;
+use crate::store::Store;
+use crate::telemetry::Liveness;
+use crate::worker::HttpOptions;
+
+/// What the handlers share.
+#[derive(Clone)]
+#[allow(dead_code)] // `engine` and `console_token` are the console's
+pub struct AppState {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// A worker's engine (commands from the console); `None` for `spindown console`.
+    pub(crate) engine: Option<Arc<Engine>>,
+    /// A worker's timer loop and reader; `None` for `spindown console`.
+    pub(crate) liveness: Option<Arc<Liveness>>,
+    pub(crate) timer_stall: Duration,
+    pub(crate) reader_stall: Duration,
+    pub(crate) console_token: Option<Arc<str>>,
+    pub(crate) prometheus: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl AppState {
+    /// Beside a running worker.
+    pub fn worker(engine: Arc<Engine>, options: HttpOptions) -> AppState {
+        AppState {
+            store: engine.store().clone(),
+            clock: engine.clock().clone(),
+            liveness: Some(engine.liveness().clone()),
+            engine: Some(engine),
+            timer_stall: options.timer_stall,
+            reader_stall: options.reader_stall,
+            console_token: options.console_token.map(Arc::from),
+            prometheus: metrics::recorder(),
+        }
+    }
+
+    /// For a database alone (`spindown console`): read-only unless a token is given.
+    pub fn database(store: Arc<dyn Store>, clock: Arc<dyn Clock>, console_token: Option<String>) -> AppState {
+        AppState {
+            store,
+            clock,
+            engine: None,
+            liveness: None,
+            timer_stall: Duration::MAX,
+            reader_stall: Duration::MAX,
+            console_token: console_token.map(Arc::from),
+            prometheus: metrics::recorder(),
+        }
+    }
+}
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::scrape))
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz))
+        .with_state(state)
+}
+
+/// Serve on `listener` until `shutdown`.
+///
+/// # Errors
+///
+/// The listener fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

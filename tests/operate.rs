@@ -1,0 +1,305 @@
+//! Operating a worker: `spindown run --listen` against moto — `/metrics` read
+//! with a real Prometheus text-format parser and checked against what
+//! happened (and by `promtool`), `/readyz` turning 503 when the timer loop
+//! stops and back, and the shipped alerting rules checked by `promtool`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue as V;
+use common::aws::Aws;
+use common::moto::Moto;
+use common::process::{sigterm, worker_with, POLICY};
+use spindown::meeting::history::Cause;
+use spindown::meeting::State;
+use spindown::store::{EffectStatus, Store};
+use spindown::time::{Span, Timestamp};
+
+fn s(v: &str) -> V {
+    V::S(v.to_string())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// GET `path` from the listener: (status, body). Plain HTTP/1.1 over a socket.
+fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(c, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    c.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.into() };
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The scrape, parsed: every sample as (name, labels) → value.
+struct Scrape {
+    samples: Vec<prometheus_parse::Sample>,
+}
+
+impl Scrape {
+    fn parse(text: &str) -> Scrape {
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
+        Scrape { samples: scrape.samples }
+    }
+
+    /// The value of `name` with exactly these labels (0 when absent, as Prometheus reads a missing counter).
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let found: Vec<&prometheus_parse::Sample> = self
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .collect();
+        match found.first().map(|s| &s.value) {
+            None => 0.0,
+            Some(prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v)) => *v,
+            Some(prometheus_parse::Value::Untyped(v)) => *v,
+            Some(other) => panic!("{name}: not a single number: {other:?}"),
+        }
+    }
+
+    /// A histogram's total count, over every label set matching `labels`.
+    fn histogram_count(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        self.samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Histogram(buckets) => {
+                    buckets.iter().map(|b| b.count).fold(0.0, f64::max) as u64
+                }
+                other => panic!("{name}: not a histogram: {other:?}"),
+            })
+            .sum()
+    }
+
+    fn sum_by(&self, name: &str, label: &str) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for s in self.samples.iter().filter(|s| s.metric == name) {
+            if let (Some(l), prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v)) =
+                (s.labels.get(label), &s.value)
+            {
+                *out.entry(l.to_string()).or_default() += v;
+            }
+        }
+        out
+    }
+}
+
+fn promtool() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|d| d.join("promtool")).find(|p| p.is_file())
+}
+
+fn need_promtool() -> Option<std::path::PathBuf> {
+    let p = promtool();
+    if p.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "CI installs promtool (Debian's prometheus package)");
+        eprintln!("skipped the promtool checks: no promtool (apt-get install prometheus)");
+    }
+    p
+}
+
+#[test]
+fn the_shipped_alerting_rules_pass_promtool() {
+    let Some(promtool) = need_promtool() else { return };
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/alerts.yml");
+    let out = std::process::Command::new(promtool).args(["check", "rules"]).arg(&rules).output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("SUCCESS: 8 rules found"), "{said}");
+}
+
+const CONFIG: &str = r#"
+[guard]
+require_tag = "meeting_id"
+[effects]
+base_delay = "200ms"
+max_delay = "2s"
+[stream]
+idle_poll = "100ms"
+[http]
+listen = "LISTEN"
+timer_stall = "1500ms"
+reader_stall = "10s"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_tell_what_happened_and_readiness_follows_the_timer_loop() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("worker.db");
+    let aws = Aws::new(&moto, "elephant-meetings").await;
+    let ids = ["m-noshow", "m-partial", "m-success", "m-cancel"];
+    let mut inst = BTreeMap::new();
+    for id in ids {
+        inst.insert(id, (aws.instance(id).await, aws.instance(id).await));
+    }
+    let t0 = Timestamp::now().saturating_add(Span::from_secs(1));
+    for id in ids {
+        let (teacher, student) = &inst[id];
+        aws.put(&[
+            ("id", s(id)),
+            ("meet_time", s(&t0.to_rfc3339())),
+            ("status", s(if id == "m-success" { "IN_PROGRESS" } else { "SCHEDULED" })),
+            ("teacher_ec2_id", s(teacher)),
+            ("student_ec2_id", s(student)),
+        ])
+        .await;
+    }
+    // A row the engine cannot read: a dead letter, by reason.
+    aws.put(&[("id", s("m-bad")), ("meet_time", s("next tuesday")), ("status", s("SCHEDULED"))]).await;
+
+    let port = free_port();
+    let hold = dir.path().join("hold-timers");
+    let listen = format!("127.0.0.1:{port}");
+    let hold_env = format!("timers={}", hold.display());
+    let config = CONFIG.replace("LISTEN", &listen);
+    let mut w = worker_with(
+        &moto,
+        &db,
+        "elephant-meetings",
+        dir.path(),
+        "worker.log",
+        POLICY,
+        &config,
+        &[("SPINDOWN_HOLD", &hold_env)],
+    );
+    wait_for("the listener", Duration::from_secs(30), || get(port, "/livez").is_ok_and(|(c, _)| c == 200));
+    wait_for("ready", Duration::from_secs(30), || get(port, "/readyz").is_ok_and(|(c, _)| c == 200));
+
+    aws.set("m-partial", "teacher_session_data", s("blob")).await;
+    aws.delete("m-cancel").await;
+    tokio::time::sleep(Duration::from_secs(5)).await; // past the 4 s safety nets and the 4 s success minimum
+    aws.set("m-success", "teacher_session_data", s("t")).await;
+    aws.set("m-success", "student_session_data", s("s")).await;
+
+    let store = spindown::store::sqlite::SqliteStore::open(&db, &Default::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let c = store.counts().await.unwrap();
+        if c.in_state(State::Terminated) == 4 && c.effects(EffectStatus::Pending) == 0 && c.dead_letters == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the meetings did not end: {c:?}\n{}",
+            std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // What happened, from the database: timer fires and reasons.
+    let mut fired = 0u64;
+    for id in ids {
+        for h in store.history(&id.parse().unwrap()).await.unwrap() {
+            if matches!(h.entry.cause, Cause::Timer { .. }) {
+                fired += 1;
+            }
+        }
+    }
+    assert!(fired >= 2, "the safety nets fired ({fired})");
+
+    let (code, text) = get(port, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    let m = Scrape::parse(&text);
+    assert_eq!(m.value("spindown_meetings", &[("state", "Terminated")]), 4.0);
+    for state in ["Scheduled", "InProgress", "Partial", "Complete"] {
+        assert_eq!(m.value("spindown_meetings", &[("state", state)]), 0.0, "{state}");
+    }
+    let reasons = m.sum_by("spindown_terminations_total", "reason");
+    let want: BTreeMap<String, f64> =
+        [("CANCELLED", 1.0), ("NO_SHOW_TIMEOUT", 1.0), ("PARTIAL_NO_SHOW_TIMEOUT", 1.0), ("SUCCESS", 1.0)]
+            .into_iter()
+            .map(|(r, n)| (r.to_string(), n))
+            .collect();
+    assert_eq!(reasons, want, "terminations by reason");
+    assert_eq!(m.value("spindown_effects_total", &[("kind", "terminate"), ("outcome", "done")]), 4.0);
+    assert_eq!(
+        m.value("spindown_effects_total", &[("kind", "write_back"), ("outcome", "done")]),
+        3.0,
+        "no write-back for a deleted row"
+    );
+    assert_eq!(m.value("spindown_outbox", &[("status", "done")]), 4.0);
+    assert_eq!(m.value("spindown_outbox", &[("status", "pending")]), 0.0);
+    assert_eq!(m.histogram_count("spindown_timer_lateness_seconds", &[]), fired, "one lateness sample per timer fired");
+    assert_eq!(m.histogram_count("spindown_effect_duration_seconds", &[("kind", "terminate")]), 4);
+    assert_eq!(m.value("spindown_dead_letters_total", &[("reason", "bad_time")]), 1.0);
+    assert_eq!(m.value("spindown_records_total", &[("outcome", "dead_letter")]), 1.0);
+    assert!(
+        m.value("spindown_records_total", &[("outcome", "applied")]) >= 8.0,
+        "4 inserts, 3 updates, 1 delete at least"
+    );
+    assert_eq!(m.value("spindown_timers_pending", &[("kind", "cap")]), 0.0);
+    assert_eq!(m.value("spindown_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+    let tick = m.value("spindown_timer_loop_last_tick_timestamp_seconds", &[]);
+    assert!((Timestamp::now().as_micros() as f64 / 1e6 - tick).abs() < 5.0, "the timer loop ticked just now ({tick})");
+    assert!(!text.contains("meeting_id") && !text.contains("m-noshow") && !text.contains("i-"), "no ids in labels");
+    if let Some(promtool) = need_promtool() {
+        use std::io::Write;
+        let mut p = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = p.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // Readiness follows the timer loop: stopped → 503 with the reason, running again → 200.
+    std::fs::write(&hold, "").unwrap();
+    wait_for("503 while the timer loop is stopped", Duration::from_secs(20), || {
+        get(port, "/readyz").is_ok_and(|(c, body)| c == 503 && body.contains("timer loop: last ran"))
+    });
+    assert_eq!(get(port, "/livez").unwrap().0, 200, "alive all the same");
+    std::fs::remove_file(&hold).unwrap();
+    wait_for("200 once the timer loop runs again", Duration::from_secs(20), || {
+        get(port, "/readyz").is_ok_and(|(c, _)| c == 200)
+    });
+
+    assert!(sigterm(&mut w).success());
+}
