@@ -114,6 +114,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         timer_hold_max: Duration::from_secs(60),
         wake_socket: None,
         http: None,
+        sweep: None,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let w = tokio::spawn(worker::run(

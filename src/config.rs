@@ -157,6 +157,25 @@ impl Default for HttpSettings {
     }
 }
 
+/// `[sweep]`: the orphan sweep (off unless `every` is given).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SweepSettings {
+    /// How often the worker sweeps (e.g. `"5m"`); off unless given.
+    pub every: Option<String>,
+    /// How long after a meeting ended its instances may still be running.
+    pub grace: String,
+    /// `report` (default) or `terminate`: instances tagged for a meeting
+    /// spindown never saw, once launched longer ago than `max_lifetime + grace`.
+    pub unknown: String,
+}
+
+impl Default for SweepSettings {
+    fn default() -> Self {
+        SweepSettings { every: None, grace: "10m".into(), unknown: "report".into() }
+    }
+}
+
 /// SDK settings, parsed.
 #[derive(Debug, Clone, Copy)]
 pub struct AwsTuning {
@@ -182,6 +201,7 @@ pub struct WorkerConfig {
     pub housekeeping: Housekeeping,
     pub aws: AwsSettings,
     pub http: HttpSettings,
+    pub sweep: SweepSettings,
 }
 
 /// Settings given on the command line, which win over the file.
@@ -236,6 +256,8 @@ impl WorkerConfig {
         c.lease_ttl()?;
         c.aws()?;
         c.http()?;
+        c.sweep(Span::from_hours(4))?;
+        c.sweep_every()?;
         if c.effects.max_attempts < 1 {
             return Err(bad("effects.max_attempts", "must be at least 1"));
         }
@@ -294,7 +316,40 @@ impl WorkerConfig {
             timer_hold_max: self.timer_hold_max()?,
             wake_socket,
             http: self.http()?,
+            sweep: None,
         })
+    }
+
+    /// The sweep's settings (for `spindown sweep` and the worker's job);
+    /// `max_lifetime` comes from the policy.
+    pub fn sweep(&self, max_lifetime: Span) -> Result<crate::sweep::SweepOptions, ConfigError> {
+        let grace = parse_duration("sweep.grace", &self.sweep.grace)?;
+        let unknown = match self.sweep.unknown.as_str() {
+            "report" => crate::sweep::Unknown::Report,
+            "terminate" => crate::sweep::Unknown::Terminate,
+            other => return Err(bad("sweep.unknown", format!("{other:?}: must be \"report\" or \"terminate\""))),
+        };
+        Ok(crate::sweep::SweepOptions {
+            tag: self.guard.require_tag.clone().unwrap_or_else(|| "meeting_id".into()),
+            grace: Span::from_micros(grace.as_micros() as i64),
+            unknown,
+            max_lifetime,
+            dry_run: false,
+        })
+    }
+
+    /// How often the worker sweeps; `None`: it does not.
+    pub fn sweep_every(&self) -> Result<Option<Duration>, ConfigError> {
+        match &self.sweep.every {
+            None => Ok(None),
+            Some(every) => {
+                let d = parse_duration("sweep.every", every)?;
+                if d < Duration::from_secs(1) {
+                    return Err(bad("sweep.every", "must be at least 1s"));
+                }
+                Ok(Some(d))
+            }
+        }
     }
 
     /// The listener's settings; `None` when it is off.

@@ -128,7 +128,12 @@ pub struct Status {
     pub workers: Vec<WorkerRow>,
     /// Who reads which shard.
     pub leases: Vec<LeaseRow>,
+    /// The orphan sweep's latest findings, newest first.
+    pub sweep_log: Vec<crate::store::SweepFinding>,
 }
+
+/// How many sweep findings `status` shows.
+pub const SWEEP_LOG_SHOWN: i64 = 20;
 
 /// A worker that has not renewed its heartbeat for this long is reported as gone.
 pub const LIVE_WITHIN: Span = Span::from_secs(15);
@@ -148,6 +153,7 @@ pub async fn status(store: &dyn Store) -> Result<Status, StoreError> {
         gaps: store.gaps().await?,
         workers: store.workers(LIVE_WITHIN).await?,
         leases: store.leases(None).await?,
+        sweep_log: store.sweep_log(SWEEP_LOG_SHOWN).await?,
     })
 }
 

@@ -87,6 +87,7 @@ pub mod meeting;
 pub mod outbox;
 pub mod source;
 pub mod store;
+pub mod sweep;
 pub mod telemetry;
 pub mod time;
 pub mod whatif;

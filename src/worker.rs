@@ -46,6 +46,22 @@ pub struct WorkerOptions {
     pub wake_socket: Option<PathBuf>,
     /// Serve metrics, health and the console here. `None`: no listener.
     pub http: Option<HttpOptions>,
+    /// The recurring orphan sweep. `None`: off.
+    pub sweep: Option<SweepJob>,
+}
+
+/// The orphan sweep, every `every`, through `ec2` (which must guard by the meeting tag).
+#[derive(Clone)]
+pub struct SweepJob {
+    pub every: Duration,
+    pub options: crate::sweep::SweepOptions,
+    pub ec2: Arc<dyn Ec2>,
+}
+
+impl std::fmt::Debug for SweepJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SweepJob").field("every", &self.every).field("options", &self.options).finish_non_exhaustive()
+    }
 }
 
 /// The operator's listener.
@@ -257,6 +273,7 @@ async fn housekeeping(
     let err = |e: tokio_cron_scheduler::JobSchedulerError| WorkerError::Housekeeping(e.to_string());
     let scheduler = JobScheduler::new().await.map_err(err)?;
     let retention = Span::from_micros(options.seen_retention.as_micros() as i64);
+    let (sweep_store, sweep_clock) = (engine.store().clone(), engine.clock().clone());
     let job = Job::new_async(options.housekeeping.as_str(), move |_id, _sched| {
         let engine = engine.clone();
         Box::pin(async move {
@@ -272,6 +289,25 @@ async fn housekeeping(
     })
     .map_err(|e| WorkerError::Housekeeping(format!("schedule {:?}: {e}", options.housekeeping)))?;
     scheduler.add(job).await.map_err(err)?;
+    if let Some(sweep) = options.sweep.clone() {
+        let (store, clock) = (sweep_store, sweep_clock);
+        let job = Job::new_repeated_async(sweep.every, move |_id, _sched| {
+            let (store, clock, sweep) = (store.clone(), clock.clone(), sweep.clone());
+            Box::pin(async move {
+                match crate::sweep::sweep(&store, &sweep.ec2, &clock, &sweep.options).await {
+                    Ok(r) if r.findings.is_empty() => tracing::debug!(seen = r.seen, "orphan sweep: nothing to do"),
+                    Ok(r) => {
+                        for f in &r.findings {
+                            tracing::info!(instance = %f.instance_id, meeting_id = %f.meeting_id, action = %f.action, "orphan sweep: {}", f.detail);
+                        }
+                    }
+                    Err(e) => tracing::warn!("orphan sweep failed: {e}"),
+                }
+            })
+        })
+        .map_err(err)?;
+        scheduler.add(job).await.map_err(err)?;
+    }
     scheduler.start().await.map_err(err)?;
     Ok(scheduler)
 }

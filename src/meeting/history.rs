@@ -56,6 +56,8 @@ pub enum Cause {
         kind: EffectKind,
         effect: Option<i64>,
     },
+    /// The orphan sweep (`spindown sweep`, or the worker's recurring job).
+    Sweep,
 }
 
 names! {
@@ -66,6 +68,7 @@ names! {
         Timer = "timer",
         Command = "command",
         Effect = "effect",
+        Sweep = "sweep",
     }
 }
 
@@ -77,6 +80,7 @@ impl Cause {
             Cause::Timer { .. } => CauseKind::Timer,
             Cause::Command(_) => CauseKind::Command,
             Cause::Effect { .. } => CauseKind::Effect,
+            Cause::Sweep => CauseKind::Sweep,
         }
     }
 }
@@ -94,6 +98,7 @@ impl fmt::Display for Cause {
             Cause::Command(c) => write!(f, "{kind} {c}"),
             Cause::Effect { kind: effect, effect: Some(id) } => write!(f, "{kind} {effect} #{id}"),
             Cause::Effect { kind: effect, effect: None } => write!(f, "{kind} {effect}"),
+            Cause::Sweep => write!(f, "{kind} orphans"),
         }
     }
 }
@@ -211,6 +216,12 @@ pub enum Note {
     },
     /// A note in words (history converted from an older database).
     Text(String),
+    /// The orphan sweep found this instance, tagged for the meeting, still
+    /// running after the meeting ended, and terminated it.
+    SweptOrphan {
+        id: InstanceId,
+        ended_at: Timestamp,
+    },
 }
 
 /// What an input that came after the end was.
@@ -316,6 +327,10 @@ impl fmt::Display for Note {
             }
             Note::GaveUp { attempt, error } => write!(f, "attempt {attempt} failed: {error}; effect marked failed"),
             Note::Text(text) => f.write_str(text),
+            Note::SweptOrphan { id, ended_at } => write!(
+                f,
+                "instance {id} was still running after the meeting ended at {ended_at}: terminated by the orphan sweep"
+            ),
         }
     }
 }

@@ -76,6 +76,22 @@ pub trait Ec2: Send + Sync + 'static {
         meeting: &'a MeetingId,
         instances: &'a [InstanceId],
     ) -> BoxFuture<'a, Result<TerminateReport, EffectError>>;
+
+    /// Every pending or running instance carrying the tag `key` (any value),
+    /// for the orphan sweep. A port that cannot list instances says so.
+    fn tagged_instances<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Vec<TaggedInstance>, EffectError>> {
+        let _ = key;
+        Box::pin(async { Err(EffectError { transient: false, message: "this EC2 port cannot list instances".into() }) })
+    }
+}
+
+/// A pending or running instance found by its meeting tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedInstance {
+    pub id: InstanceId,
+    /// The tag's value: the meeting it was launched for.
+    pub tag: String,
+    pub launched_at: Option<Timestamp>,
 }
 
 /// The meetings table, as much of it as spindown uses.

@@ -5,6 +5,7 @@
 //! commit is all or nothing. A [`MemoryStore`] handle can be cloned; the
 //! clones share one state, as two processes share one database file.
 
+use crate::store::SweepFinding;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ struct Data {
     dead: Vec<DeadLetterRow>,
     checkpoints: BTreeMap<(String, String), Checkpoint>,
     gaps: Vec<Gap>,
+    sweep_log: Vec<SweepFinding>,
     clocks: Clocks,
     workers: BTreeMap<String, (WorkerInfo, Timestamp)>,
     /// (stream, shard) → (owner, epoch, expires at).
@@ -398,6 +400,16 @@ impl Store for MemoryStore {
 
     async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
         self.state.lock().await.gaps.push(gap.clone());
+        Ok(())
+    }
+
+    async fn sweep_log(&self, limit: i64) -> Result<Vec<SweepFinding>, StoreError> {
+        let s = self.state.lock().await;
+        Ok(s.sweep_log.iter().rev().take(limit.max(0) as usize).cloned().collect())
+    }
+
+    async fn record_sweep(&self, findings: &[SweepFinding]) -> Result<(), StoreError> {
+        self.state.lock().await.sweep_log.extend_from_slice(findings);
         Ok(())
     }
 

@@ -126,6 +126,10 @@ pub trait Store: Send + Sync + 'static {
     async fn checkpoints(&self, stream_arn: Option<&str>) -> Result<Vec<Checkpoint>, StoreError>;
     /// Trimmed-data gaps, oldest first.
     async fn gaps(&self) -> Result<Vec<Gap>, StoreError>;
+    /// The orphan sweep's log, newest first, at most `limit` lines.
+    async fn sweep_log(&self, limit: i64) -> Result<Vec<SweepFinding>, StoreError>;
+    /// Append to the sweep log.
+    async fn record_sweep(&self, findings: &[SweepFinding]) -> Result<(), StoreError>;
 
     // The outbox.
 

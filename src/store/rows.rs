@@ -13,7 +13,7 @@ use crate::meeting::{Ended, Facts, InstanceId, Meeting, MeetingId, Reason, State
 use crate::store::codec::decode_parts;
 use crate::store::{
     Checkpoint, Counts, DeadLetterRow, EffectRow, EffectStatus, Gap, HistoryRecord, LeaseRow, OutcomeLine, StoreError,
-    StoredMeeting, WorkerInfo, WorkerRow,
+    StoredMeeting, SweepFinding, WorkerInfo, WorkerRow,
 };
 use crate::time::{Span, Timestamp};
 
@@ -210,6 +210,24 @@ where
 }
 
 /// A trimmed-data gap, by column name.
+pub(crate) fn sweep_row<'r, R: Row>(r: &'r R) -> Result<SweepFinding, StoreError>
+where
+    &'r str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let action: String = r.try_get("action")?;
+    Ok(SweepFinding {
+        at: Timestamp::from_micros(r.try_get("at")?),
+        instance_id: r.try_get("instance_id")?,
+        meeting_id: r.try_get("meeting_id")?,
+        launched_at: r.try_get::<Option<i64>, _>("launched_at")?.map(Timestamp::from_micros),
+        action: action.parse().map_err(|e| corrupt("sweep_log", e))?,
+        detail: r.try_get("detail")?,
+    })
+}
+
 pub(crate) fn gap_row<'r, R: Row>(r: &'r R) -> Result<Gap, StoreError>
 where
     &'r str: ColumnIndex<R>,

@@ -168,6 +168,34 @@ pub struct Gap {
     pub detail: String,
 }
 
+names! {
+    /// What the orphan sweep did with an instance.
+    pub SweepAction ("sweep action") {
+        /// Tagged for a meeting that ended longer ago than the grace: terminated.
+        Terminated = "terminated",
+        /// The same, in a dry run.
+        WouldTerminate = "would_terminate",
+        /// Tagged for a meeting spindown never saw: only reported.
+        Reported = "reported",
+        /// The tag guard refused it.
+        Refused = "refused",
+        /// The call failed (the next sweep tries again).
+        Failed = "failed",
+    }
+}
+
+/// One line of the sweep log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SweepFinding {
+    pub at: Timestamp,
+    pub instance_id: String,
+    /// The instance's meeting tag.
+    pub meeting_id: String,
+    pub launched_at: Option<Timestamp>,
+    pub action: SweepAction,
+    pub detail: String,
+}
+
 /// A history entry as read back; `seq` orders entries across meetings
 /// (entries written together share it).
 #[derive(Debug, Clone, PartialEq, Eq)]

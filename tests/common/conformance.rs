@@ -42,7 +42,8 @@ macro_rules! conformance_tests {
             effects_claim_complete_retry_fail_requeue, effects_come_back_exactly, effect_leases_fence_other_owners,
             checkpoints_accumulate_and_gaps_are_kept, dead_letters_keep_their_raw_bytes,
             clocks_only_grow, counts_and_read_models, forget_event_ids_of_meetings_ended_long_ago,
-            shard_leases_fence_checkpoints, workers_are_live_while_they_heartbeat);
+            shard_leases_fence_checkpoints, workers_are_live_while_they_heartbeat,
+            the_sweep_log_keeps_findings_newest_first);
     };
     (@each $backend:expr; $($name:ident),+) => {
         $(
@@ -799,4 +800,25 @@ pub async fn workers_are_live_while_they_heartbeat(b: &dyn Backend) {
     store.heartbeat(&w("w-2"), Span::from_secs(60)).await.unwrap();
     let seen = store.workers(Span::from_millis(200)).await.unwrap();
     assert_eq!(seen.iter().map(|r| (r.info.id.as_str(), r.live)).collect::<Vec<_>>(), [("w-1", false), ("w-2", true)]);
+}
+
+/// The orphan sweep's log: every field back, newest first, across a reopen.
+pub async fn the_sweep_log_keeps_findings_newest_first(b: &dyn Backend) {
+    use spindown::store::{SweepAction, SweepFinding};
+    let store = b.open().await;
+    assert!(store.sweep_log(10).await.unwrap().is_empty());
+    let f = |n: i64, action| SweepFinding {
+        at: t("10:00").saturating_add(Span::from_secs(n)),
+        instance_id: format!("i-0000000{n}"),
+        meeting_id: format!("m-{n}"),
+        launched_at: (n % 2 == 0).then(|| t("09:00")),
+        action,
+        detail: format!("finding {n}"),
+    };
+    let all = [f(1, SweepAction::Terminated), f(2, SweepAction::Reported), f(3, SweepAction::Refused)];
+    store.record_sweep(&all[..2]).await.unwrap();
+    store.record_sweep(&all[2..]).await.unwrap();
+    let store = b.open().await;
+    assert_eq!(store.sweep_log(10).await.unwrap(), [all[2].clone(), all[1].clone(), all[0].clone()]);
+    assert_eq!(store.sweep_log(1).await.unwrap(), [all[2].clone()]);
 }

@@ -7,7 +7,8 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 
 use super::{classify, effect_error};
 use crate::meeting::{InstanceId, MeetingId};
-use crate::outbox::{Ec2, EffectError, TerminateReport};
+use crate::outbox::{Ec2, EffectError, TaggedInstance, TerminateReport};
+use crate::time::Timestamp;
 use crate::BoxFuture;
 
 /// EC2 through the SDK, with the optional tag guard.
@@ -139,5 +140,33 @@ impl Ec2 for AwsEc2 {
         instances: &'a [InstanceId],
     ) -> BoxFuture<'a, Result<TerminateReport, EffectError>> {
         Box::pin(self.terminate_all(meeting, instances))
+    }
+
+    fn tagged_instances<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Vec<TaggedInstance>, EffectError>> {
+        Box::pin(async move {
+            use aws_sdk_ec2::types::Filter;
+            let mut pages = self
+                .client
+                .describe_instances()
+                .filters(Filter::builder().name("tag-key").values(key).build())
+                .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
+                .into_paginator()
+                .send();
+            let mut out = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| effect_error(classify(&e)))?;
+                for inst in page.reservations().iter().flat_map(|r| r.instances()) {
+                    let Some(id) = inst.instance_id().and_then(InstanceId::parse) else { continue };
+                    let Some(tag) = inst.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value()) else {
+                        continue;
+                    };
+                    let launched_at = inst.launch_time().and_then(|t| {
+                        Timestamp::from_epoch_seconds(t.secs() as f64 + f64::from(t.subsec_nanos()) / 1e9)
+                    });
+                    out.push(TaggedInstance { id, tag: tag.to_string(), launched_at });
+                }
+            }
+            Ok(out)
+        })
     }
 }

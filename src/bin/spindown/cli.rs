@@ -62,6 +62,17 @@ pub enum Cmd {
         spindown whatif day.jsonl --legacy --html report.html --meetings meetings.jsonl\n  \
         spindown whatif day.jsonl --policy fixed.toml --horizon 2026-11-27T00:00:00Z --price 0.0832 --json")]
     Whatif(WhatifArgs),
+    /// Find instances that outlived their meeting and terminate them (once; the worker repeats it with [sweep] every).
+    ///
+    /// Lists every pending or running instance carrying the meeting tag (the
+    /// key of [guard] require_tag, default meeting_id). An instance whose
+    /// meeting ended more than [sweep] grace ago (default 10m) is terminated
+    /// through the tag guard and that is recorded in the meeting's history;
+    /// one tagged for a meeting spindown never saw is only reported (unless
+    /// [sweep] unknown = "terminate", and then only when launched longer ago
+    /// than max_lifetime + grace). Instances without the tag are never
+    /// touched. Findings go to the sweep log (`spindown status`).
+    Sweep(SweepArgs),
     /// Apply a file of stream records to the database on the system clock (back-fill, migration).
     ///
     /// Timers that are already due fire at once. Effects are queued in the
@@ -169,6 +180,24 @@ pub struct WhatifArgs {
     /// Write where the time went to this file as JSON (benchmarks).
     #[arg(long, value_name = "FILE", hide = true)]
     pub profile: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Decide and report, change nothing (no termination, no history, no log).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Worker settings: [guard] require_tag, [sweep] grace and unknown, [aws].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The meeting tag's key (overrides [guard] require_tag).
+    #[arg(long, value_name = "TAG")]
+    pub require_tag: Option<String>,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

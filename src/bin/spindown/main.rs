@@ -53,6 +53,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Cmd::Replay(a) => commands::replay::run(&cli, a).await,
         Cmd::Whatif(a) => commands::whatif::run(a).await,
+        Cmd::Sweep(a) => commands::sweep::run(&cli, a).await,
         Cmd::Ingest(a) => commands::ingest::run(&cli, a).await,
         Cmd::Show(a) => commands::show::run(&cli, a).await,
         Cmd::List(a) => commands::list::run(&cli, a).await,

@@ -307,6 +307,39 @@ pub fn status(st: &Status, now: Timestamp) -> String {
             let _ = writeln!(s, "  {} {}: {}", g.at, g.shard_id, g.detail);
         }
     }
+    if !st.sweep_log.is_empty() {
+        let _ = writeln!(s, "orphan sweep  latest {} finding(s), newest first:", st.sweep_log.len());
+        for f in &st.sweep_log {
+            let _ = writeln!(s, "  {}  {} {} (tag {}): {}", f.at, f.action, f.instance_id, f.meeting_id, f.detail);
+        }
+    }
+    s
+}
+
+/// What `spindown sweep` found.
+pub fn sweep_report(r: &spindown::sweep::SweepReport, dry_run: bool) -> String {
+    let mut s = format!(
+        "{} tagged instance(s) pending or running; {} left alone (meeting running or ended within the grace){}\n",
+        r.seen,
+        r.left_alone,
+        if dry_run { "; dry run: nothing changed" } else { "" }
+    );
+    if !r.findings.is_empty() {
+        let rows: Vec<Vec<String>> = r
+            .findings
+            .iter()
+            .map(|f| {
+                vec![
+                    f.action.to_string(),
+                    f.instance_id.clone(),
+                    f.meeting_id.clone(),
+                    opt(f.launched_at),
+                    f.detail.clone(),
+                ]
+            })
+            .collect();
+        s.push_str(&table(&["ACTION", "INSTANCE", "MEETING_TAG", "LAUNCHED", "DETAIL"], &rows));
+    }
     s
 }
 

@@ -19,6 +19,7 @@
 mod read;
 mod uow;
 
+use crate::store::SweepFinding;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -331,6 +332,26 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn sweep_log(&self, limit: i64) -> Result<Vec<SweepFinding>, StoreError> {
+        let rows = sqlx::query(include_str!("queries/sweep_log.sql")).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(crate::store::rows::sweep_row).collect()
+    }
+
+    async fn record_sweep(&self, findings: &[SweepFinding]) -> Result<(), StoreError> {
+        for f in findings {
+            sqlx::query(include_str!("queries/record_sweep.sql"))
+                .bind(f.at.as_micros())
+                .bind(&f.instance_id)
+                .bind(&f.meeting_id)
+                .bind(f.launched_at.map(|t| t.as_micros()))
+                .bind(f.action.as_str())
+                .bind(&f.detail)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn forget_checkpoints(&self, stream_arn: &str) -> Result<u64, StoreError> {
         let r =
             sqlx::query(include_str!("queries/forget_checkpoints.sql")).bind(stream_arn).execute(&self.pool).await?;
@@ -458,6 +479,8 @@ pub const QUERIES: &[(&str, &str)] = &[
     ("next_effect_attempt", include_str!("queries/next_effect_attempt.sql")),
     ("outcomes", include_str!("queries/outcomes.sql")),
     ("record_gap", include_str!("queries/record_gap.sql")),
+    ("record_sweep", include_str!("queries/record_sweep.sql")),
+    ("sweep_log", include_str!("queries/sweep_log.sql")),
     ("requeue_failed", include_str!("queries/requeue_failed.sql")),
     ("upsert_checkpoint", include_str!("queries/upsert_checkpoint.sql")),
     ("upsert_meetings", include_str!("queries/upsert_meetings.sql")),

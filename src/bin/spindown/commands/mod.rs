@@ -10,6 +10,7 @@ pub mod run;
 pub mod schedule;
 pub mod show;
 pub mod status;
+pub mod sweep;
 pub mod terminate;
 pub mod timers;
 pub mod whatif;

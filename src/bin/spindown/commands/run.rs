@@ -17,6 +17,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     // Catch SIGTERM/SIGINT from the very start: a stop during start-up is a clean stop too.
     let shutdown = shutdown_signal()?;
     let policy = db::load_policy(&args.policy)?;
+    let policy_max_lifetime = policy.max_lifetime;
     let file = match &args.config {
         Some(p) => WorkerConfig::load(p)?,
         None => WorkerConfig::default(),
@@ -59,6 +60,13 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         worker = %options.reader.worker.id,
         "spindown worker starting"
     );
+    if let Some(every) = config.sweep_every()? {
+        let sweep = config.sweep(policy_max_lifetime)?;
+        tracing::info!(every = ?every, tag = %sweep.tag, grace = %sweep.grace, "orphan sweep on");
+        // The sweep always goes through the tag guard.
+        let ec2 = Arc::new(aws::AwsEc2::new(&sdk, Some(sweep.tag.clone())));
+        options.sweep = Some(worker::SweepJob { every, options: sweep, ec2 });
+    }
     let ec2 = Arc::new(aws::AwsEc2::new(&sdk, config.guard.require_tag.clone()));
     let streams = Arc::new(aws::AwsStreams::new(&sdk));
     worker::run(engine, streams, ec2, Arc::new(table), options, shutdown).await?;
