@@ -10,6 +10,7 @@
 //! `spindown run --listen ADDR` serves all of it beside a worker;
 //! `spindown console --listen ADDR` serves it for a database alone, read-only.
 
+mod console;
 mod health;
 pub mod metrics;
 
@@ -28,7 +29,6 @@ use crate::worker::HttpOptions;
 
 /// What the handlers share.
 #[derive(Clone)]
-#[allow(dead_code)] // `engine` and `console_token` are the console's
 pub struct AppState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -57,12 +57,18 @@ impl AppState {
         }
     }
 
-    /// For a database alone (`spindown console`): read-only unless a token is given.
-    pub fn database(store: Arc<dyn Store>, clock: Arc<dyn Clock>, console_token: Option<String>) -> AppState {
+    /// For a database alone (`spindown console`): read-only unless a token is
+    /// given; `engine` (on the same store) carries out `terminate`.
+    pub fn database(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        console_token: Option<String>,
+        engine: Option<Arc<Engine>>,
+    ) -> AppState {
         AppState {
             store,
             clock,
-            engine: None,
+            engine,
             liveness: None,
             timer_stall: Duration::MAX,
             reader_stall: Duration::MAX,
@@ -78,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::scrape))
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
+        .merge(console::routes())
         .with_state(state)
 }
 

@@ -58,6 +58,21 @@ pub enum Cause {
     },
     /// The orphan sweep (`spindown sweep`, or the worker's recurring job).
     Sweep,
+    /// An operator's action, and who took it (`console`).
+    Operator {
+        action: OperatorAction,
+        by: String,
+    },
+}
+
+names! {
+    /// What an operator did outside the stream and the timers.
+    pub OperatorAction ("operator action") {
+        /// Re-queued a failed effect.
+        Retry = "retry",
+        /// Asked for the meeting to be terminated.
+        Terminate = "terminate",
+    }
 }
 
 names! {
@@ -69,6 +84,7 @@ names! {
         Command = "command",
         Effect = "effect",
         Sweep = "sweep",
+        Operator = "operator",
     }
 }
 
@@ -81,6 +97,7 @@ impl Cause {
             Cause::Command(_) => CauseKind::Command,
             Cause::Effect { .. } => CauseKind::Effect,
             Cause::Sweep => CauseKind::Sweep,
+            Cause::Operator { .. } => CauseKind::Operator,
         }
     }
 }
@@ -99,6 +116,7 @@ impl fmt::Display for Cause {
             Cause::Effect { kind: effect, effect: Some(id) } => write!(f, "{kind} {effect} #{id}"),
             Cause::Effect { kind: effect, effect: None } => write!(f, "{kind} {effect}"),
             Cause::Sweep => write!(f, "{kind} orphans"),
+            Cause::Operator { action, by } => write!(f, "{kind} {action} by {by}"),
         }
     }
 }

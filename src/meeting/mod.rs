@@ -24,7 +24,7 @@ pub mod record;
 mod transition;
 
 pub use effect::{Effect, EffectKind};
-pub use history::{Cause, CauseKind, Chunk, Entry, Note, Outcome};
+pub use history::{Cause, CauseKind, Chunk, Entry, Note, OperatorAction, Outcome};
 pub use ids::{BadInstanceId, EmptyMeetingId, InstanceId, MeetingId};
 pub use input::{Change, Command, CommandKind, Image, Input, InstanceSource, Rejection, SeenInstance};
 pub use model::{Ended, EventName, Facts, Meeting, Reason, State, TimerKey, TimerKind, Timers};

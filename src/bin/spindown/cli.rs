@@ -73,6 +73,13 @@ pub enum Cmd {
     /// than max_lifetime + grace). Instances without the tag are never
     /// touched. Findings go to the sweep log (`spindown status`).
     Sweep(SweepArgs),
+    /// Serve the console (every meeting's story in a browser) and /metrics for a database, without a worker.
+    ///
+    /// Read-only unless started with a token (--console-token or
+    /// SPINDOWN_CONSOLE_TOKEN): then retry and terminate are enabled for a
+    /// browser signed in with it (/login). Useful on a replay's or a copy's
+    /// database, or beside a worker that runs elsewhere.
+    Console(ConsoleArgs),
     /// Apply a file of stream records to the database on the system clock (back-fill, migration).
     ///
     /// Timers that are already due fire at once. Effects are queued in the
@@ -180,6 +187,16 @@ pub struct WhatifArgs {
     /// Write where the time went to this file as JSON (benchmarks).
     #[arg(long, value_name = "FILE", hide = true)]
     pub profile: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConsoleArgs {
+    /// HOST:PORT to serve on.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9464")]
+    pub listen: String,
+    /// Enable write actions for a browser signed in with this token.
+    #[arg(long, env = "SPINDOWN_CONSOLE_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub console_token: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -54,6 +54,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Replay(a) => commands::replay::run(&cli, a).await,
         Cmd::Whatif(a) => commands::whatif::run(a).await,
         Cmd::Sweep(a) => commands::sweep::run(&cli, a).await,
+        Cmd::Console(a) => commands::console::run(&cli, a).await,
         Cmd::Ingest(a) => commands::ingest::run(&cli, a).await,
         Cmd::Show(a) => commands::show::run(&cli, a).await,
         Cmd::List(a) => commands::list::run(&cli, a).await,

@@ -1,5 +1,6 @@
 //! One file per command.
 
+pub mod console;
 pub mod dead_letters;
 pub mod ingest;
 pub mod list;

@@ -1,0 +1,428 @@
+//! The console's read-only pages.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
+
+use super::{message, render, store_error, timeline, PAGE};
+use crate::http::AppState;
+use crate::inspect::{self, HistoryView, MeetingView};
+use crate::meeting::{MeetingId, Reason, State as MeetingState};
+use crate::store::{EffectFilter, EffectRow, EffectStatus, MeetingFilter, Page, TimerFilter};
+use crate::time::{Span, Timestamp};
+
+pub(super) async fn home() -> Redirect {
+    Redirect::to("/meetings")
+}
+
+/// `/meetings` filters: all optional; an empty field is no filter.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub(super) struct MeetingQuery {
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    reason: String,
+    /// Start at or after (RFC 3339).
+    #[serde(default)]
+    from: String,
+    /// Start before (RFC 3339).
+    #[serde(default)]
+    to: String,
+    /// A meeting id, or an instance id.
+    #[serde(default)]
+    q: String,
+    /// Keyset paging: the last id of the previous page.
+    #[serde(default)]
+    after: String,
+}
+
+#[derive(Serialize)]
+struct Row {
+    id: String,
+    state: String,
+    reason: String,
+    start: String,
+    terminated_at: String,
+    instances: String,
+}
+
+fn opt_ts(t: Option<Timestamp>) -> String {
+    t.map_or_else(String::new, |t| t.to_rfc3339())
+}
+
+/// A time span in words: `4m 10s`, `2h 3m`, `12s`.
+pub(super) fn words(span: Span) -> String {
+    let secs = span.as_micros().abs() / 1_000_000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m {s}s"),
+        _ => format!("{h}h {m}m"),
+    }
+}
+
+pub(super) async fn meetings(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<MeetingQuery>) -> Response {
+    let bad = |what: &str| message(&s, &headers, StatusCode::BAD_REQUEST, "Bad filter", what);
+    let state = match q.state.as_str() {
+        "" => None,
+        v => match v.parse::<MeetingState>() {
+            Ok(st) => Some(st),
+            Err(e) => return bad(&e.to_string()),
+        },
+    };
+    let reason = match q.reason.as_str() {
+        "" => None,
+        v => match v.parse::<Reason>() {
+            Ok(r) => Some(r),
+            Err(e) => return bad(&e.to_string()),
+        },
+    };
+    let time = |v: &str, name: &str| -> Result<Option<Timestamp>, Response> {
+        match v.trim() {
+            "" => Ok(None),
+            v => Timestamp::parse_iso(v).map(Some).map_err(|e| bad(&format!("{name}: {v:?} is not a time: {e}"))),
+        }
+    };
+    let (from, to) = match (time(&q.from, "from"), time(&q.to, "to")) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let needle = q.q.trim().to_string();
+    // An exact meeting id goes straight to its page.
+    if let Some(id) = MeetingId::new(needle.clone()) {
+        if let Ok(Some(_)) = s.store.meeting(&id).await {
+            return Redirect::to(&format!("/meetings/{}", urlencode(&needle))).into_response();
+        }
+    }
+    let mut rows = Vec::new();
+    let mut after = MeetingId::new(q.after.clone());
+    let mut more = false;
+    // Keyset pages of the store, filtered further here (time range, instance search).
+    'pages: loop {
+        let filter = MeetingFilter { state, reason, after: after.clone(), limit: Some(500) };
+        let page = match s.store.meetings(&filter).await {
+            Ok(p) => p,
+            Err(e) => return store_error(&s, &headers, e),
+        };
+        let Some(last) = page.last() else { break };
+        after = Some(last.meeting.id.clone());
+        let full = page.len() == 500;
+        for m in page {
+            let m = m.meeting;
+            let start = m.facts.start();
+            if from.is_some_and(|f| start.is_none_or(|st| st < f)) || to.is_some_and(|t| start.is_none_or(|st| st >= t))
+            {
+                continue;
+            }
+            if !needle.is_empty()
+                && !m.id.as_str().contains(needle.as_str())
+                && !m.instances.iter().any(|i| i.as_str() == needle)
+            {
+                continue;
+            }
+            if rows.len() == PAGE {
+                more = true;
+                break 'pages;
+            }
+            rows.push(Row {
+                id: m.id.to_string(),
+                state: m.state.to_string(),
+                reason: m.ended.map(|e| e.reason.to_string()).unwrap_or_default(),
+                start: opt_ts(start),
+                terminated_at: opt_ts(m.ended.map(|e| e.at)),
+                instances: m.instances.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" "),
+            });
+        }
+        if !full {
+            break;
+        }
+    }
+    let next = if more { rows.last().map(|r| r.id.clone()) } else { None };
+    #[derive(Serialize)]
+    struct P<'a> {
+        q: &'a MeetingQuery,
+        rows: Vec<Row>,
+        next: Option<String>,
+        states: Vec<&'static str>,
+        reasons: Vec<&'static str>,
+        query: String,
+    }
+    let query = format!(
+        "state={}&reason={}&from={}&to={}&q={}",
+        urlencode(&q.state),
+        urlencode(&q.reason),
+        urlencode(&q.from),
+        urlencode(&q.to),
+        urlencode(&q.q)
+    );
+    let page = P {
+        q: &q,
+        rows,
+        next,
+        states: MeetingState::ALL.iter().map(|s| s.as_str()).collect(),
+        reasons: Reason::ALL.iter().map(|r| r.as_str()).collect(),
+        query,
+    };
+    render(&s, &headers, "meetings.html", page)
+}
+
+/// Percent-encode a query value.
+pub(super) fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct TimerRow {
+    meeting: String,
+    kind: String,
+    due: String,
+    left: String,
+    overdue: bool,
+}
+
+#[derive(Serialize)]
+struct EffectView {
+    id: i64,
+    meeting: String,
+    kind: String,
+    parts: Vec<String>,
+    status: String,
+    attempts: i64,
+    next_attempt_at: String,
+    last_error: String,
+    failed: bool,
+}
+
+fn part(p: &crate::meeting::Effect) -> String {
+    match p {
+        crate::meeting::Effect::Terminate { instances } => {
+            format!("terminate {}", instances.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "))
+        }
+        crate::meeting::Effect::WriteBack { reason, terminated_at } => {
+            format!("write back {reason} at {terminated_at}")
+        }
+    }
+}
+
+fn effect_view(e: &EffectRow) -> EffectView {
+    EffectView {
+        id: e.id,
+        meeting: e.meeting_id.to_string(),
+        kind: e.kind().to_string(),
+        parts: e.parts.iter().map(part).collect(),
+        status: e.status.to_string(),
+        attempts: e.attempts,
+        next_attempt_at: e.next_attempt_at.to_rfc3339(),
+        last_error: e.last_error.clone().unwrap_or_default(),
+        failed: e.status == EffectStatus::Failed,
+    }
+}
+
+fn timer_row(k: &crate::meeting::TimerKey, now: Timestamp) -> TimerRow {
+    let overdue = k.due <= now;
+    TimerRow {
+        meeting: k.meeting_id.to_string(),
+        kind: k.kind.to_string(),
+        due: k.due.to_rfc3339(),
+        left: if overdue {
+            format!("{} overdue", words(now.since(k.due)))
+        } else {
+            format!("in {}", words(k.due.since(now)))
+        },
+        overdue,
+    }
+}
+
+pub(super) async fn meeting(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let Some(mid) = MeetingId::new(id.clone()) else {
+        return message(&s, &headers, StatusCode::NOT_FOUND, "No such meeting", "a meeting id is not empty");
+    };
+    let i = match inspect::inspect(s.store.as_ref(), &mid).await {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return message(&s, &headers, StatusCode::NOT_FOUND, "No such meeting", &format!("no meeting {id}"))
+        }
+        Err(e) => return store_error(&s, &headers, e),
+    };
+    let now = s.clock.now();
+    let history: Vec<HistoryView> = i.history.iter().map(HistoryView::from).collect();
+    let svg = timeline::draw(&i.history, i.meeting.outcome.terminated_at, now);
+    #[derive(Serialize)]
+    struct P {
+        m: MeetingView,
+        timers: Vec<TimerRow>,
+        effects: Vec<EffectView>,
+        history: Vec<HistoryView>,
+        timeline: String,
+        ended: bool,
+    }
+    let ended = i.meeting.outcome.terminated_at.is_some();
+    let page = P {
+        timers: i.timers.iter().map(|k| timer_row(k, now)).collect(),
+        effects: i.effects.iter().map(effect_view).collect(),
+        history,
+        timeline: svg,
+        ended,
+        m: i.meeting,
+    };
+    render(&s, &headers, "meeting.html", page)
+}
+
+pub(super) async fn timers(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let now = s.clock.now();
+    let list = match s.store.timers(&TimerFilter { meeting: None, limit: 500 }).await {
+        Ok(t) => t,
+        Err(e) => return store_error(&s, &headers, e),
+    };
+    #[derive(Serialize)]
+    struct P {
+        rows: Vec<TimerRow>,
+        overdue: usize,
+        shown: usize,
+    }
+    let rows: Vec<TimerRow> = list.iter().map(|k| timer_row(k, now)).collect();
+    let page = P { overdue: rows.iter().filter(|r| r.overdue).count(), shown: rows.len(), rows };
+    render(&s, &headers, "timers.html", page)
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub(super) struct EffectQuery {
+    #[serde(default)]
+    pub(super) status: String,
+    #[serde(default)]
+    pub(super) kind: String,
+}
+
+/// The effects an effect filter selects (status and kind; kind is filtered here).
+pub(super) async fn matching(s: &AppState, q: &EffectQuery) -> Result<Vec<EffectRow>, String> {
+    let status = match q.status.as_str() {
+        "" => None,
+        v => Some(v.parse::<EffectStatus>().map_err(|e| e.to_string())?),
+    };
+    let rows = s.store.effects(&EffectFilter { status, ..EffectFilter::default() }).await.map_err(|e| e.to_string())?;
+    Ok(rows.into_iter().filter(|e| q.kind.is_empty() || e.kind().as_str() == q.kind).collect())
+}
+
+pub(super) async fn effects(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<EffectQuery>) -> Response {
+    let rows = match matching(&s, &q).await {
+        Ok(r) => r,
+        Err(e) => return message(&s, &headers, StatusCode::BAD_REQUEST, "Bad filter", &e),
+    };
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &rows {
+        *by_status.entry(r.status.to_string()).or_default() += 1;
+    }
+    #[derive(Serialize)]
+    struct P<'a> {
+        q: &'a EffectQuery,
+        rows: Vec<EffectView>,
+        failed: usize,
+        statuses: Vec<&'static str>,
+        kinds: Vec<&'static str>,
+    }
+    let failed = rows.iter().filter(|r| r.status == EffectStatus::Failed).count();
+    let page = P {
+        q: &q,
+        rows: rows.iter().take(500).map(effect_view).collect(),
+        failed,
+        statuses: EffectStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        kinds: crate::meeting::EffectKind::ALL.iter().map(|k| k.as_str()).collect(),
+    };
+    render(&s, &headers, "effects.html", page)
+}
+
+pub(super) async fn dead_letters(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let rows = match s.store.dead_letters(&Page { after: None, limit: 200 }).await {
+        Ok(r) => r,
+        Err(e) => return store_error(&s, &headers, e),
+    };
+    #[derive(Serialize)]
+    struct D {
+        id: i64,
+        at: String,
+        origin: String,
+        kind: String,
+        reason: String,
+        event_id: String,
+        raw: String,
+    }
+    #[derive(Serialize)]
+    struct P {
+        rows: Vec<D>,
+    }
+    let rows = rows
+        .into_iter()
+        .map(|d| D {
+            id: d.id,
+            at: d.at.to_rfc3339(),
+            origin: d.origin,
+            kind: d.kind,
+            reason: d.reason,
+            event_id: d.event_id.unwrap_or_default(),
+            raw: String::from_utf8_lossy(&d.raw).into_owned(),
+        })
+        .collect();
+    render(&s, &headers, "dead_letters.html", P { rows })
+}
+
+pub(super) async fn stream(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let st = match inspect::status(s.store.as_ref()).await {
+        Ok(st) => st,
+        Err(e) => return store_error(&s, &headers, e),
+    };
+    let now = s.clock.now();
+    #[derive(Serialize)]
+    struct Shard {
+        stream: String,
+        shard: String,
+        position: String,
+        records: i64,
+        state: String,
+        lag: String,
+        reader: String,
+    }
+    let shards = st
+        .checkpoints
+        .iter()
+        .map(|c| {
+            let lease = st.leases.iter().find(|l| l.stream_arn == c.stream_arn && l.shard_id == c.shard_id);
+            Shard {
+                stream: c.stream_arn.clone(),
+                shard: c.shard_id.clone(),
+                position: c.sequence_number.clone().unwrap_or_else(|| "(start)".into()),
+                records: c.records as i64,
+                state: if c.closed {
+                    "closed, fully read".into()
+                } else if c.caught_up {
+                    "caught up".into()
+                } else {
+                    "reading".into()
+                },
+                lag: match (c.caught_up, c.last_event_at) {
+                    (true, _) | (_, None) => "0s".into(),
+                    (false, Some(t)) => words(now.since(t)),
+                },
+                reader: lease
+                    .and_then(|l| l.owner.clone().map(|o| if l.expired { format!("{o} (lease expired)") } else { o }))
+                    .unwrap_or_default(),
+            }
+        })
+        .collect::<Vec<_>>();
+    #[derive(Serialize)]
+    struct P {
+        shards: Vec<Shard>,
+        gaps: Vec<crate::store::Gap>,
+        sweep: Vec<crate::store::SweepFinding>,
+        workers: Vec<(String, bool, String)>,
+    }
+    let workers = st.workers.iter().map(|w| (w.info.id.clone(), w.live, w.last_seen.to_rfc3339())).collect();
+    render(&s, &headers, "stream.html", P { shards, gaps: st.gaps, sweep: st.sweep_log, workers })
+}
