@@ -68,7 +68,7 @@ pub async fn hold(name: &str) {
         let mut said = false;
         while path.exists() {
             if !said {
-                eprintln!("hold {name}: waiting while {} exists", path.display());
+                tracing::warn!("hold {name}: waiting while {} exists", path.display());
                 said = true;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -199,7 +199,7 @@ async fn metrics_tell_what_happened_and_readiness_follows_the_timer_loop() {
         "worker.log",
         POLICY,
         &config,
-        &[("SPINDOWN_HOLD", &hold_env)],
+        &[("SPINDOWN_HOLD", &hold_env), ("SPINDOWN_LOG_FORMAT", "json")],
     );
     wait_for("the listener", Duration::from_secs(30), || get(port, "/livez").is_ok_and(|(c, _)| c == 200));
     wait_for("ready", Duration::from_secs(30), || get(port, "/readyz").is_ok_and(|(c, _)| c == 200));
@@ -302,4 +302,30 @@ async fn metrics_tell_what_happened_and_readiness_follows_the_timer_loop() {
     });
 
     assert!(sigterm(&mut w).success());
+
+    // `--log-format json`: one object per line; a span per applied record,
+    // timer fire and effect, carrying the meeting (and the record's eventID).
+    let log = std::fs::read_to_string(dir.path().join("worker.log")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a log line that is not JSON: {l:?}: {e}")))
+        .collect();
+    let spans = |name: &str| -> Vec<&serde_json::Value> {
+        lines
+            .iter()
+            .filter(|l| l["span"]["name"] == name && l["fields"]["message"] == "close")
+            .map(|l| &l["span"])
+            .collect()
+    };
+    let records = spans("record");
+    assert!(
+        records.iter().any(|s| s["meeting_id"] == "m-partial" && s["event_id"].as_str().is_some_and(|e| !e.is_empty())),
+        "a record span with meeting_id and event_id: {records:?}"
+    );
+    assert!(spans("timer").iter().any(|s| s["meeting_id"] == "m-noshow" && s["kind"] == "safety_net"), "a timer span");
+    assert!(
+        spans("effect").iter().any(|s| s["meeting_id"] == "m-cancel" && s["kind"] == "terminate"),
+        "an effect span"
+    );
 }

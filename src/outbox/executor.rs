@@ -284,7 +284,8 @@ async fn attempt(
     for part in &row.parts[row.done.min(row.parts.len())..] {
         crate::failpoint::hit("effect-before-call");
         let started = std::time::Instant::now();
-        let result = run_part(ec2, table, &row.meeting_id, part).await;
+        let span = tracing::info_span!("effect", meeting_id = %row.meeting_id, effect = row.id, kind = %part.kind());
+        let result = tracing::Instrument::instrument(run_part(ec2, table, &row.meeting_id, part), span).await;
         let secs = started.elapsed().as_secs_f64();
         crate::failpoint::hit("effect-after-call");
         let at = clock.now();

@@ -32,8 +32,19 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Log lines as text, or as JSON objects (one per line, with a span per
+    /// applied record, timer fire and effect carrying meeting_id and event_id).
+    #[arg(long, global = true, value_enum, default_value = "text", env = "SPINDOWN_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Cmd,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]

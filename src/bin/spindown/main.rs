@@ -17,7 +17,7 @@ use cli::{Cli, Cmd};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn init_tracing(verbose: u8, daemon: bool) {
+fn init_tracing(verbose: u8, daemon: bool, format: cli::LogFormat) {
     let default = match verbose {
         0 if daemon => "info",
         0 => "warn",
@@ -28,12 +28,24 @@ fn init_tracing(verbose: u8, daemon: bool) {
         tracing_subscriber::EnvFilter::new(format!("{default},sqlx=warn,tokio_cron_scheduler=warn"))
     });
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    match format {
+        cli::LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .init(),
+        // One JSON object per line; each applied record, timer fire and effect
+        // is a span (closed with its `meeting_id`, `event_id` and duration).
+        cli::LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 /// The error and its causes on one line, without repeating a cause that a
@@ -71,7 +83,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose, matches!(cli.command, Cmd::Run(_)));
+    init_tracing(cli.verbose, matches!(cli.command, Cmd::Run(_)), cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

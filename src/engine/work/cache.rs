@@ -226,6 +226,13 @@ impl Work<'_> {
             if !self.clock().is_virtual() {
                 self.report.lateness.push((key.kind, lateness));
             }
+            let _span = tracing::info_span!(
+                "timer",
+                meeting_id = %key.meeting_id,
+                kind = %key.kind,
+                lateness_ms = lateness.as_micros() / 1000,
+            )
+            .entered();
             let cause = Cause::Timer { kind: key.kind, due: key.due };
             self.run_step(&key.meeting_id, &input, now, cause, Some(lateness))
                 .expect("a timer of a known meeting is always applicable");

@@ -12,6 +12,7 @@ use std::mem;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::MutexGuard;
+use tracing::Instrument;
 
 use super::{CommandResult, EffectMode, Engine, EngineError, Incoming, Origin, Report};
 use crate::clock::Clock;
@@ -104,7 +105,15 @@ impl<'e> Work<'e> {
         self.preload(ids).await?;
         for i in items {
             match i.item {
-                Item::Record(d) => self.record(*d, &i.origin).await?,
+                Item::Record(d) => {
+                    let span = tracing::info_span!(
+                        "record",
+                        meeting_id = %d.change.meeting_id,
+                        event_id = d.change.event_id.as_deref().unwrap_or(""),
+                        event = %d.change.event_name,
+                    );
+                    self.record(*d, &i.origin).instrument(span).await?
+                }
                 Item::Dead(d) => self.dead_letter(d, &i.origin),
             }
         }
