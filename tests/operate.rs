@@ -329,3 +329,70 @@ async fn metrics_tell_what_happened_and_readiness_follows_the_timer_loop() {
         "an effect span"
     );
 }
+
+/// Every process of the test's PostgreSQL server: the postmaster and its children.
+fn postgres_processes() -> Vec<u32> {
+    let data = &common::postgres::server().data;
+    let pid_file = std::fs::read_to_string(data.join("postmaster.pid")).expect("the server's postmaster.pid");
+    let postmaster: u32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+    let mut pids = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // `pid (comm) state ppid …`: comm may hold spaces, so read after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(postmaster) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn signal_all(pids: &[u32], signal: &str) {
+    for pid in pids {
+        let _ = std::process::Command::new("kill").args([signal, &pid.to_string()]).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_the_store_does_not_answer_and_recovers() {
+    if std::env::var_os("SPINDOWN_PG_URL").is_some() {
+        eprintln!("skipped: SPINDOWN_PG_URL names a server this test must not pause");
+        return;
+    }
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::postgres::database("operate_readyz");
+    let _aws = Aws::new(&moto, "elephant-meetings").await;
+    let port = free_port();
+    let config = CONFIG.replace("LISTEN", &format!("127.0.0.1:{port}")).replace("1500ms", "30s");
+    let mut w =
+        worker_with(&moto, Path::new(&url), "elephant-meetings", dir.path(), "worker.log", POLICY, &config, &[]);
+    wait_for("ready", Duration::from_secs(30), || get(port, "/readyz").is_ok_and(|(c, _)| c == 200));
+
+    // The database stops answering (every server process paused).
+    let pids = postgres_processes();
+    signal_all(&pids, "-STOP");
+    let mut said = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok((503, body)) = get(port, "/readyz") {
+            said = body;
+            break;
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(port, "/livez").map(|(c, _)| c).ok(), Some(200), "alive all the same");
+    signal_all(&pids, "-CONT");
+    assert!(said.contains("store: no answer within 2s"), "503 with the reason while the store is paused: {said:?}");
+    wait_for("200 once the store answers again", Duration::from_secs(30), || {
+        get(port, "/readyz").is_ok_and(|(c, _)| c == 200)
+    });
+    assert!(sigterm(&mut w).success());
+}
