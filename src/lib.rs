@@ -66,6 +66,11 @@
 //! * [`source`] — record sources: files, the DynamoDB Streams reader and its
 //!   shard leases, replay.
 //! * [`adapters`] — the AWS SDK behind the ports, with error classification.
+//! * [`http`] — the operator's listener (axum): `/metrics`, `/livez`,
+//!   `/readyz` and the console (server-rendered pages, token-guarded actions).
+//! * [`telemetry`] — every metric's name and meaning, recorded through the
+//!   `metrics` facade; the liveness `/readyz` reads.
+//! * [`sweep`] — the orphan sweep: tagged instances that outlived their meeting.
 //! * [`inspect`] — read models: the replay line, `show`, `status`.
 //! * [`whatif`] — the same records under other rules (the Lambdas, other
 //!   policies), in memory: instance-hours, cost, meetings cut short.

@@ -396,3 +396,11 @@ async fn readiness_fails_while_the_store_does_not_answer_and_recovers() {
     });
     assert!(sigterm(&mut w).success());
 }
+
+#[test]
+fn the_readme_documents_every_metric() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for (name, kind, _) in spindown::telemetry::METRICS {
+        assert!(readme.contains(&format!("| `{name}` | {kind} |")), "README's metrics table lacks {name}");
+    }
+}
