@@ -1,9 +1,9 @@
 //! The operator's listener: one port (axum) for Prometheus metrics, health
 //! checks and the console.
 //!
-//! * [`metrics`](self::metrics) — `/metrics`: the counters and histograms the
+//! * [`metrics`] — `/metrics`: the counters and histograms the
 //!   engine records as it works, and gauges read from the store at each scrape;
-//! * [`health`] — `/livez` (the process serves) and `/readyz` (the store
+//! * `health` — `/livez` (the process serves) and `/readyz` (the store
 //!   answers, the timer loop and the stream reader are alive);
 //! * the console at `/`.
 //!

@@ -4,9 +4,9 @@
 //! terminated, in instance-hours and dollars. The contract is `spec/whatif.md`.
 //!
 //! Everything runs in memory, no database. Each record is decoded once; the
-//! [front](front) decides once what every model shares (dead letters,
+//! front (`front.rs`) decides once what every model shares (dead letters,
 //! duplicates, the virtual clock, each meeting's start and instance set);
-//! each model then runs on a thread of its own ([`driver`]) over the same
+//! each model then runs on a thread of its own (`driver.rs`) over the same
 //! accepted records. A policy model is the engine's own rules
 //! ([`meeting::step`](crate::meeting::step)) — `spindown replay --policy P`
 //! gives the same end for every meeting, which the tests check.
