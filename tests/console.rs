@@ -195,6 +195,19 @@ impl Browser {
         self.call("GET", &self.s("/source"), None).as_str().unwrap().to_string()
     }
 
+    /// The page's source once `ok` holds (a form's navigation may still be under way after a click).
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let page = self.source();
+            if ok(&page) {
+                return page;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {page}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn find(&self, css: &str) -> String {
         let v = self.call("POST", &self.s("/element"), Some(json!({"using": "css selector", "value": css})));
         v["element-6066-11e4-a52e-4f735466cecf"].as_str().unwrap_or_else(|| panic!("no element {css}: {v}")).to_string()
@@ -302,7 +315,9 @@ async fn the_console_in_a_real_browser() {
     b.type_into("input[name=q]", "i-0aaaaaaaaaaaaaaa1");
     b.click("form.filters button");
     // An exact instance id lists its meeting only.
-    let page = b.source();
+    let page = b.wait_for("the filtered list", |p| {
+        p.contains("i-0aaaaaaaaaaaaaaa1\"") || p.contains("value=\"i-0aaaaaaaaaaaaaaa1\"")
+    });
     assert_eq!(b.count("#meetings tbody tr"), 1, "one meeting has that instance: {page}");
     assert!(page.contains(">m-failing</a>"));
     b.go(&format!("{base}/meetings?state=Terminated&reason=SUCCESS"));
@@ -355,24 +370,33 @@ async fn the_console_in_a_real_browser() {
     b.go(&format!("{base}/login"));
     b.type_into("#token", "s3cret");
     b.click("#sign-in");
+    b.wait_for("signed in", |p| p.contains("signed in: retry and terminate enabled"));
     let evil = dir.path().join("evil.html");
     std::fs::write(&evil, format!("<form id=f method=post action=\"{base}/effects/{failed}/retry\"><input name=csrf value=x></form><script>document.getElementById('f').submit()</script>")).unwrap();
     b.go(&format!("file://{}", evil.display()));
-    std::thread::sleep(Duration::from_millis(500));
-    let page = b.source();
+    let page = b.wait_for("the cross-site post's answer", |p| p.contains("Refused"));
     assert!(page.contains("Refused"), "a cross-site post is refused: {page}");
     // The operator retries the failed effect from the meeting's page.
     b.go(&format!("{base}/meetings/m-failing"));
     assert_eq!(b.count("button.retry"), 1, "signed in: a retry button");
     b.screenshot(&out.join("console-meeting-failed.png"));
     b.click("button.retry");
-    let page = b.source();
+    let page = b.wait_for("the retry", |p| p.contains("operator retry by console"));
     assert!(page.contains("operator retry by console"), "the retry is in the history, by console");
     assert!(page.contains("re-queued"));
     let store = SqliteStore::open(&db, &SqliteOptions::default()).await.unwrap();
     let row = store.effects(&EffectFilter { id: Some(failed), ..EffectFilter::default() }).await.unwrap();
     assert_eq!(row[0].status, EffectStatus::Pending, "re-queued for the worker");
     b.screenshot(&out.join("console-meeting.png"));
+    // Terminate a live meeting by hand: MANUAL, recorded as the console's.
+    b.go(&format!("{base}/meetings/m-later"));
+    b.click("#terminate");
+    let page = b.wait_for("the termination", |p| p.contains("operator terminate by console"));
+    assert!(page.contains("MANUAL"), "terminated by hand: {page}");
+    assert!(
+        page.contains("operator terminate by console") && page.contains("command terminate"),
+        "both in the history"
+    );
     b.go(&format!("{base}/meetings/m-success"));
     b.screenshot(&out.join("console-timeline.png"));
     eprintln!("screenshots in {}", out.display());
