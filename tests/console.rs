@@ -6,14 +6,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::records::{img, insert, items, rec, t};
+use common::web::{artifacts, free_port, http, which};
 use serde_json::{json, Value};
 use spindown::clock::SystemClock;
 use spindown::engine::{Engine, EngineOptions};
@@ -87,61 +87,6 @@ async fn database(path: &Path) {
     store.close().await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// One HTTP request over a socket; (status, body).
-fn http(port: u16, method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let body = body.unwrap_or("");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    c.write_all(req.as_bytes()).unwrap();
-    // Read the head, then exactly the body its Content-Length says (a
-    // WebDriver server may keep the connection open), or to the end.
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = c.read(&mut buf).unwrap();
-        assert!(n > 0, "the connection closed before the response head");
-        raw.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let length = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok()).flatten()
-    });
-    let mut body = raw[head_end + 4..].to_vec();
-    match length {
-        Some(len) => {
-            while body.len() < len {
-                let n = c.read(&mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&buf[..n]);
-            }
-        }
-        None => {
-            let _ = c.read_to_end(&mut body);
-        }
-    }
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
 /// A WebDriver session on chromedriver.
 struct Browser {
     driver: Child,
@@ -176,7 +121,7 @@ impl Browser {
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let body =
             body.map(|b| b.to_string()).unwrap_or_else(|| if method == "POST" { "{}".into() } else { String::new() });
-        let (code, text) = http(self.port, method, path, Some(&body), &[("Content-Type", "application/json")]);
+        let (code, text) = http(self.port, method, path, Some(&body), &[("Content-Type", "application/json")]).unwrap();
         let v: Value =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("webdriver {method} {path}: {code} {text}: {e}"));
         assert!(code == 200, "webdriver {method} {path}: {code} {v}");
@@ -246,17 +191,6 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
-}
-
-fn artifacts() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 struct Console(Child);
@@ -340,7 +274,8 @@ async fn the_console_in_a_real_browser() {
         "/effects/1/retry",
         Some("csrf=x"),
         &[("Content-Type", "application/x-www-form-urlencoded")],
-    );
+    )
+    .unwrap();
     assert_eq!(code, 403, "read-only: {body}");
     assert!(body.contains("read-only"));
     drop(ro);
@@ -363,7 +298,8 @@ async fn the_console_in_a_real_browser() {
         &format!("/effects/{failed}/retry"),
         Some("csrf=x"),
         &[("Content-Type", "application/x-www-form-urlencoded")],
-    );
+    )
+    .unwrap();
     assert_eq!(code, 403, "no token: {body}");
     assert!(body.contains("sign in"), "{body}");
     // Another site's page posting through the operator's browser is refused too.

@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue as V;
 use common::aws::Aws;
 use common::moto::Moto;
 use common::process::{sigterm, worker_with, POLICY};
+use common::web::{free_port, get, which};
 use spindown::meeting::history::Cause;
 use spindown::meeting::State;
 use spindown::store::{EffectStatus, Store};
@@ -20,39 +21,6 @@ use spindown::time::{Span, Timestamp};
 
 fn s(v: &str) -> V {
     V::S(v.to_string())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// GET `path` from the listener: (status, body). Plain HTTP/1.1 over a socket.
-fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    c.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(c, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
-    let mut raw = Vec::new();
-    c.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body =
-        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.into() };
-    Ok((status, body))
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
-    }
-    out
 }
 
 fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
@@ -117,13 +85,8 @@ impl Scrape {
     }
 }
 
-fn promtool() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|d| d.join("promtool")).find(|p| p.is_file())
-}
-
 fn need_promtool() -> Option<std::path::PathBuf> {
-    let p = promtool();
+    let p = which("promtool");
     if p.is_none() {
         assert!(std::env::var_os("CI").is_none(), "CI installs promtool (Debian's prometheus package)");
         eprintln!("skipped the promtool checks: no promtool (apt-get install prometheus)");

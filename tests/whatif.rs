@@ -12,6 +12,7 @@ mod day;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use common::web::{artifacts, which};
 use common::*;
 use serde_json::Value;
 
@@ -252,7 +253,7 @@ fn clear_errors_for_bad_arguments() {
 
 /// Debian's chromium, if installed (CI installs it).
 fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|b| which(b).ok())
+    ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|b| which(b))
 }
 
 /// A proxy that answers nothing and records every request the browser makes.
@@ -298,13 +299,6 @@ fn headless(chromium: &Path, proxy: u16, profile: &Path) -> std::process::Comman
     ])
     .arg(format!("--user-data-dir={}", profile.display()));
     c
-}
-
-/// Where this test run keeps what a person may want to look at.
-fn artifacts() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -422,7 +416,7 @@ fn a_progress_bar_on_a_terminal_and_nothing_otherwise() {
     assert!(!stderr.contains("whatif: reading"), "no progress without a terminal: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     // A terminal (util-linux `script` gives the command a pseudo-terminal).
-    let Ok(script) = which("script") else {
+    let Some(script) = which("script") else {
         assert!(std::env::var_os("CI").is_none(), "CI has util-linux's script");
         return;
     };
@@ -440,9 +434,4 @@ fn a_progress_bar_on_a_terminal_and_nothing_otherwise() {
     let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
     assert!(seen.contains("whatif: reading [") && seen.contains("582.09 KiB"), "a bar over the file's bytes: {seen}");
     assert!(seen.contains("MODEL") && seen.contains("legacy"), "then the table: {seen}");
-}
-
-fn which(program: &str) -> Result<PathBuf, ()> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file()).ok_or(())
 }

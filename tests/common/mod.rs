@@ -10,6 +10,7 @@ pub mod process;
 pub mod proxy;
 pub mod records;
 pub mod scenario;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
