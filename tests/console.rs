@@ -17,8 +17,9 @@ use common::web::{artifacts, free_port, http, which};
 use serde_json::{json, Value};
 use spindown::clock::SystemClock;
 use spindown::engine::{Engine, EngineOptions};
-use spindown::meeting::{InstanceId, MeetingId, Policy, Reason};
-use spindown::outbox::{Ec2, EffectError, Executor, MeetingTable, RetryPolicy, TerminateReport, WriteBackOutcome};
+use spindown::meeting::{InstanceId, MeetingId, Policy};
+use spindown::outbox::dry_run::DryRun;
+use spindown::outbox::{Ec2, EffectError, Executor, RetryPolicy, TerminateReport};
 use spindown::store::sqlite::{SqliteOptions, SqliteStore};
 use spindown::store::{EffectFilter, EffectStatus, Store};
 use spindown::time::Timestamp;
@@ -36,19 +37,6 @@ impl Ec2 for Refusing {
         Box::pin(async {
             Err(EffectError { transient: false, message: "UnauthorizedOperation: not allowed (test)".into() })
         })
-    }
-}
-
-struct Table;
-
-impl MeetingTable for Table {
-    fn write_back<'a>(
-        &'a self,
-        _: &'a MeetingId,
-        _: Reason,
-        _: Timestamp,
-    ) -> BoxFuture<'a, Result<WriteBackOutcome, EffectError>> {
-        Box::pin(async { Ok(WriteBackOutcome::Written) })
     }
 }
 
@@ -79,7 +67,7 @@ async fn database(path: &Path) {
         rec(Some("a-1"), "INSERT", Some(Timestamp::now()), "m-later", json!({"meet_time": {"S": later.to_rfc3339()}}));
     engine.apply(items(&[ahead])).await.unwrap();
     let retry = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
-    let exec = Executor::new(store.clone(), Arc::new(Refusing), Arc::new(Table), clock, retry);
+    let exec = Executor::new(store.clone(), Arc::new(Refusing), Arc::new(DryRun), clock, retry);
     exec.drain().await.unwrap();
     let failed =
         store.effects(&EffectFilter { status: Some(EffectStatus::Failed), ..EffectFilter::default() }).await.unwrap();

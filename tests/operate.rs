@@ -109,19 +109,13 @@ fn the_shipped_alerting_rules_pass_promtool() {
     assert!(said.contains("SUCCESS: 8 rules found"), "{said}");
 }
 
-const CONFIG: &str = r#"
-[guard]
-require_tag = "meeting_id"
-[effects]
-base_delay = "200ms"
-max_delay = "2s"
-[stream]
-idle_poll = "100ms"
-[http]
-listen = "LISTEN"
-timer_stall = "1500ms"
-reader_stall = "10s"
-"#;
+/// The tests' worker settings, with the listener (its port filled in per test).
+fn config(listen: &str, timer_stall: &str) -> String {
+    format!(
+        "{}[http]\nlisten = \"{listen}\"\ntimer_stall = \"{timer_stall}\"\nreader_stall = \"10s\"\n",
+        common::process::CONFIG
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_tell_what_happened_and_readiness_follows_the_timer_loop() {
@@ -153,7 +147,7 @@ async fn metrics_tell_what_happened_and_readiness_follows_the_timer_loop() {
     let hold = dir.path().join("hold-timers");
     let listen = format!("127.0.0.1:{port}");
     let hold_env = format!("timers={}", hold.display());
-    let config = CONFIG.replace("LISTEN", &listen);
+    let config = config(&listen, "1500ms");
     let mut w = worker_with(
         &moto,
         &db,
@@ -331,7 +325,7 @@ async fn readiness_fails_while_the_store_does_not_answer_and_recovers() {
     let url = common::postgres::database("operate_readyz");
     let _aws = Aws::new(&moto, "elephant-meetings").await;
     let port = free_port();
-    let config = CONFIG.replace("LISTEN", &format!("127.0.0.1:{port}")).replace("1500ms", "30s");
+    let config = config(&format!("127.0.0.1:{port}"), "30s");
     let mut w =
         worker_with(&moto, Path::new(&url), "elephant-meetings", dir.path(), "worker.log", POLICY, &config, &[]);
     wait_for("ready", Duration::from_secs(30), || get(port, "/readyz").is_ok_and(|(c, _)| c == 200));

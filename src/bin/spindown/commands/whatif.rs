@@ -104,19 +104,11 @@ pub async fn run(args: &WhatifArgs) -> Result<()> {
     let out_started = Instant::now();
     let horizon = w.horizon(args.horizon);
     let summaries = w.summaries(horizon, args.price);
-    let mut out = output::stdout();
-    let written = if args.json {
-        (|| -> Result<()> {
-            for s in &summaries {
-                serde_json::to_writer(&mut out, s)?;
-                out.write_all(b"\n")?;
-            }
-            Ok(())
-        })()
+    if args.json {
+        output::json_lines(&summaries)?;
     } else {
-        out.write_all(render::whatif_table(&summaries).as_bytes()).map_err(Into::into)
-    };
-    output::finish(written, out)?;
+        output::print(&render::whatif_table(&summaries))?;
+    }
     if let Some(path) = &args.meetings {
         write_meetings(&w, horizon, path).with_context(|| format!("writing {}", path.display()))?;
     }
