@@ -12,9 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::browser::Browser;
 use common::records::{img, insert, items, rec, t};
-use common::web::{artifacts, free_port, http, which};
-use serde_json::{json, Value};
+use common::web::{artifacts, free_port, http};
+use serde_json::json;
 use spindown::clock::SystemClock;
 use spindown::engine::{Engine, EngineOptions};
 use spindown::meeting::{InstanceId, MeetingId, Policy};
@@ -75,112 +76,6 @@ async fn database(path: &Path) {
     store.close().await;
 }
 
-/// A WebDriver session on chromedriver.
-struct Browser {
-    driver: Child,
-    port: u16,
-    session: String,
-}
-
-impl Browser {
-    fn start(chromium: &Path) -> Browser {
-        let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": chromium.display().to_string(),
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1500",
-                     "--hide-scrollbars", "--force-device-scale-factor=1", "--disable-background-networking"]}}}});
-        let mut b = Browser { driver, port, session: String::new() };
-        let v = b.call("POST", "/session", Some(caps));
-        b.session = v["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {v}")).to_string();
-        b
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let body =
-            body.map(|b| b.to_string()).unwrap_or_else(|| if method == "POST" { "{}".into() } else { String::new() });
-        let (code, text) = http(self.port, method, path, Some(&body), &[("Content-Type", "application/json")]).unwrap();
-        let v: Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("webdriver {method} {path}: {code} {text}: {e}"));
-        assert!(code == 200, "webdriver {method} {path}: {code} {v}");
-        v["value"].clone()
-    }
-
-    fn s(&self, rest: &str) -> String {
-        format!("/session/{}{rest}", self.session)
-    }
-
-    fn go(&self, url: &str) {
-        self.call("POST", &self.s("/url"), Some(json!({"url": url})));
-    }
-
-    fn source(&self) -> String {
-        self.call("GET", &self.s("/source"), None).as_str().unwrap().to_string()
-    }
-
-    /// The page's source once `ok` holds (a form's navigation may still be under way after a click).
-    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let page = self.source();
-            if ok(&page) {
-                return page;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {page}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn find(&self, css: &str) -> String {
-        let v = self.call("POST", &self.s("/element"), Some(json!({"using": "css selector", "value": css})));
-        v["element-6066-11e4-a52e-4f735466cecf"].as_str().unwrap_or_else(|| panic!("no element {css}: {v}")).to_string()
-    }
-
-    fn count(&self, css: &str) -> usize {
-        let v = self.call("POST", &self.s("/elements"), Some(json!({"using": "css selector", "value": css})));
-        v.as_array().map_or(0, Vec::len)
-    }
-
-    fn click(&self, css: &str) {
-        let e = self.find(css);
-        self.call("POST", &self.s(&format!("/element/{e}/click")), None);
-    }
-
-    fn type_into(&self, css: &str, text: &str) {
-        let e = self.find(css);
-        self.call("POST", &self.s(&format!("/element/{e}/clear")), None);
-        self.call("POST", &self.s(&format!("/element/{e}/value")), Some(json!({"text": text})));
-    }
-
-    fn screenshot(&self, path: &Path) {
-        use base64::Engine as _;
-        let b64 = self.call("GET", &self.s("/screenshot"), None);
-        let png = base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap()).unwrap();
-        assert_eq!(&png[1..4], b"PNG");
-        std::fs::write(path, png).unwrap();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if !self.session.is_empty() {
-            let _ = http(self.port, "DELETE", &self.s(""), None, &[]);
-        }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
 struct Console(Child);
 
 impl Drop for Console {
@@ -210,13 +105,7 @@ fn console(db: &Path, port: u16, token: Option<&str>) -> Console {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_real_browser() {
-    let (Some(chromium), Some(_)) =
-        (["chromium", "chromium-browser"].iter().find_map(|b| which(b)), which("chromedriver"))
-    else {
-        assert!(std::env::var_os("CI").is_none(), "CI installs chromium and chromium-driver");
-        eprintln!("skipped: no chromium/chromedriver (apt-get install chromium chromium-driver)");
-        return;
-    };
+    common::browser::require();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("console.db");
     database(&db).await;
@@ -226,7 +115,7 @@ async fn the_console_in_a_real_browser() {
     let port = free_port();
     let ro = console(&db, port, None);
     let base = format!("http://127.0.0.1:{port}");
-    let b = Browser::start(&chromium);
+    let b = Browser::start(1280, 1500);
     b.go(&format!("{base}/meetings"));
     let page = b.source();
     for id in ["m-noshow", "m-failing", "m-success", "m-later"] {
@@ -323,5 +212,12 @@ async fn the_console_in_a_real_browser() {
     );
     b.go(&format!("{base}/meetings/m-success"));
     b.screenshot(&out.join("console-timeline.png"));
+    // Every request the console's pages made went to the console (or was the
+    // test's own local page): nothing is fetched from elsewhere.
+    let asked = b.page_requests();
+    assert!(asked.iter().any(|u| u.starts_with(&base)), "the page requests are seen: {asked:?}");
+    let elsewhere: Vec<&String> =
+        asked.iter().filter(|u| !u.starts_with("http://127.0.0.1:") && !u.starts_with("file://")).collect();
+    assert!(elsewhere.is_empty(), "the console's pages requested {elsewhere:?}");
     eprintln!("screenshots in {}", out.display());
 }

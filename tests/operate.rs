@@ -85,18 +85,16 @@ impl Scrape {
     }
 }
 
-fn need_promtool() -> Option<std::path::PathBuf> {
-    let p = which("promtool");
-    if p.is_none() {
-        assert!(std::env::var_os("CI").is_none(), "CI installs promtool (Debian's prometheus package)");
-        eprintln!("skipped the promtool checks: no promtool (apt-get install prometheus)");
-    }
-    p
+/// promtool, or a failure that says how to get it.
+fn need_promtool() -> std::path::PathBuf {
+    which("promtool").expect(
+        "the promtool checks cannot run here: no promtool on PATH — run scripts/test-deps (or apt-get install prometheus)",
+    )
 }
 
 #[test]
 fn the_shipped_alerting_rules_pass_promtool() {
-    let Some(promtool) = need_promtool() else { return };
+    let promtool = need_promtool();
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/alerts.yml");
     let out = std::process::Command::new(promtool).args(["check", "rules"]).arg(&rules).output().unwrap();
     assert!(
@@ -228,24 +226,23 @@ async fn metrics_tell_what_happened_and_readiness_follows_the_timer_loop() {
     let tick = m.value("spindown_timer_loop_last_tick_timestamp_seconds", &[]);
     assert!((Timestamp::now().as_micros() as f64 / 1e6 - tick).abs() < 5.0, "the timer loop ticked just now ({tick})");
     assert!(!text.contains("meeting_id") && !text.contains("m-noshow") && !text.contains("i-"), "no ids in labels");
-    if let Some(promtool) = need_promtool() {
-        use std::io::Write;
-        let mut p = std::process::Command::new(promtool)
-            .args(["check", "metrics"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-        let out = p.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool check metrics:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    use std::io::Write;
+    let promtool = need_promtool();
+    let mut p = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Readiness follows the timer loop: stopped → 503 with the reason, running again → 200.
     std::fs::write(&hold, "").unwrap();
@@ -316,10 +313,11 @@ fn signal_all(pids: &[u32], signal: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_fails_while_the_store_does_not_answer_and_recovers() {
-    if std::env::var_os("SPINDOWN_PG_URL").is_some() {
-        eprintln!("skipped: SPINDOWN_PG_URL names a server this test must not pause");
-        return;
-    }
+    assert!(
+        std::env::var_os("SPINDOWN_PG_URL").is_none(),
+        "this test pauses every process of the PostgreSQL server: it needs the server the tests start, \
+         not the one SPINDOWN_PG_URL names (unset it to run this test)"
+    );
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     let url = common::postgres::database("operate_readyz");

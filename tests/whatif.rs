@@ -12,6 +12,7 @@ mod day;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use common::browser::Browser;
 use common::web::{artifacts, which};
 use common::*;
 use serde_json::Value;
@@ -251,63 +252,9 @@ fn clear_errors_for_bad_arguments() {
 
 // ------------------------------------------------------------ the HTML report
 
-/// Debian's chromium, if installed (CI installs it).
-fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|b| which(b))
-}
-
-/// A proxy that answers nothing and records every request the browser makes.
-fn recording_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::Read;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let mut buf = [0u8; 512];
-            let n = conn.read(&mut buf).unwrap_or(0);
-            let first = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string();
-            log.lock().unwrap().push(first);
-        }
-    });
-    (port, seen)
-}
-
-fn headless(chromium: &Path, proxy: u16, profile: &Path) -> std::process::Command {
-    let mut c = std::process::Command::new(chromium);
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-default-apps",
-        "--disable-client-side-phishing-detection",
-        "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,AutofillServerCommunication",
-        "--no-pings",
-        "--hide-scrollbars",
-        "--force-device-scale-factor=1",
-        "--window-size=1200,4200",
-        // Every request that is not for the page itself goes to the recording proxy.
-        &format!("--proxy-server=http://127.0.0.1:{proxy}"),
-        "--proxy-bypass-list=<-loopback>",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
-    c
-}
-
 #[test]
 fn the_html_report_renders_in_a_real_browser_and_requests_nothing() {
-    let Some(chromium) = chromium() else {
-        assert!(std::env::var_os("CI").is_none(), "CI must install chromium (apt-get install chromium)");
-        eprintln!("skipped: no chromium on this machine (apt-get install chromium)");
-        return;
-    };
+    let browser = Browser::start(1200, 4200);
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");
     let (smart, fixed) = (policy("smart.toml"), policy("fixed.toml"));
@@ -323,14 +270,9 @@ fn the_html_report_renders_in_a_real_browser_and_requests_nothing() {
         assert!(!html.contains(pattern), "the page holds {pattern:?}: it must be self-contained");
     }
 
-    let (proxy, requests) = recording_proxy();
-    let out = headless(&chromium, proxy, &dir.path().join("profile"))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "chromium --dump-dom: {}", String::from_utf8_lossy(&out.stderr));
-    let dom = String::from_utf8(out.stdout).unwrap();
+    let url = format!("file://{}", page.display());
+    browser.go(&url);
+    let dom = browser.source();
     assert!(dom.contains("What would it cost?"), "the page rendered: {}", &dom[..dom.len().min(400)]);
     // Every model's figures are on the page, as the table prints them.
     let row = |figure: &str| -> String {
@@ -361,51 +303,24 @@ fn the_html_report_renders_in_a_real_browser_and_requests_nothing() {
     }
 
     let shot = artifacts().join("whatif-report.png");
-    let _ = std::fs::remove_file(&shot);
-    let out = headless(&chromium, proxy, &dir.path().join("profile"))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "chromium --screenshot: {}", String::from_utf8_lossy(&out.stderr));
-    let png = std::fs::read(&shot).expect("a screenshot");
-    assert_eq!(&png[1..4], b"PNG", "a PNG image");
-    assert!(png.len() > 50_000, "the screenshot holds a rendered page ({} bytes)", png.len());
-    let asked: Vec<String> = requests.lock().unwrap().iter().filter(|r| !browser_own(r)).cloned().collect();
-    assert!(asked.is_empty(), "the page requested {asked:?}");
+    let size = browser.screenshot(&shot);
+    assert!(size > 50_000, "the screenshot holds a rendered page ({size} bytes)");
+    // What the page itself asked for (its DevTools network events): itself only.
+    let asked = browser.page_requests();
+    assert!(asked.contains(&url), "the page's own load is seen: {asked:?}");
+    let elsewhere: Vec<&String> = asked.iter().filter(|u| **u != url).collect();
+    assert!(elsewhere.is_empty(), "the page requested {elsewhere:?}");
     eprintln!("screenshot: {}", shot.display());
 
     // The check can fail: the same page with one image from elsewhere is caught.
     let canary = dir.path().join("canary.html");
     std::fs::write(&canary, html.replace("</body>", "<img src=\"http://canary.example/pixel.png\"></body>")).unwrap();
-    let out = headless(&chromium, proxy, &dir.path().join("profile"))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", canary.display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let seen = requests.lock().unwrap().clone();
-    assert!(seen.iter().any(|r| r.contains("canary.example")), "a request from the page reaches the proxy: {seen:?}");
-}
-
-/// Requests the browser makes of its own accord (clock, component updates,
-/// sign-in), whatever page it shows; anything else came from the page.
-fn browser_own(request: &str) -> bool {
-    let host = request
-        .split_whitespace()
-        .nth(1)
-        .map(|target| target.trim_start_matches("http://").trim_start_matches("https://"))
-        .and_then(|t| t.split(['/', ':']).next())
-        .unwrap_or("");
-    [
-        "clients2.google.com",
-        "update.googleapis.com",
-        "accounts.google.com",
-        "optimizationguide-pa.googleapis.com",
-        "safebrowsingohttpgateway.googleapis.com",
-        "content-autofill.googleapis.com",
-    ]
-    .contains(&host)
+    browser.go(&format!("file://{}", canary.display()));
+    let asked = browser.page_requests();
+    assert!(
+        asked.iter().any(|u| u.starts_with("http://canary.example/")),
+        "the canary page's request to another host is seen: {asked:?}"
+    );
 }
 
 #[test]
@@ -416,10 +331,8 @@ fn a_progress_bar_on_a_terminal_and_nothing_otherwise() {
     assert!(!stderr.contains("whatif: reading"), "no progress without a terminal: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     // A terminal (util-linux `script` gives the command a pseudo-terminal).
-    let Some(script) = which("script") else {
-        assert!(std::env::var_os("CI").is_none(), "CI has util-linux's script");
-        return;
-    };
+    let script = which("script")
+        .expect("util-linux's `script` (bsdutils; scripts/test-deps installs it) gives the command a terminal");
     let cmd = format!("{} whatif {} --legacy", env!("CARGO_BIN_EXE_spindown"), fixture("day.jsonl").display());
     let dir = tempfile::tempdir().unwrap();
     let typescript = dir.path().join("typescript");
