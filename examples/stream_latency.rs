@@ -24,10 +24,10 @@ use spindown::adapters::aws::{load_config, AwsEc2, AwsStreams, AwsTable};
 use spindown::clock::SystemClock;
 use spindown::engine::{Engine, EngineOptions};
 use spindown::meeting::{InstanceId, MeetingId, Policy};
-use spindown::outbox::{Ec2, EffectError, RetryPolicy, TerminateReport};
+use spindown::outbox::{Ec2, EffectError, TerminateReport};
 use spindown::source::stream::ReaderOptions;
 use spindown::store::sqlite::SqliteStore;
-use spindown::worker::{self, WorkerOptions};
+use spindown::worker;
 use spindown::BoxFuture;
 
 /// Records when the worker calls TerminateInstances for each meeting.
@@ -103,19 +103,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stream_arn = table_port.latest_stream_arn().await?;
     let calls = Arc::new(Mutex::new(HashMap::new()));
     let timed = Arc::new(Timed { inner: AwsEc2::new(&sdk, None), calls: calls.clone() });
-    let options = WorkerOptions {
-        stream_arn,
-        reader: ReaderOptions::default(),
-        retry: RetryPolicy::default(),
-        effect_lease: Duration::from_secs(120),
-        poll_max: None,
-        seen_retention: Duration::from_secs(48 * 3600),
-        housekeeping: "0 */10 * * * *".into(),
-        timer_hold_max: Duration::from_secs(60),
-        wake_socket: None,
-        http: None,
-        sweep: None,
-    };
+    // The worker's default settings (deploy/spindown.toml with nothing set).
+    let mut options = spindown::config::WorkerConfig::default().worker_options(stream_arn, None)?;
+    options.reader = ReaderOptions::default();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let w = tokio::spawn(worker::run(
         engine.clone(),

@@ -149,11 +149,28 @@ pub struct HttpSettings {
     pub timer_stall: String,
     /// `/readyz` fails when the stream reader has not finished a round for this long.
     pub reader_stall: String,
+    /// The console's pages need the console token to be read too (not only
+    /// to act); `/metrics` and the health checks never need it.
+    pub console_private: bool,
+    /// `Host` names the listener answers to besides IP literals and
+    /// `localhost` (the name a proxy or an operator's browser uses for it);
+    /// any other `Host` or `Origin` is refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// Mark the console's session cookie `Secure` (served over TLS by a
+    /// proxy in front); also done when the proxy says `X-Forwarded-Proto: https`.
+    pub secure_cookies: bool,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { listen: None, timer_stall: "30s".into(), reader_stall: "60s".into() }
+        HttpSettings {
+            listen: None,
+            timer_stall: "30s".into(),
+            reader_stall: "60s".into(),
+            console_private: false,
+            allowed_hosts: Vec::new(),
+            secure_cookies: false,
+        }
     }
 }
 
@@ -173,6 +190,87 @@ pub struct SweepSettings {
 impl Default for SweepSettings {
     fn default() -> Self {
         SweepSettings { every: None, grace: "10m".into(), unknown: "report".into() }
+    }
+}
+
+/// `[worker]`: the process.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// After SIGTERM (or a part failing), the longest the others get to
+    /// finish their transactions; then the process exits anyway.
+    pub shutdown_timeout: String,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings { shutdown_timeout: "30s".into() }
+    }
+}
+
+/// `[database]`: connections and the limits every session runs under
+/// (PostgreSQL; `call_timeout` for both backends).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// Connections in the worker's pool.
+    pub max_connections: u32,
+    /// How long a call waits for a free connection (or to connect).
+    pub acquire_timeout: String,
+    /// The server cancels a statement running longer than this.
+    pub statement_timeout: String,
+    /// Nobody waits for a row lock longer than this.
+    pub lock_timeout: String,
+    /// The server ends a session idle inside a transaction this long (a
+    /// worker that froze or was cut off), releasing its locks.
+    pub idle_in_transaction_timeout: String,
+    /// TCP keepalive idle time on the server's side of each connection.
+    pub keepalive: String,
+    /// The longest any one call of the worker waits for an answer (a whole
+    /// unit of work) before it counts as lost and is tried again.
+    pub call_timeout: String,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            max_connections: 8,
+            acquire_timeout: "10s".into(),
+            statement_timeout: "30s".into(),
+            lock_timeout: "10s".into(),
+            idle_in_transaction_timeout: "60s".into(),
+            keepalive: "30s".into(),
+            call_timeout: "60s".into(),
+        }
+    }
+}
+
+/// `[retention]`: how long what is no longer needed is kept (`"off"`: for ever).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// A terminated meeting, its history and its outbox rows, after its end.
+    pub meetings: String,
+    pub dead_letters: String,
+    pub sweep_log: String,
+    /// Stream gaps, and the checkpoints of shards read to their end.
+    pub stream: String,
+    /// The rows of workers not seen for this long.
+    pub workers: String,
+    /// Rows deleted per transaction.
+    pub batch: usize,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            meetings: "30d".into(),
+            dead_letters: "30d".into(),
+            sweep_log: "30d".into(),
+            stream: "30d".into(),
+            workers: "1d".into(),
+            batch: 500,
+        }
     }
 }
 
@@ -202,6 +300,9 @@ pub struct WorkerConfig {
     pub aws: AwsSettings,
     pub http: HttpSettings,
     pub sweep: SweepSettings,
+    pub worker: WorkerSettings,
+    pub database: DatabaseSettings,
+    pub retention: RetentionSettings,
 }
 
 /// Settings given on the command line, which win over the file.
@@ -214,7 +315,7 @@ pub struct Overrides {
     pub listen: Option<String>,
 }
 
-/// `250ms`, `90s`, `15m`, `1h30m`.
+/// `250ms`, `90s`, `15m`, `1h30m`, `30d`.
 ///
 /// # Errors
 ///
@@ -225,7 +326,14 @@ pub fn parse_duration(key: &'static str, s: &str) -> Result<Duration, ConfigErro
             return ms.parse::<u64>().map(Duration::from_millis).map_err(|e| bad(key, e.to_string()));
         }
     }
-    let span = Span::parse_policy(s).map_err(|e| bad(key, format!("{s:?}: {e} (or milliseconds like \"250ms\")")))?;
+    if let Some(days) = s.strip_suffix('d') {
+        if !days.is_empty() && days.bytes().all(|c| c.is_ascii_digit()) {
+            let d: u64 = days.parse().map_err(|e: std::num::ParseIntError| bad(key, e.to_string()))?;
+            return Ok(Duration::from_secs(d.saturating_mul(86_400)));
+        }
+    }
+    let span = Span::parse_policy(s)
+        .map_err(|e| bad(key, format!("{s:?}: {e} (or milliseconds like \"250ms\", days like \"30d\")")))?;
     Ok(Duration::from_micros(span.as_micros().max(0) as u64))
 }
 
@@ -258,6 +366,10 @@ impl WorkerConfig {
         c.http()?;
         c.sweep(Span::from_hours(4))?;
         c.sweep_every()?;
+        c.shutdown_timeout()?;
+        c.pg_options("spindown")?;
+        c.call_timeout()?;
+        c.retention()?;
         if c.effects.max_attempts < 1 {
             return Err(bad("effects.max_attempts", "must be at least 1"));
         }
@@ -315,8 +427,73 @@ impl WorkerConfig {
             housekeeping: self.housekeeping.schedule.clone(),
             timer_hold_max: self.timer_hold_max()?,
             wake_socket,
+            lock_file: None,
             http: self.http()?,
             sweep: None,
+            retention: self.retention()?,
+            store_deadline: self.call_timeout()?,
+            shutdown_timeout: self.shutdown_timeout()?,
+        })
+    }
+
+    /// `[worker] shutdown_timeout`.
+    pub fn shutdown_timeout(&self) -> Result<Duration, ConfigError> {
+        parse_duration("worker.shutdown_timeout", &self.worker.shutdown_timeout)
+    }
+
+    /// `[database] call_timeout`.
+    pub fn call_timeout(&self) -> Result<Duration, ConfigError> {
+        let d = parse_duration("database.call_timeout", &self.database.call_timeout)?;
+        if d < Duration::from_secs(1) {
+            return Err(bad("database.call_timeout", "must be at least 1s"));
+        }
+        Ok(d)
+    }
+
+    /// How the worker connects to PostgreSQL, under `application_name`.
+    pub fn pg_options(&self, application_name: &str) -> Result<crate::store::postgres::PgOptions, ConfigError> {
+        let d = &self.database;
+        if d.max_connections < 2 {
+            return Err(bad("database.max_connections", "must be at least 2"));
+        }
+        Ok(crate::store::postgres::PgOptions {
+            max_connections: d.max_connections,
+            acquire_timeout: parse_duration("database.acquire_timeout", &d.acquire_timeout)?,
+            application_name: application_name.to_string(),
+            statement_timeout: parse_duration("database.statement_timeout", &d.statement_timeout)?,
+            lock_timeout: parse_duration("database.lock_timeout", &d.lock_timeout)?,
+            idle_in_transaction_timeout: parse_duration(
+                "database.idle_in_transaction_timeout",
+                &d.idle_in_transaction_timeout,
+            )?,
+            keepalive: parse_duration("database.keepalive", &d.keepalive)?,
+        })
+    }
+
+    /// `[retention]`.
+    pub fn retention(&self) -> Result<crate::retention::Retention, ConfigError> {
+        let r = &self.retention;
+        let keep = |key: &'static str, s: &str| -> Result<Option<Span>, ConfigError> {
+            if s == "off" {
+                return Ok(None);
+            }
+            let d = parse_duration(key, s)?;
+            if d < Duration::from_secs(60) {
+                return Err(bad(key, "must be at least 1m (or \"off\" to keep for ever)"));
+            }
+            Ok(Some(Span::from_micros(d.as_micros() as i64)))
+        };
+        if r.batch == 0 {
+            return Err(bad("retention.batch", "must be at least 1"));
+        }
+        Ok(crate::retention::Retention {
+            meetings: keep("retention.meetings", &r.meetings)?,
+            dead_letters: keep("retention.dead_letters", &r.dead_letters)?,
+            sweep_log: keep("retention.sweep_log", &r.sweep_log)?,
+            stream: keep("retention.stream", &r.stream)?,
+            workers: keep("retention.workers", &r.workers)?,
+            batch: r.batch,
+            ..crate::retention::Retention::default()
         })
     }
 
@@ -364,6 +541,9 @@ impl WorkerConfig {
             timer_stall: parse_duration("http.timer_stall", &self.http.timer_stall)?,
             reader_stall: parse_duration("http.reader_stall", &self.http.reader_stall)?,
             console_token: None,
+            console_private: self.http.console_private,
+            allowed_hosts: self.http.allowed_hosts.clone(),
+            secure_cookies: self.http.secure_cookies,
         }))
     }
 

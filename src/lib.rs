@@ -48,6 +48,7 @@
 //! [`outbox`] knows effects and ports, not the rules; only the binary
 //! (`src/bin/spindown/`) wires concrete adapters together.
 //!
+//! * [`backoff`] — capped exponential backoff with jitter (every loop's wait).
 //! * [`time`] — [`Timestamp`](time::Timestamp) (µs since the epoch) and
 //!   [`Span`](time::Span); the spec's time and duration formats.
 //! * [`clock`] — the [`Clock`](clock::Clock) trait: the system clock for the
@@ -70,6 +71,8 @@
 //!   `/readyz` and the console (server-rendered pages, token-guarded actions).
 //! * [`telemetry`] — every metric's name and meaning, recorded through the
 //!   `metrics` facade; the liveness `/readyz` reads.
+//! * [`retention`] — how long terminated meetings, dead letters and logs are
+//!   kept; the housekeeping job and `spindown prune` (with an archive).
 //! * [`sweep`] — the orphan sweep: tagged instances that outlived their meeting.
 //! * [`inspect`] — read models: the replay line, `show`, `status`.
 //! * [`whatif`] — the same records under other rules (the Lambdas, other
@@ -81,6 +84,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adapters;
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod engine;
@@ -90,6 +94,7 @@ pub mod inspect;
 pub mod legacy;
 pub mod meeting;
 pub mod outbox;
+pub mod retention;
 pub mod source;
 pub mod store;
 pub mod sweep;

@@ -8,9 +8,11 @@
 //! prints the same table).
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
 
 use crate::engine::Report;
 use crate::meeting::{EffectKind, TimerKind};
+use crate::store::StoreError;
 use crate::time::Timestamp;
 
 /// `(name, type, help)` of every metric spindown exports.
@@ -48,6 +50,14 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ),
     ("spindown_stream_gaps_total", "counter", "Stream gaps recorded (records trimmed before they were read)."),
     ("spindown_timer_loop_last_tick_timestamp_seconds", "gauge", "When the timer loop last ran (Unix seconds)."),
+    (
+        "spindown_store_errors_total",
+        "counter",
+        "Database failures that pass (the worker waits and tries again), by kind: connection, shutdown, \
+         serialization, deadlock, lock_timeout, statement_timeout, pool_timeout, too_many_connections, busy, \
+         no_answer.",
+    ),
+    ("spindown_store_up", "gauge", "1 while the database answers the worker, 0 during an outage."),
     ("spindown_build_info", "gauge", "Always 1; the version in a label."),
 ];
 
@@ -116,14 +126,63 @@ pub fn timers(by_kind: &[(TimerKind, i64)], next_due: Option<Timestamp>, now: Ti
 }
 
 /// When the parts of a running worker last showed they are alive (µs since
-/// the epoch, 0 = never), for `/readyz`.
+/// the epoch, 0 = never), and whether the database answers them, for `/readyz`.
 #[derive(Debug, Default)]
 pub struct Liveness {
     timer_tick: AtomicI64,
     reader_tick: AtomicI64,
+    /// Since when the database has failed the worker, and its last words.
+    outage: Mutex<Option<Outage>>,
+}
+
+/// A database outage as the worker sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
+    pub since: Timestamp,
+    /// The last failure, as an operator reads it.
+    pub reason: String,
+    /// Failures seen since it began.
+    pub failures: u64,
 }
 
 impl Liveness {
+    /// A part of the worker met a passing database failure (it waits and tries again).
+    pub fn store_failed(&self, part: &str, e: &StoreError, now: Timestamp) {
+        let kind = e.fault().map_or("other", |f| f.as_str());
+        metrics::counter!("spindown_store_errors_total", "kind" => kind).increment(1);
+        metrics::gauge!("spindown_store_up").set(0.0);
+        let mut o = self.outage.lock().unwrap_or_else(|p| p.into_inner());
+        let reason = format!("{part}: {e}");
+        match o.as_mut() {
+            Some(o) => {
+                o.reason = reason;
+                o.failures += 1;
+            }
+            None => {
+                tracing::warn!(part, kind, "database unavailable: {e}; waiting for it, nothing is lost");
+                *o = Some(Outage { since: now, reason, failures: 1 });
+            }
+        }
+    }
+
+    /// The database answered again.
+    pub fn store_ok(&self, now: Timestamp) {
+        let mut o = self.outage.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(gone) = o.take() {
+            tracing::info!(
+                failures = gone.failures,
+                "database available again after {:.1}s",
+                now.since(gone.since).as_micros() as f64 / 1e6
+            );
+        }
+        metrics::gauge!("spindown_store_up").set(1.0);
+    }
+
+    /// The outage going on now, if any.
+    pub fn outage(&self) -> Option<Outage> {
+        self.outage.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// The timer loop ran a pass.
     pub fn timer_tick(&self, now: Timestamp) {
         self.timer_tick.store(now.as_micros(), Ordering::Relaxed);

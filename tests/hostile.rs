@@ -267,7 +267,11 @@ async fn hostile_rows_on_a_real_stream_are_dead_lettered_and_good_ones_end() {
         if ended >= 6 && c.dead_letters >= 8 && !pending {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{c:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{c:?}\n{}",
+            std::fs::read_to_string(dir.path().join("h.log")).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     wait_started(&dir.path().join("h.log"));

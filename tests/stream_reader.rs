@@ -316,3 +316,188 @@ async fn two_workers_share_the_shards_and_one_takes_over_when_the_other_dies() {
         assert_eq!(h.len(), 1, "{id} applied once: {h:?}");
     }
 }
+
+/// Records on two open shards: meetings `b-*` on shard B only, `a-*` on A.
+/// Event times interleave across the shards; each shard's own are in order.
+fn two_shard_day() -> (Vec<(String, String)>, Vec<String>) {
+    use common::records::{img, rec, t};
+    use serde_json::json;
+    let data = |side: &str| json!({format!("{side}_session_data"): {"S": "x"}});
+    let modify = |m: &str, n: usize, at: &str, meet: &str, extra| {
+        rec(Some(&format!("{m}-{n}")), "MODIFY", Some(t(at)), m, img(meet, extra))
+    };
+    let status = |s: &str| json!({"status": {"S": s}});
+    let both = |a: serde_json::Value, b: serde_json::Value| {
+        let mut o = a.as_object().unwrap().clone();
+        o.extend(b.as_object().unwrap().clone());
+        serde_json::Value::Object(o)
+    };
+    let mut shard_b = vec![
+        // Both sides join 2 and 3 minutes in: the safety net finds them complete.
+        rec(Some("b-1-0"), "INSERT", Some(t("10:00")), "b-1", img("10:00", status("IN_PROGRESS"))),
+        modify("b-1", 1, "10:02", "10:00", both(status("IN_PROGRESS"), data("teacher"))),
+        modify("b-1", 2, "10:03", "10:00", both(both(status("IN_PROGRESS"), data("teacher")), data("student"))),
+        // Nobody by its safety net (10:20); the teacher's data comes after it.
+        rec(Some("b-2-0"), "INSERT", Some(t("10:05")), "b-2", img("10:05", status("SCHEDULED"))),
+        modify("b-2", 1, "10:25", "10:05", data("teacher")),
+        // One side by the net (10:25): partial; the other too late.
+        rec(Some("b-3-0"), "INSERT", Some(t("10:10")), "b-3", img("10:10", status("IN_PROGRESS"))),
+        modify("b-3", 1, "10:12", "10:10", data("teacher")),
+        modify("b-3", 2, "10:30", "10:10", both(data("teacher"), data("student"))),
+    ];
+    let mut shard_a = Vec::new();
+    for i in 0..15 {
+        let m = format!("a-{i}");
+        let start = format!("10:{:02}", i * 3);
+        shard_a.push(rec(Some(&format!("{m}-0")), "INSERT", Some(t(&start)), &m, img(&start, status("SCHEDULED"))));
+        if i % 2 == 1 {
+            let (t1, t2) = (format!("10:{:02}", i * 3 + 1), format!("10:{:02}", i * 3 + 2));
+            shard_a.push(modify(&m, 1, &t1, &start, data("teacher")));
+            shard_a.push(modify(&m, 2, &t2, &start, both(data("teacher"), data("student"))));
+        }
+    }
+    // A shard holds its records in the order they were written.
+    let time = |l: &String| {
+        serde_json::from_str::<serde_json::Value>(l).unwrap()["dynamodb"]["ApproximateCreationDateTime"]
+            .as_f64()
+            .unwrap()
+    };
+    shard_a.sort_by(|x, y| time(x).partial_cmp(&time(y)).unwrap());
+    shard_b.sort_by(|x, y| time(x).partial_cmp(&time(y)).unwrap());
+    // The records merged by event time (stable: A before B at equal times), as replay reads them.
+    let mut merged: Vec<String> = shard_a.iter().chain(shard_b.iter()).cloned().collect();
+    merged.sort_by(|x, y| time(x).partial_cmp(&time(y)).unwrap());
+    let tagged = shard_a
+        .drain(..)
+        .map(|l| ("shard-a".to_string(), l))
+        .chain(shard_b.drain(..).map(|l| ("shard-b".to_string(), l)))
+        .collect();
+    (tagged, merged)
+}
+
+/// (state, reason) by meeting, as `spindown replay --json` says.
+fn replayed(lines: &[String], dir: &std::path::Path) -> BTreeMap<String, (String, String)> {
+    let file = dir.join("merged.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = common::run_ok(common::spindown().arg("replay").arg(&file).arg("--json"));
+    common::outcomes(&out)
+        .into_iter()
+        .map(|(id, v)| (id, (v["state"].as_str().unwrap().to_string(), v["reason"].as_str().unwrap_or("").to_string())))
+        .collect()
+}
+
+async fn live_outcomes(engine: &Engine) -> BTreeMap<String, (String, String)> {
+    let ms = engine.store().meetings(&Default::default()).await.unwrap();
+    ms.into_iter()
+        .map(|m| {
+            let m = m.meeting;
+            let reason = m.ended.map(|e| e.reason.to_string()).unwrap_or_default();
+            (m.id.to_string(), (m.state.to_string(), reason))
+        })
+        .collect()
+}
+
+/// Two open shards with a backlog, read at several relative speeds: shard B
+/// (meetings `b-*`) one record per page, shard A ahead by 1 to 50 records a
+/// page. The stream gate holds every meeting's timers until both shards are
+/// read past them, and a record fires only its own meeting's timers up to its
+/// event time: the outcome equals replay of the records merged by event time.
+/// (Before, applying a record fired every meeting's timers up to the latest
+/// event time seen on any shard: b-1's safety net fired the moment its INSERT
+/// was read, and it ended NO_SHOW_TIMEOUT.)
+#[tokio::test]
+async fn two_shards_read_at_different_speeds_end_like_replay_of_the_merged_records() {
+    use spindown::engine::StreamGate;
+    use spindown::time::Span;
+    let (records, merged) = two_shard_day();
+    let dir = tempfile::tempdir().unwrap();
+    let want = replayed(&merged, dir.path());
+    assert_eq!(want["b-1"], ("Terminated".into(), "15_MIN_SUCCESS".into()), "replay: both sides joined in time");
+    for a_page in [1usize, 2, 5, 50] {
+        let rig = Rig::new();
+        for shard in ["shard-a", "shard-b"] {
+            rig.fake.add_shard(shard, None);
+        }
+        rig.fake.with(|s| {
+            s.shards.get_mut("shard-a").unwrap().page_cap = Some(a_page);
+            s.shards.get_mut("shard-b").unwrap().page_cap = Some(1);
+        });
+        for (seq, (shard, line)) in records.iter().enumerate() {
+            rig.fake.push_value(shard, seq as u64 + 1, serde_json::from_str(line).unwrap());
+        }
+        // The worker comes up at noon: every record is a backlog, every timer overdue.
+        let engine = rig.engine().await;
+        engine.set_gate(Arc::new(StreamGate::new(Span::from_hours(24))));
+        let mut reader = rig.reader(&engine, Start::TrimHorizon).await;
+        for _ in 0..200 {
+            let r = reader.round().await.unwrap();
+            // The timer loop runs between rounds, as in the worker.
+            while engine.fire_due(1000).await.unwrap().1 {}
+            if r.records == 0 {
+                break;
+            }
+        }
+        while engine.fire_due(1000).await.unwrap().1 {}
+        let got = live_outcomes(&engine).await;
+        assert_eq!(got, want, "shard A read {a_page} records a page, B one: outcomes differ from replay");
+    }
+}
+
+/// An operator's `terminate` while the gate is held fires no timer past it:
+/// shard A is read to its end, shard B not at all; a-0's safety net (10:15)
+/// is due by A's records but not by the gate, so the meeting ends MANUAL and
+/// no meeting has a timer fire due after the gate.
+#[tokio::test]
+async fn a_terminate_while_the_gate_is_held_fires_nothing_past_it() {
+    use common::records::{id, t};
+    use spindown::engine::StreamGate;
+    use spindown::meeting::history::Cause;
+    use spindown::meeting::Command;
+    use spindown::store::{Changes, Checkpoint};
+    use spindown::time::Span;
+    let (records, _) = two_shard_day();
+    let rig = Rig::new();
+    for shard in ["shard-a", "shard-b"] {
+        rig.fake.add_shard(shard, None);
+    }
+    for (seq, (shard, line)) in records.iter().enumerate() {
+        rig.fake.push_value(shard, seq as u64 + 1, serde_json::from_str(line).unwrap());
+    }
+    let engine = rig.engine().await;
+    engine.set_gate(Arc::new(StreamGate::new(Span::from_hours(24))));
+    // Another worker holds shard B and has read it through 10:00 only (a
+    // backlog, or a dead worker whose lease has not run out yet).
+    let store = engine.store().clone();
+    store.acquire_lease(ARN, "shard-b", "other", Span::from_hours(1)).await.unwrap().expect("free");
+    let b = Checkpoint {
+        stream_arn: ARN.into(),
+        shard_id: "shard-b".into(),
+        parent_shard_id: None,
+        sequence_number: Some("1".into()),
+        closed: false,
+        records: 1,
+        last_event_at: Some(t("10:00")),
+        caught_up: false,
+        at: t("11:59"),
+        lease: None,
+    };
+    store.begin().await.unwrap().commit(Changes { checkpoint: Some(b), ..Changes::default() }).await.unwrap();
+    let mut reader = rig.reader(&engine, Start::TrimHorizon).await;
+    // This worker reads A to its end: the gate stays at B's 10:00.
+    for _ in 0..30 {
+        reader.round().await.unwrap();
+        while engine.fire_due(1000).await.unwrap().1 {}
+    }
+    assert_eq!(reader.held_shards(), ["shard-a"], "B is the other worker's");
+    let r = engine.command(&id("a-0"), Command::Terminate).await.unwrap();
+    assert_eq!((r.state, r.outcome), (State::Terminated, Outcome::Terminated));
+    let m = engine.store().meeting(&id("a-0")).await.unwrap().unwrap().meeting;
+    assert_eq!(m.ended.unwrap().reason.to_string(), "MANUAL", "its safety net did not fire first");
+    for sm in engine.store().meetings(&Default::default()).await.unwrap() {
+        for h in engine.store().history(&sm.meeting.id).await.unwrap() {
+            if let Cause::Timer { due, .. } = h.entry.cause {
+                assert!(due <= t("10:00"), "{}: a timer due {due} fired past the gate", sm.meeting.id);
+            }
+        }
+    }
+}

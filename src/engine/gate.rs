@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use crate::store::Checkpoint;
 use crate::time::{Span, Timestamp};
 
 /// How far a stream has been read, for the timer loop (live mode).
@@ -39,6 +40,38 @@ impl StreamGate {
     pub fn limit(&self, now: Timestamp) -> Timestamp {
         let held = now.saturating_add(Span::from_micros(-self.hold_max.as_micros()));
         self.read_through().unwrap_or(Timestamp::MIN).max(held).min(now)
+    }
+
+    /// The gate as the stored checkpoints show it, for a process that reads
+    /// no stream itself (an operator command): the stream most recently
+    /// read, through the least of its open shards' positions.
+    pub fn from_checkpoints(checkpoints: &[Checkpoint], hold_max: Span) -> StreamGate {
+        let gate = StreamGate::new(hold_max);
+        let newest = checkpoints.iter().max_by_key(|c| c.at).map(|c| c.stream_arn.as_str());
+        let Some(arn) = newest else {
+            // No stream was ever read here: nothing holds the timers.
+            gate.advance(Timestamp::MAX);
+            return gate;
+        };
+        let through = checkpoints
+            .iter()
+            .filter(|c| c.stream_arn == arn && !c.closed)
+            .map(read_through)
+            .try_fold(Timestamp::MAX, |acc, t| t.map(|t| acc.min(t)));
+        if let Some(t) = through {
+            gate.advance(t);
+        }
+        gate
+    }
+}
+
+/// How far a shard is read by its checkpoint: every record before this is
+/// applied (`None`: nothing known yet).
+pub fn read_through(c: &Checkpoint) -> Option<Timestamp> {
+    if c.caught_up {
+        Some(c.at)
+    } else {
+        c.last_event_at
     }
 }
 

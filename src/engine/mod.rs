@@ -29,7 +29,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{Mutex, Notify};
 
-pub use gate::StreamGate;
+pub use gate::{read_through, StreamGate};
 pub use report::Report;
 use work::{Cache, Work};
 
@@ -38,7 +38,7 @@ use crate::meeting::history::Note;
 use crate::meeting::record::Item;
 use crate::meeting::{Command, MeetingId, Outcome, Policy, State};
 use crate::store::{Checkpoint, Store, StoreError};
-use crate::time::Timestamp;
+use crate::time::{Span, Timestamp};
 
 /// Timer fires per unit of work when catching up (worker).
 const FIRES_PER_UNIT: usize = 2000;
@@ -54,6 +54,15 @@ pub enum EngineError {
     UnknownMeeting(MeetingId),
     #[error("a commit task failed: {0}")]
     Commit(String),
+}
+
+impl EngineError {
+    /// Whether the database failed in passing (nothing of the unit of work
+    /// that failed is committed, or its outcome is unknown and it is applied
+    /// again from its checkpoint).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, EngineError::Store(e) if e.is_transient())
+    }
 }
 
 /// What happens to the effects a termination queues.
@@ -145,12 +154,17 @@ pub struct Engine {
     timers_changed: Notify,
     effects_queued: Arc<Notify>,
     gate: OnceLock<Arc<StreamGate>>,
+    /// Without a reader of its own: operator commands read the gate from the
+    /// stored checkpoints, holding timers at most this long.
+    stored_gate: OnceLock<Span>,
     liveness: Arc<crate::telemetry::Liveness>,
     /// The latest record event time applied (live mode), persisted.
     event_clock: AtomicI64,
     /// The timer loop re-reads the clock at least this often, so a step of the
     /// wall clock (NTP, a VM resumed) is noticed even in a long sleep.
     clock_check_ms: AtomicU64,
+    /// The longest a pass of the timer loop waits for the store (ms; 0: no limit).
+    store_deadline_ms: AtomicU64,
     /// A resident engine's memory between units of work; it also makes units of work take turns.
     resident: Mutex<Cache>,
     /// A resident engine's commit still running.
@@ -168,9 +182,11 @@ impl Engine {
             timers_changed: Notify::new(),
             effects_queued: Arc::new(Notify::new()),
             gate: OnceLock::new(),
+            stored_gate: OnceLock::new(),
             liveness: Arc::default(),
             event_clock: AtomicI64::new(i64::MIN),
             clock_check_ms: AtomicU64::new(30_000),
+            store_deadline_ms: AtomicU64::new(0),
             resident: Mutex::new(Cache::default()),
             inflight: Mutex::new(None),
         }
@@ -221,10 +237,46 @@ impl Engine {
         self.clock_check_ms.store(every.as_millis().max(1) as u64, Ordering::Relaxed);
     }
 
+    /// The longest the engine's loops wait for the database before they
+    /// treat it as gone (a peer that vanished mid-call), and try again.
+    pub fn set_store_deadline(&self, within: Duration) {
+        self.store_deadline_ms.store(within.as_millis().max(1) as u64, Ordering::Relaxed);
+    }
+
+    /// See [`Engine::set_store_deadline`].
+    pub fn store_deadline(&self) -> Option<Duration> {
+        Some(self.store_deadline_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0).map(Duration::from_millis)
+    }
+
     /// Attach a stream gate (the worker does, for its stream reader): the
     /// timer loop then fires only timers the stream has been read past.
     pub fn set_gate(&self, gate: Arc<StreamGate>) {
         let _ = self.gate.set(gate);
+    }
+
+    /// For a process that reads no stream but shares the database with
+    /// workers that do (operator commands, the console): commands fire only
+    /// what the workers' stored checkpoints say the stream was read past,
+    /// holding a timer at most `hold_max`.
+    pub fn gate_from_checkpoints(&self, hold_max: Span) {
+        let _ = self.stored_gate.set(hold_max);
+    }
+
+    /// The instant up to which a command at `now` may fire timers.
+    async fn command_gate(&self, now: Timestamp) -> Result<Timestamp, EngineError> {
+        if self.clock.is_virtual() {
+            return Ok(now);
+        }
+        if let Some(g) = self.gate.get() {
+            return Ok(g.limit(now));
+        }
+        match self.stored_gate.get() {
+            Some(hold) => {
+                let checkpoints = self.store.checkpoints(None).await?;
+                Ok(StreamGate::from_checkpoints(&checkpoints, *hold).limit(now))
+            }
+            None => Ok(now),
+        }
     }
 
     /// The stream has been read through `t`: let the timer loop fire what is due by then.
@@ -358,15 +410,17 @@ impl Engine {
         }
     }
 
-    /// Apply an operator command to one meeting, after firing what is due.
+    /// Apply an operator command to one meeting, after firing what is due
+    /// and the stream gate lets through (see [`Engine::gate_from_checkpoints`]).
     ///
     /// # Errors
     ///
     /// [`EngineError::UnknownMeeting`] for `terminate` on a meeting that does
     /// not exist; a store failure.
     pub async fn command(&self, id: &MeetingId, cmd: Command) -> Result<CommandResult, EngineError> {
+        let gate = self.command_gate(self.clock.now()).await?;
         let mut w = Work::begin(self).await?;
-        let result = w.command(id, cmd).await;
+        let result = w.command(id, cmd, gate).await;
         match result {
             Ok(r) => {
                 w.commit().await?;

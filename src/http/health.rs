@@ -31,6 +31,15 @@ pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, String) {
     }
     if let Some(live) = &s.liveness {
         let now = s.clock.now();
+        // The worker's own parts failed to reach the database (they wait and retry).
+        if let Some(o) = live.outage() {
+            problems.push(format!(
+                "store: unavailable to the worker for {:.1}s ({} failures); last: {}",
+                age(now, o.since).as_secs_f64(),
+                o.failures,
+                o.reason
+            ));
+        }
         match live.last_timer_tick() {
             None => problems.push("timer loop: has not run yet".into()),
             Some(t) if age(now, t) > s.timer_stall => problems.push(format!(

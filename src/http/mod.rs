@@ -11,6 +11,7 @@
 //! `spindown console --listen ADDR` serves it for a database alone, read-only.
 
 mod console;
+mod guard;
 mod health;
 pub mod metrics;
 
@@ -39,6 +40,12 @@ pub struct AppState {
     pub(crate) timer_stall: Duration,
     pub(crate) reader_stall: Duration,
     pub(crate) console_token: Option<Arc<str>>,
+    /// Reading the console needs a session too.
+    pub(crate) console_private: bool,
+    /// `Host` names answered besides IP literals and `localhost`.
+    pub(crate) allowed_hosts: Arc<[String]>,
+    pub(crate) secure_cookies: bool,
+    pub(crate) sessions: Arc<console::Sessions>,
     pub(crate) prometheus: metrics_exporter_prometheus::PrometheusHandle,
 }
 
@@ -53,6 +60,10 @@ impl AppState {
             timer_stall: options.timer_stall,
             reader_stall: options.reader_stall,
             console_token: options.console_token.map(Arc::from),
+            console_private: options.console_private,
+            allowed_hosts: options.allowed_hosts.into(),
+            secure_cookies: options.secure_cookies,
+            sessions: Arc::default(),
             prometheus: metrics::recorder(),
         }
     }
@@ -73,18 +84,41 @@ impl AppState {
             timer_stall: Duration::MAX,
             reader_stall: Duration::MAX,
             console_token: console_token.map(Arc::from),
+            console_private: false,
+            allowed_hosts: Arc::from(Vec::new()),
+            secure_cookies: false,
+            sessions: Arc::default(),
             prometheus: metrics::recorder(),
         }
     }
+
+    /// Reading the console needs a session too (`/metrics` and the health checks never do).
+    pub fn private(mut self, private: bool) -> AppState {
+        self.console_private = private;
+        self
+    }
+
+    /// `Host` names answered besides IP literals and `localhost`.
+    pub fn allow_hosts(mut self, hosts: Vec<String>) -> AppState {
+        self.allowed_hosts = hosts.into();
+        self
+    }
+
+    /// Mark the session cookie `Secure`.
+    pub fn secure_cookies(mut self, secure: bool) -> AppState {
+        self.secure_cookies = secure;
+        self
+    }
 }
 
-/// Every route.
+/// Every route, behind the `Host`/`Origin` allow-list.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics::scrape))
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
-        .merge(console::routes())
+        .merge(console::routes(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::hosts))
         .with_state(state)
 }
 

@@ -11,7 +11,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -43,9 +42,7 @@ impl RetryPolicy {
     /// Exponential backoff with "equal jitter": half fixed, half random.
     pub fn delay(&self, attempts: i64) -> Duration {
         let exp = attempts.saturating_sub(1).clamp(0, 30) as u32;
-        let full = self.base_delay.saturating_mul(1u32 << exp).min(self.max_delay);
-        let half = full / 2;
-        half + rand::thread_rng().gen_range(Duration::ZERO..=half)
+        crate::backoff::jittered(self.base_delay, self.max_delay, exp)
     }
 }
 
@@ -69,10 +66,6 @@ impl ExecReport {
 
 /// Effects run at once, at most.
 pub const CONCURRENCY: usize = 16;
-/// Outcomes are recorded in groups of this many…
-pub const RECORD_EVERY: usize = 32;
-/// …or this long after the first of a group came in.
-pub const RECORD_WITHIN: Duration = Duration::from_millis(250);
 
 /// Runs the outbox.
 pub struct Executor {
@@ -82,11 +75,16 @@ pub struct Executor {
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     owner: String,
-    /// How long a claim holds a row against other workers.
+    /// How long a claim holds a row against other workers (renewed while its call runs).
     lease: Span,
-    batch: usize,
     /// Longest sleep between looks at the outbox.
     max_wait: Duration,
+    /// The longest a claim or a record may wait for the database.
+    store_deadline: Duration,
+    /// Outcomes whose recording failed (the database was away): recorded
+    /// first thing next time, while this executor still holds their lease.
+    unrecorded: std::sync::Mutex<Vec<EffectOutcome>>,
+    liveness: Option<Arc<crate::telemetry::Liveness>>,
 }
 
 impl Executor {
@@ -105,8 +103,10 @@ impl Executor {
             retry,
             owner: "worker".into(),
             lease: Span::from_mins(5),
-            batch: 256,
             max_wait: Duration::from_secs(3600),
+            store_deadline: Duration::from_secs(60),
+            unrecorded: Default::default(),
+            liveness: None,
         }
     }
 
@@ -118,9 +118,9 @@ impl Executor {
         self
     }
 
-    /// How long a claim holds a row against other executors (default 5 minutes;
-    /// the worker's `[effects] lease`, 2 minutes: longer than an attempt can
-    /// take with the SDK's timeouts).
+    /// How long a claim holds a row against other executors (default 5
+    /// minutes; the worker's `[effects] lease`, 2 minutes). The lease of an
+    /// effect whose call is running is renewed every third of it.
     pub fn lease(mut self, lease: Span) -> Self {
         self.lease = lease;
         self
@@ -133,97 +133,176 @@ impl Executor {
         self
     }
 
+    /// The longest a call to the database may take before it counts as lost (default 60 s).
+    pub fn store_deadline(mut self, within: Duration) -> Self {
+        self.store_deadline = within;
+        self
+    }
+
+    /// Report database outages here (`/readyz`).
+    pub fn liveness(mut self, liveness: Arc<crate::telemetry::Liveness>) -> Self {
+        self.liveness = Some(liveness);
+        self
+    }
+
     /// The identity its leases carry.
     pub fn owner(&self) -> &str {
         &self.owner
     }
 
+    fn lease_duration(&self) -> Duration {
+        Duration::from_micros(self.lease.as_micros().max(1) as u64)
+    }
+
+    /// Record one outcome now (kept to record later if the database is away).
+    async fn record(&self, outcome: EffectOutcome) -> Result<(), StoreError> {
+        let mut pending = std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()));
+        pending.push(outcome);
+        self.record_pending(pending).await
+    }
+
+    /// Record what is waiting to be recorded; on a passing failure keep it.
+    async fn record_pending(&self, pending: Vec<EffectOutcome>) -> Result<(), StoreError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let r = crate::store::deadline(
+            "recording effects",
+            self.store_deadline,
+            self.store.finish_effects(&self.owner, &pending),
+        )
+        .await;
+        if let Err(e) = &r {
+            if e.is_transient() {
+                self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()).extend(pending);
+            }
+        }
+        r
+    }
+
     /// Run every effect that is due now, until none is.
     ///
-    /// Rows are claimed a batch at a time; at most [`CONCURRENCY`] run at
-    /// once (the AWS APIs' rate limits, and the stream reader shares the
-    /// endpoint), and outcomes are recorded as they come in — every
-    /// [`RECORD_EVERY`] of them, or [`RECORD_WITHIN`] after the first
-    /// unrecorded one — so that work done before a crash stays done.
+    /// At most [`CONCURRENCY`] calls run at once (the AWS APIs' rate limits,
+    /// and the stream reader shares the endpoint), and no more are claimed
+    /// than start at once: a claimed effect never waits behind others while
+    /// its lease runs out. While a call runs, its lease is renewed every
+    /// third of it (by the database's clock), so no other worker takes it
+    /// over; each outcome is recorded the moment its call returns, so a
+    /// crash repeats at most the calls in flight.
     ///
     /// # Errors
     ///
     /// The store cannot be read or written (nothing is lost: an unrecorded
-    /// attempt runs again).
+    /// attempt runs again once its lease runs out; a calls in flight are
+    /// waited for first).
     pub async fn drain(&self) -> Result<ExecReport, StoreError> {
         let mut report = ExecReport::default();
+        let waiting = std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()));
+        self.record_pending(waiting).await?;
+        let mut calls = tokio::task::JoinSet::new();
+        let mut running: std::collections::HashMap<tokio::task::Id, EffectRow> = Default::default();
+        let mut more = true;
+        let mut failure: Option<StoreError> = None;
+        let mut heartbeat = tokio::time::interval(self.lease_duration() / 3);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await;
         loop {
-            let now = self.clock.now();
-            let claim =
-                Claim { owner: self.owner.clone(), now, until: now.saturating_add(self.lease), limit: self.batch };
-            let due = self.store.claim_effects(&claim).await?;
-            if due.is_empty() {
-                return Ok(report);
-            }
-            let mut rows = due.into_iter();
-            let mut calls = tokio::task::JoinSet::new();
-            let mut running: std::collections::HashMap<tokio::task::Id, EffectRow> = Default::default();
-            let mut unrecorded: Vec<EffectOutcome> = Vec::new();
-            let mut record_by = None;
-            loop {
-                while calls.len() < CONCURRENCY {
-                    let Some(row) = rows.next() else { break };
-                    let (ec2, table, clock) = (self.ec2.clone(), self.table.clone(), self.clock.clone());
-                    let (r, retry) = (row.clone(), self.retry.clone());
-                    let handle = calls
-                        .spawn(async move { attempt(ec2.as_ref(), table.as_ref(), clock.as_ref(), &retry, &r).await });
-                    running.insert(handle.id(), row);
-                }
-                if calls.is_empty() && unrecorded.is_empty() {
-                    break;
-                }
-                let deadline = record_by.unwrap_or_else(|| tokio::time::Instant::now() + RECORD_WITHIN);
-                let record_now = tokio::select! {
-                    joined = calls.join_next_with_id(), if !calls.is_empty() => {
-                        let outcome = match joined.expect("not empty") {
-                            Ok((id, o)) => {
-                                running.remove(&id);
-                                o
-                            }
-                            Err(e) => {
-                                tracing::error!("effect task failed: {e}");
-                                let row = running.remove(&e.id()).expect("a task of this batch");
-                                failed_attempt(&row, "effect task panicked", self.clock.now(), &self.retry, true)
-                            }
-                        };
-                        report.count(&outcome);
-                        unrecorded.push(outcome);
-                        record_by.get_or_insert(deadline);
-                        unrecorded.len() >= RECORD_EVERY || calls.is_empty()
-                    }
-                    _ = tokio::time::sleep_until(deadline), if !unrecorded.is_empty() => true,
+            // Top up when at most half the slots are busy: claim only what starts now.
+            if more && failure.is_none() && calls.len() <= CONCURRENCY / 2 {
+                let want = CONCURRENCY - calls.len();
+                let claim = Claim {
+                    owner: self.owner.clone(),
+                    now: self.clock.now(),
+                    lease: self.lease,
+                    limit: want,
+                    running: running.values().map(|r| r.id).collect(),
                 };
-                if record_now {
-                    self.store.finish_effects(&self.owner, &unrecorded).await?;
-                    unrecorded.clear();
-                    record_by = None;
+                match crate::store::deadline("claiming effects", self.store_deadline, self.store.claim_effects(&claim))
+                    .await
+                {
+                    Ok(rows) => {
+                        more = rows.len() == want;
+                        for row in rows {
+                            let (ec2, table, clock) = (self.ec2.clone(), self.table.clone(), self.clock.clone());
+                            let (r, retry) = (row.clone(), self.retry.clone());
+                            let handle = calls.spawn(async move {
+                                attempt(ec2.as_ref(), table.as_ref(), clock.as_ref(), &retry, &r).await
+                            });
+                            running.insert(handle.id(), row);
+                        }
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
+            if calls.is_empty() {
+                return match failure {
+                    Some(e) => Err(e),
+                    None => Ok(report),
+                };
+            }
+            tokio::select! {
+                joined = calls.join_next_with_id() => {
+                    let outcome = match joined.expect("not empty") {
+                        Ok((id, o)) => {
+                            running.remove(&id);
+                            o
+                        }
+                        Err(e) => {
+                            tracing::error!("effect task failed: {e}");
+                            let row = running.remove(&e.id()).expect("a task of this batch");
+                            failed_attempt(&row, "effect task panicked", self.clock.now(), &self.retry, true)
+                        }
+                    };
+                    report.count(&outcome);
+                    if let Err(e) = self.record(outcome).await {
+                        if !e.is_transient() {
+                            return Err(e);
+                        }
+                        failure.get_or_insert(e);
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    let ids: Vec<i64> = running.values().map(|r| r.id).collect();
+                    let renew = self.store.renew_effect_leases(&self.owner, &ids, self.lease);
+                    match crate::store::deadline("renewing effect leases", self.store_deadline, renew).await {
+                        Ok(held) if held.len() < ids.len() => tracing::warn!(
+                            lost = ids.len() - held.len(),
+                            "effect leases lost while their calls ran (another worker may run them too)"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("renewing effect leases failed: {e}"),
+                    }
                 }
             }
         }
     }
 
-    /// Drain now, then whenever `wake` fires or a retry falls due, until `shutdown`.
+    /// Drain now, then whenever `wake` fires or a retry falls due, until
+    /// `shutdown`. A database that fails in passing is waited out (capped
+    /// exponential backoff).
     ///
     /// # Errors
     ///
-    /// As [`Executor::drain`].
+    /// A store failure that does not pass.
     pub async fn run(&self, wake: Arc<Notify>, shutdown: impl Future<Output = ()>) -> Result<(), StoreError> {
         tokio::pin!(shutdown);
+        let mut backoff = crate::backoff::Backoff::store();
         loop {
-            let r = self.drain().await?;
-            if r.done + r.retried + r.failed > 0 {
-                tracing::info!(done = r.done, retried = r.retried, failed = r.failed, "effects run");
-            }
-            let wait = match self.store.next_effect_attempt().await? {
-                Some(at) => {
-                    Duration::from_micros(at.as_micros().saturating_sub(self.clock.now().as_micros()).max(0) as u64)
+            let wait = match self.drain_and_look().await {
+                Ok(wait) => {
+                    backoff.reset();
+                    if let Some(l) = &self.liveness {
+                        l.store_ok(self.clock.now());
+                    }
+                    wait
                 }
-                None => self.max_wait,
+                Err(e) if e.is_transient() => {
+                    if let Some(l) = &self.liveness {
+                        l.store_failed("effect executor", &e, self.clock.now());
+                    }
+                    backoff.next_delay()
+                }
+                Err(e) => return Err(e),
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait.min(self.max_wait)) => {}
@@ -231,6 +310,22 @@ impl Executor {
                 _ = &mut shutdown => return Ok(()),
             }
         }
+    }
+
+    /// One drain, then how long until the next effect falls due.
+    async fn drain_and_look(&self) -> Result<Duration, StoreError> {
+        let r = self.drain().await?;
+        if r.done + r.retried + r.failed > 0 {
+            tracing::info!(done = r.done, retried = r.retried, failed = r.failed, "effects run");
+        }
+        let next =
+            crate::store::deadline("the next effect", self.store_deadline, self.store.next_effect_attempt()).await?;
+        Ok(match next {
+            Some(at) => {
+                Duration::from_micros(at.as_micros().saturating_sub(self.clock.now().as_micros()).max(0) as u64)
+            }
+            None => self.max_wait,
+        })
     }
 }
 

@@ -19,7 +19,7 @@ mod executor;
 
 use serde::Serialize;
 
-pub use executor::{ExecReport, Executor, RetryPolicy, CONCURRENCY, RECORD_EVERY, RECORD_WITHIN};
+pub use executor::{ExecReport, Executor, RetryPolicy, CONCURRENCY};
 
 use crate::meeting::{InstanceId, MeetingId, Reason};
 use crate::time::Timestamp;

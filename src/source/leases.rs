@@ -174,6 +174,59 @@ impl Leases {
     }
 }
 
+/// Keep this worker's shard leases alive on a task of their own, every
+/// third of their time-to-live, whatever the stream reader is doing: a slow
+/// round (a large backlog, a slow database) does not lose the leases, and a
+/// shard does not move back and forth between workers. Announces the worker
+/// too. A database that fails in passing is retried (the leases then run out
+/// only if it stays down for their time-to-live).
+///
+/// # Errors
+///
+/// A failure that does not pass.
+pub async fn keep_renewed(
+    store: std::sync::Arc<dyn Store>,
+    stream_arn: String,
+    worker: WorkerInfo,
+    ttl: Duration,
+    liveness: std::sync::Arc<crate::telemetry::Liveness>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), StoreError> {
+    tokio::pin!(shutdown);
+    let span = Span::from_micros(ttl.as_micros() as i64);
+    let every = ttl / 3;
+    let mut backoff = crate::backoff::Backoff::new(every / 4, every);
+    loop {
+        let renew = async {
+            store.heartbeat(&worker, span).await?;
+            store.renew_leases(&stream_arn, &worker.id, span).await
+        };
+        let wait = match tokio::time::timeout(every, renew).await {
+            Ok(Ok(_)) => {
+                backoff.reset();
+                every
+            }
+            Ok(Err(e)) if e.is_transient() => {
+                liveness.store_failed("shard leases", &e, Timestamp::now());
+                backoff.next_delay()
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                liveness.store_failed(
+                    "shard leases",
+                    &StoreError::no_answer("renewing shard leases", every),
+                    Timestamp::now(),
+                );
+                backoff.next_delay()
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = &mut shutdown => return Ok(()),
+        }
+    }
+}
+
 impl WorkerInfo {
     /// This process, under `id` (or a random one).
     pub fn this_process(id: Option<String>) -> WorkerInfo {

@@ -123,6 +123,12 @@ pub struct ReaderOptions {
     pub worker: WorkerInfo,
     /// How long a shard lease lasts unless renewed (renewed every third of it).
     pub lease_ttl: Duration,
+    /// The longest one round may spend reading before the others' turn
+    /// (shards not read in time are read first in the next round).
+    pub round_budget: Duration,
+    /// The longest the reader waits for the database in one round before it
+    /// treats it as gone and reads again from its checkpoints (`None`: no limit).
+    pub store_deadline: Option<Duration>,
 }
 
 impl Default for ReaderOptions {
@@ -135,11 +141,14 @@ impl Default for ReaderOptions {
             page_limit: 1000,
             worker: WorkerInfo::this_process(Some("local".into())),
             lease_ttl: Duration::from_secs(10),
+            round_budget: Duration::from_secs(2),
+            store_deadline: None,
         }
     }
 }
 
-/// A reader failure that stops the worker.
+/// A reader failure: the database failed in passing (the reader waits and
+/// reads again from its checkpoints), or something that stops the worker.
 #[derive(Debug, thiserror::Error)]
 pub enum ReaderError {
     #[error(transparent)]
@@ -148,6 +157,17 @@ pub enum ReaderError {
     Store(#[from] StoreError),
     #[error("stream {0}: {1}")]
     Stream(String, StreamError),
+}
+
+impl ReaderError {
+    /// The database failed in passing.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ReaderError::Engine(e) => e.is_transient(),
+            ReaderError::Store(e) => e.is_transient(),
+            ReaderError::Stream(..) => false,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -161,7 +181,8 @@ struct Shard {
     caught_up: bool,
     last_heartbeat: Option<std::time::Instant>,
     listed: bool,
-    /// This round: read through this event time (`None`: not read this round).
+    /// Every record of this shard with an earlier event time is applied (by
+    /// this worker; `None`: not read since it was taken).
     progress: Option<Timestamp>,
     /// Read by another worker through this event time, by its last checkpoint.
     elsewhere: Option<Timestamp>,
@@ -189,6 +210,8 @@ pub struct StreamReader {
     backoff: Duration,
     fresh_stream: bool,
     leases: Leases,
+    /// The shard a round starts with (rounds cut short by their budget take turns).
+    turn: usize,
 }
 
 impl StreamReader {
@@ -225,6 +248,7 @@ impl StreamReader {
             last_refresh: None,
             backoff: Duration::ZERO,
             fresh_stream,
+            turn: 0,
         })
     }
 
@@ -261,11 +285,55 @@ impl StreamReader {
             }
             s.elsewhere = if c.caught_up { Some(c.at) } else { c.last_event_at };
         }
-        for shard in changes.lost.into_iter().chain(changes.released) {
+        for shard in changes.lost.into_iter().chain(changes.released).chain(changes.taken) {
             if let Some(s) = self.shards.get_mut(&shard) {
                 s.iterator = None;
+                s.progress = None;
             }
         }
+        Ok(())
+    }
+
+    /// Learn how far the shards other workers read are read (their stored
+    /// checkpoints), for the stream gate.
+    async fn refresh_elsewhere(&mut self) -> Result<(), ReaderError> {
+        let stored = self.engine.store().checkpoints(Some(&self.arn)).await?;
+        for c in stored {
+            if self.leases.holds(&c.shard_id) {
+                continue;
+            }
+            if let Some(s) = self.shards.get_mut(&c.shard_id) {
+                s.closed = c.closed;
+                s.elsewhere = crate::engine::read_through(&c);
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failed unit of work (its commit's outcome unknown) or a
+    /// database outage: forget every position not known to be committed and
+    /// read again from the stored checkpoints, as after a crash. Records
+    /// read twice are dropped by `eventID`.
+    pub async fn resync(&mut self) -> Result<(), ReaderError> {
+        let stored = self.engine.store().checkpoints(Some(&self.arn)).await?;
+        let mut by_shard: BTreeMap<String, Checkpoint> = stored.into_iter().map(|c| (c.shard_id.clone(), c)).collect();
+        for (id, s) in self.shards.iter_mut() {
+            s.iterator = None;
+            s.progress = None;
+            match by_shard.remove(id) {
+                Some(c) => {
+                    s.closed = c.closed;
+                    s.sequence = c.sequence_number;
+                    s.caught_up = c.caught_up;
+                }
+                None => {
+                    s.closed = false;
+                    s.sequence = None;
+                    s.caught_up = false;
+                }
+            }
+        }
+        self.leases.poke();
         Ok(())
     }
 
@@ -275,12 +343,14 @@ impl StreamReader {
         self.leases.lost(shard_id);
         if let Some(s) = self.shards.get_mut(shard_id) {
             s.iterator = None;
+            s.progress = None;
         }
     }
 
     /// Apply a page (or a bare checkpoint) under the shard's lease.
     async fn commit(&mut self, shard_id: &str, items: Vec<Incoming>, mut c: Checkpoint) -> Result<bool, ReaderError> {
         c.lease = self.leases.lease(shard_id).cloned();
+        crate::failpoint::hold("reader-commit").await;
         match self.engine.apply_with_checkpoint(items, Some(c)).await {
             Ok(_) => Ok(true),
             Err(EngineError::Store(StoreError::LeaseLost(_))) => {
@@ -373,17 +443,27 @@ impl StreamReader {
             self.maintain_leases().await?;
         }
         let round_start = self.engine.clock().now();
-        for s in self.shards.values_mut() {
-            s.progress = None;
-        }
-        for shard_id in self.readable() {
-            if self.leases.holds(&shard_id) {
-                self.read_shard(&shard_id, round_start, &mut report).await?;
+        let began = std::time::Instant::now();
+        let mine: Vec<String> = self.readable().into_iter().filter(|s| self.leases.holds(s)).collect();
+        // Shards take turns at the head of a round, so one cut short by its
+        // budget does not always starve the same shards.
+        let n = mine.len().max(1);
+        let start = self.turn % n;
+        self.turn = self.turn.wrapping_add(1);
+        for (i, shard_id) in mine.iter().cycle().skip(start).take(mine.len()).enumerate() {
+            if i > 0 && began.elapsed() >= self.options.round_budget {
+                tracing::debug!(read = i, of = mine.len(), "round budget spent; the other shards next round");
+                break;
             }
+            self.read_shard(shard_id, round_start, &mut report).await?;
         }
-        // Every open shard read this round (here, or by another worker as its
-        // checkpoint says)? Then the stream is read through the least of their
-        // progress: timers due before that may fire.
+        // Every open shard read (here, or by another worker as its checkpoint
+        // says)? Then the stream is read through the least of their
+        // positions: timers due before that may fire.
+        let others = self.shards.iter().any(|(id, s)| !s.closed && s.listed && !self.leases.holds(id));
+        if others {
+            self.refresh_elsewhere().await?;
+        }
         let leases = &self.leases;
         let through = self
             .shards
@@ -494,7 +574,8 @@ impl StreamReader {
         let s = self.shards.get_mut(shard_id).expect("known shard");
         s.iterator = page.next_iterator;
         // An empty page: everything written before this round began is read.
-        s.progress = if n == 0 { Some(round_start) } else { last_event.or(Some(Timestamp::MIN)) };
+        let read = if n == 0 { Some(round_start) } else { last_event };
+        s.progress = s.progress.max(read);
         // Idle shards still write their checkpoint every few seconds: the
         // other workers' stream gate reads how far this shard is read from it.
         let heartbeat_due = s.last_heartbeat.is_none_or(|t| t.elapsed() >= Duration::from_secs(2));
@@ -591,24 +672,70 @@ impl StreamReader {
     /// Read until `shutdown`: rounds back to back while records flow, a short
     /// idle pause otherwise, longer after failures. A round is never cut
     /// short: shutdown is honoured between rounds, after their commits.
+    ///
+    /// A database that fails in passing is waited out (capped exponential
+    /// backoff, the outage in the engine's liveness for `/readyz`); then the
+    /// reader reads again from its stored checkpoints, as after a crash.
+    ///
+    /// # Errors
+    ///
+    /// A failure that does not pass: the stream cannot be read at all, or the
+    /// database refuses for good (a schema, a permission, a full disk).
     pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), ReaderError> {
         tokio::pin!(shutdown);
+        let mut backoff = crate::backoff::Backoff::store();
+        let mut resync = false;
         loop {
-            let round = self.round().await?;
-            self.engine.liveness().reader_tick(self.engine.clock().now());
+            let deadline = self.options.store_deadline;
+            let result = async {
+                if resync {
+                    self.resync().await?;
+                }
+                self.round().await
+            };
+            let result = match deadline {
+                Some(d) => tokio::time::timeout(d, result)
+                    .await
+                    .unwrap_or_else(|_| Err(StoreError::no_answer("stream reader", d).into())),
+                None => result.await,
+            };
+            let pause = match result {
+                Ok(round) => {
+                    resync = false;
+                    backoff.reset();
+                    let now = self.engine.clock().now();
+                    self.engine.liveness().store_ok(now);
+                    self.engine.liveness().reader_tick(now);
+                    let idle = if round.records == 0 { self.options.idle_delay } else { Duration::ZERO };
+                    idle.max(self.backoff)
+                }
+                Err(e) if e.is_transient() => {
+                    if let Some(se) = crate::worker::AsStoreError::store_error(&e) {
+                        self.engine.liveness().store_failed("stream reader", se, self.engine.clock().now());
+                    }
+                    resync = true;
+                    backoff.next_delay()
+                }
+                Err(e) => return Err(e),
+            };
             tokio::select! {
                 biased;
-                _ = &mut shutdown => return self.release_leases().await,
-                _ = std::future::ready(()) => {}
-            }
-            let idle = if round.records == 0 { self.options.idle_delay } else { Duration::ZERO };
-            let pause = idle.max(self.backoff);
-            if !pause.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = &mut shutdown => return self.release_leases().await,
-                }
+                _ = &mut shutdown => return self.stop().await,
+                _ = tokio::time::sleep(pause), if !pause.is_zero() => {}
+                _ = std::future::ready(()), if pause.is_zero() => {}
             }
         }
+    }
+
+    /// A clean stop: give the leases back (best effort — a database that is
+    /// down lets them expire instead).
+    async fn stop(&mut self) -> Result<(), ReaderError> {
+        let release = self.release_leases();
+        match tokio::time::timeout(Duration::from_secs(5), release).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("giving the shard leases back failed ({e}); they expire on their own"),
+            Err(_) => tracing::warn!("giving the shard leases back took too long; they expire on their own"),
+        }
+        Ok(())
     }
 }

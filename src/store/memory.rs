@@ -13,9 +13,9 @@ use async_trait::async_trait;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{
-    Changes, Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, EffectStatus,
-    Gap, HistoryRecord, Lease, LeaseRow, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError, StoredMeeting,
-    TimerFilter, UnitOfWork, WorkerInfo, WorkerRow,
+    Changes, Checkpoint, Claim, Clocks, Counts, DeadLetterRow, Deleted, EffectFilter, EffectOutcome, EffectRow,
+    EffectStatus, Gap, HistoryRecord, Lease, LeaseRow, MeetingFilter, OutcomeLine, Page, PruneLog, Requeue, Retained,
+    Store, StoreError, StoredMeeting, TimerFilter, UnitOfWork, WorkerInfo, WorkerRow,
 };
 use crate::meeting::{Chunk, MeetingId, Reason, State, TimerKey, TimerKind};
 use crate::time::{Span, Timestamp};
@@ -38,6 +38,7 @@ struct Data {
     workers: BTreeMap<String, (WorkerInfo, Timestamp)>,
     /// (stream, shard) → (owner, epoch, expires at).
     leases: BTreeMap<(String, String), (Option<String>, i64, Timestamp)>,
+    prune_log: Option<PruneLog>,
 }
 
 /// The in-memory backend.
@@ -286,6 +287,30 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn recent_effects(
+        &self,
+        f: &EffectFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<EffectRow>, StoreError> {
+        let s = self.state.lock().await;
+        Ok(s.outbox
+            .range(..before.unwrap_or(i64::MAX))
+            .rev()
+            .map(|(_, (r, _))| r)
+            .filter(|r| {
+                f.meeting.as_ref().is_none_or(|m| *m == r.meeting_id) && f.status.is_none_or(|st| st == r.status)
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn recent_dead_letters(&self, before: Option<i64>, limit: usize) -> Result<Vec<DeadLetterRow>, StoreError> {
+        let s = self.state.lock().await;
+        Ok(s.dead.iter().rev().filter(|d| d.id < before.unwrap_or(i64::MAX)).take(limit).cloned().collect())
+    }
+
     async fn dead_letters(&self, page: &Page) -> Result<Vec<DeadLetterRow>, StoreError> {
         let s = self.state.lock().await;
         Ok(s.dead.iter().filter(|d| d.id > page.after.unwrap_or(0)).take(page.limit).cloned().collect())
@@ -325,13 +350,17 @@ impl Store for MemoryStore {
 
     async fn claim_effects(&self, claim: &Claim) -> Result<Vec<EffectRow>, StoreError> {
         let mut s = self.state.lock().await;
+        // Leases are judged by "the database's clock": this process's.
+        let db_now = Timestamp::now();
+        let until = db_now.saturating_add(claim.lease);
         let mut due: Vec<&mut (EffectRow, Option<(String, Timestamp)>)> = s
             .outbox
             .values_mut()
             .filter(|(r, _)| r.status == EffectStatus::Pending && r.next_attempt_at <= claim.now)
+            .filter(|(r, _)| !claim.running.contains(&r.id))
             .filter(|(_, lease)| match lease {
                 None => true,
-                Some((owner, until)) => *owner == claim.owner || *until <= claim.now,
+                Some((owner, until)) => *owner == claim.owner || *until <= db_now,
             })
             .collect();
         due.sort_by_key(|(r, _)| (r.next_attempt_at, r.id));
@@ -339,10 +368,25 @@ impl Store for MemoryStore {
             .into_iter()
             .take(claim.limit)
             .map(|(r, lease)| {
-                *lease = Some((claim.owner.clone(), claim.until));
+                *lease = Some((claim.owner.clone(), until));
                 r.clone()
             })
             .collect())
+    }
+
+    async fn renew_effect_leases(&self, owner: &str, ids: &[i64], lease: Span) -> Result<Vec<i64>, StoreError> {
+        let mut s = self.state.lock().await;
+        let until = Timestamp::now().saturating_add(lease);
+        let mut held = Vec::new();
+        for id in ids {
+            if let Some((row, Some((o, u)))) = s.outbox.get_mut(id) {
+                if o == owner && row.status == EffectStatus::Pending {
+                    *u = until;
+                    held.push(*id);
+                }
+            }
+        }
+        Ok(held)
     }
 
     async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError> {
@@ -425,6 +469,24 @@ impl Store for MemoryStore {
         self.workers(ttl).await
     }
 
+    async fn claim_worker(
+        &self,
+        worker: &WorkerInfo,
+        ttl: Span,
+        take_over: bool,
+    ) -> Result<Option<WorkerRow>, StoreError> {
+        let mut s = self.state.lock().await;
+        let now = Timestamp::now();
+        let since = now.saturating_add(Span::from_micros(-ttl.as_micros()));
+        if let Some((info, seen)) = s.workers.get(&worker.id) {
+            if *seen >= since && !take_over && !info.same_process(worker) {
+                return Ok(Some(WorkerRow { info: info.clone(), last_seen: *seen, live: true }));
+            }
+        }
+        s.workers.insert(worker.id.clone(), (worker.clone(), now));
+        Ok(None)
+    }
+
     async fn workers(&self, ttl: Span) -> Result<Vec<WorkerRow>, StoreError> {
         let s = self.state.lock().await;
         let since = Timestamp::now().saturating_add(Span::from_micros(-ttl.as_micros()));
@@ -495,6 +557,124 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn ended_before(
+        &self,
+        before: Timestamp,
+        after: Option<&(Timestamp, MeetingId)>,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, MeetingId)>, StoreError> {
+        let s = self.state.lock().await;
+        let open: BTreeSet<&MeetingId> =
+            s.outbox.values().filter(|(r, _)| r.status != EffectStatus::Done).map(|(r, _)| &r.meeting_id).collect();
+        let mut ended: Vec<(Timestamp, MeetingId)> = s
+            .meetings
+            .values()
+            .filter_map(|m| m.meeting.ended.map(|e| (e.at, m.meeting.id.clone())))
+            .filter(|(at, id)| *at < before && !open.contains(id))
+            .filter(|k| after.is_none_or(|a| k > a))
+            .collect();
+        ended.sort();
+        ended.truncate(limit);
+        Ok(ended)
+    }
+
+    async fn delete_meetings(
+        &self,
+        ids: &[MeetingId],
+        before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Deleted, StoreError> {
+        let mut s = self.state.lock().await;
+        let mut d = Deleted::default();
+        for id in ids {
+            d.history += s.history.remove(id).map_or(0, |h| h.len() as u64);
+            let rows: Vec<i64> = s
+                .outbox
+                .iter()
+                .filter(|(_, (r, _))| r.meeting_id == *id && r.status == EffectStatus::Done)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in rows {
+                s.outbox.remove(&k);
+                d.effects += 1;
+            }
+            if s.meetings.get(id).is_some_and(|m| m.meeting.ended.is_some_and(|e| e.at < before)) {
+                s.meetings.remove(id);
+                d.meetings += 1;
+            }
+        }
+        let log = s.prune_log.get_or_insert(PruneLog { through: before, meetings: 0, last_at: now });
+        log.through = log.through.max(before);
+        log.meetings += d.meetings as i64;
+        log.last_at = now;
+        Ok(d)
+    }
+
+    async fn prune(&self, what: Retained, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        let mut s = self.state.lock().await;
+        fn oldest<T>(rows: &mut Vec<T>, at: impl Fn(&T) -> Timestamp, before: Timestamp, limit: usize) -> u64 {
+            let mut old: Vec<usize> = (0..rows.len()).filter(|&i| at(&rows[i]) < before).collect();
+            old.sort_by_key(|&i| at(&rows[i]));
+            old.truncate(limit);
+            let gone: BTreeSet<usize> = old.into_iter().collect();
+            let mut i = 0;
+            rows.retain(|_| {
+                i += 1;
+                !gone.contains(&(i - 1))
+            });
+            gone.len() as u64
+        }
+        Ok(match what {
+            Retained::DeadLetters => oldest(&mut s.dead, |d| d.at, before, limit),
+            Retained::SweepLog => oldest(&mut s.sweep_log, |f| f.at, before, limit),
+            Retained::StreamGaps => oldest(&mut s.gaps, |g| g.at, before, limit),
+            Retained::Workers => {
+                let old: Vec<String> = s
+                    .workers
+                    .iter()
+                    .filter(|(_, (_, seen))| *seen < before)
+                    .map(|(k, _)| k.clone())
+                    .take(limit)
+                    .collect();
+                for k in &old {
+                    s.workers.remove(k);
+                }
+                old.len() as u64
+            }
+            Retained::ClosedShards => {
+                let old: Vec<(String, String)> = s
+                    .checkpoints
+                    .iter()
+                    .filter(|(_, c)| c.closed && c.at < before)
+                    .map(|(k, _)| k.clone())
+                    .take(limit)
+                    .collect();
+                for k in &old {
+                    s.checkpoints.remove(k);
+                    if s.leases.get(k).is_some_and(|(owner, ..)| owner.is_none()) {
+                        s.leases.remove(k);
+                    }
+                }
+                old.len() as u64
+            }
+        })
+    }
+
+    async fn prunable(&self, what: Retained, before: Timestamp) -> Result<u64, StoreError> {
+        let s = self.state.lock().await;
+        Ok(match what {
+            Retained::DeadLetters => s.dead.iter().filter(|d| d.at < before).count(),
+            Retained::SweepLog => s.sweep_log.iter().filter(|f| f.at < before).count(),
+            Retained::StreamGaps => s.gaps.iter().filter(|g| g.at < before).count(),
+            Retained::Workers => s.workers.values().filter(|(_, seen)| *seen < before).count(),
+            Retained::ClosedShards => s.checkpoints.values().filter(|c| c.closed && c.at < before).count(),
+        } as u64)
+    }
+
+    async fn prune_log(&self) -> Result<Option<PruneLog>, StoreError> {
+        Ok(self.state.lock().await.prune_log)
     }
 
     async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError> {

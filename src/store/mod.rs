@@ -28,15 +28,16 @@ use async_trait::async_trait;
 pub use stats::{Phase, WriteCounts};
 pub use types::*;
 
-use crate::meeting::{MeetingId, TimerKey};
+use crate::meeting::{names, MeetingId, TimerKey};
 use crate::time::{Span, Timestamp};
 
 /// A storage failure, classified for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database cannot be opened.
+    /// The database cannot be opened (`fault`: why, when waiting may help —
+    /// a server that is down or starting up).
     #[error("database {path}: {message}")]
-    Open { path: String, message: String },
+    Open { path: String, message: String, fault: Option<Fault> },
     /// Nothing there may be written (a read-only file system or file).
     #[error("database {path}: the database file or its directory is read-only ({why})")]
     ReadOnly { path: String, why: String },
@@ -46,8 +47,9 @@ pub enum StoreError {
     #[error("database: {message}")]
     Backend {
         message: String,
-        /// Waiting (a lock, a busy database) may help.
-        transient: bool,
+        /// What kind of passing trouble this is; `None`: waiting will not help
+        /// (a schema, a permission, corruption, a full disk).
+        fault: Option<Fault>,
     },
     /// A fenced write found the meeting changed since it was loaded.
     #[error("meeting {0} was changed by another writer")]
@@ -60,26 +62,106 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+names! {
+    /// A database failure that passes: the worker waits and tries again
+    /// (`spindown_store_errors_total{kind}` counts them).
+    pub Fault ("database fault") {
+        /// The connection was refused, reset or lost (a server down, a failover, a network cut).
+        Connection = "connection",
+        /// The server is shutting down, starting up or ended the session (`pg_ctl stop`, a restart,
+        /// `pg_terminate_backend`, `idle_in_transaction_session_timeout`).
+        Shutdown = "shutdown",
+        /// Another transaction changed the same rows (serialization failure).
+        Serialization = "serialization",
+        Deadlock = "deadlock",
+        /// A lock was not had within `lock_timeout` (or at once, `NOWAIT`).
+        LockTimeout = "lock_timeout",
+        /// A statement ran past `statement_timeout`.
+        StatementTimeout = "statement_timeout",
+        /// No connection of the pool came free within its acquire timeout.
+        PoolTimeout = "pool_timeout",
+        /// The server has no connection slot left.
+        TooManyConnections = "too_many_connections",
+        /// SQLite: another process holds the write lock (past the busy timeout).
+        Busy = "busy",
+        /// No answer within the client's own deadline (a peer that vanished).
+        NoAnswer = "no_answer",
+    }
+}
+
 impl StoreError {
-    /// Whether the same call may succeed later (a lock held by someone else).
+    /// Whether the same call may succeed later: the database is down, busy,
+    /// restarting, or another transaction got in the way.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Backend { transient: true, .. })
+        self.fault().is_some()
+    }
+
+    /// What kind of passing trouble this is (`None`: not passing).
+    pub fn fault(&self) -> Option<Fault> {
+        match self {
+            StoreError::Backend { fault, .. } | StoreError::Open { fault, .. } => *fault,
+            _ => None,
+        }
+    }
+
+    /// No answer from the database within `within` (the client's own deadline).
+    pub fn no_answer(what: &str, within: std::time::Duration) -> StoreError {
+        StoreError::Backend {
+            message: format!("no answer from the database within {within:?} ({what})"),
+            fault: Some(Fault::NoAnswer),
+        }
+    }
+}
+
+/// Run `f`, failing with [`Fault::NoAnswer`] if it takes longer than
+/// `within`: a server that vanished mid-call (a black-holed network) does
+/// not hold the caller forever. What the call had in flight is abandoned
+/// (a transaction is rolled back by the server or never committed).
+///
+/// # Errors
+///
+/// `f`'s own error, or [`Fault::NoAnswer`].
+pub async fn deadline<T, E: From<StoreError>>(
+    what: &str,
+    within: std::time::Duration,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    match tokio::time::timeout(within, f).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::no_answer(what, within).into()),
     }
 }
 
 impl From<sqlx::Error> for StoreError {
     /// Each SQL backend describes its own database's errors; a lost
-    /// connection or a full pool may pass.
+    /// connection or a full pool passes.
     fn from(e: sqlx::Error) -> Self {
-        let (message, transient) = match &e {
-            sqlx::Error::Database(d) if d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() => {
-                postgres::describe(&e)
-            }
-            sqlx::Error::Database(_) => sqlite::describe(&e),
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => (e.to_string(), true),
-            _ => (e.to_string(), false),
-        };
-        StoreError::Backend { message, transient }
+        let (message, fault) = describe(&e);
+        StoreError::Backend { message, fault }
+    }
+}
+
+/// An operator's words for a sqlx error, and whether (and how) it passes.
+pub(crate) fn describe(e: &sqlx::Error) -> (String, Option<Fault>) {
+    match e {
+        sqlx::Error::Database(d) if d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() => {
+            postgres::describe(e)
+        }
+        sqlx::Error::Database(_) => sqlite::describe(e),
+        sqlx::Error::Io(io) => (format!("the connection to the database failed ({io})"), Some(Fault::Connection)),
+        sqlx::Error::Tls(t) => (format!("the connection to the database failed (TLS: {t})"), Some(Fault::Connection)),
+        // A connection that breaks mid-message (a server killed, a proxy cut).
+        sqlx::Error::Protocol(p) => (format!("the connection to the database broke ({p})"), Some(Fault::Connection)),
+        sqlx::Error::PoolTimedOut => (
+            "no database connection came free within the acquire timeout (is the server reachable?)".into(),
+            Some(Fault::PoolTimeout),
+        ),
+        sqlx::Error::WorkerCrashed => (e.to_string(), Some(Fault::Connection)),
+        sqlx::Error::Migrate(m) => match &**m {
+            sqlx::migrate::MigrateError::Execute(inner) => describe(inner),
+            _ => (e.to_string(), None),
+        },
+        _ => (e.to_string(), None),
     }
 }
 
@@ -119,6 +201,16 @@ pub trait Store: Send + Sync + 'static {
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
     /// Outbox rows, oldest first.
     async fn effects(&self, filter: &EffectFilter) -> Result<Vec<EffectRow>, StoreError>;
+    /// Outbox rows matching `filter` (its meeting and status) with an id
+    /// below `before`, newest first, at most `limit` (the console's pages).
+    async fn recent_effects(
+        &self,
+        filter: &EffectFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<EffectRow>, StoreError>;
+    /// Dead letters with an id below `before`, newest first, at most `limit`.
+    async fn recent_dead_letters(&self, before: Option<i64>, limit: usize) -> Result<Vec<DeadLetterRow>, StoreError>;
     /// Dead letters, oldest first.
     async fn dead_letters(&self, filter: &Page) -> Result<Vec<DeadLetterRow>, StoreError>;
     async fn counts(&self) -> Result<Counts, StoreError>;
@@ -134,10 +226,15 @@ pub trait Store: Send + Sync + 'static {
     // The outbox.
 
     /// Lease up to `claim.limit` pending effects due at `claim.now` to
-    /// `claim.owner` until `claim.until`, oldest first. A row another owner
-    /// holds is returned only once its lease has run out; a row the same
-    /// owner holds is returned again (a restarted worker takes its own back).
+    /// `claim.owner` for `claim.lease` of the database's clock, oldest
+    /// first. A row another owner holds is returned only once its lease has
+    /// run out (by the database's clock); a row the same owner holds is
+    /// returned again (a restarted worker takes its own back).
     async fn claim_effects(&self, claim: &Claim) -> Result<Vec<EffectRow>, StoreError>;
+    /// Extend `owner`'s leases on the effects `ids` it is running by `lease`
+    /// of the database's clock (a heartbeat while calls are in flight);
+    /// returns the ids it still held.
+    async fn renew_effect_leases(&self, owner: &str, ids: &[i64], lease: Span) -> Result<Vec<i64>, StoreError>;
     /// Record attempts' outcomes (and their history entries), fenced by the lease.
     async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError>;
     /// Re-queue failed effects, due `now`. Returns how many.
@@ -160,6 +257,17 @@ pub trait Store: Send + Sync + 'static {
     /// Record that `worker` is alive; returns every worker known, `live` if
     /// seen within `ttl`.
     async fn heartbeat(&self, worker: &WorkerInfo, ttl: Span) -> Result<Vec<WorkerRow>, StoreError>;
+    /// Register `worker` (as [`Store::heartbeat`]) unless another process
+    /// is registered live (seen within `ttl`) under its identity: then
+    /// return that registration and change nothing. `take_over`: register
+    /// anyway (the caller knows the other is gone). Checked and written in
+    /// one transaction, so two that start at once cannot both pass.
+    async fn claim_worker(
+        &self,
+        worker: &WorkerInfo,
+        ttl: Span,
+        take_over: bool,
+    ) -> Result<Option<WorkerRow>, StoreError>;
     /// Every worker known, `live` if seen within `ttl` (for `status`).
     async fn workers(&self, ttl: Span) -> Result<Vec<WorkerRow>, StoreError>;
     /// Shard leases (of one stream, or all), by stream and shard.
@@ -183,6 +291,32 @@ pub trait Store: Send + Sync + 'static {
     /// Forget the applied eventIDs of meetings that ended before `before`
     /// (the stream cannot deliver their records again). Returns how many meetings.
     async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    // Retention.
+
+    /// Terminated meetings that ended before `before` and whose outbox rows
+    /// are all done, in (end, id) order after `after`, at most `limit`.
+    async fn ended_before(
+        &self,
+        before: Timestamp,
+        after: Option<&(Timestamp, MeetingId)>,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, MeetingId)>, StoreError>;
+    /// Delete the meetings `ids` that ended before `before`, with their
+    /// histories and done outbox rows, in one transaction, and note it in
+    /// the prune log at `now`.
+    async fn delete_meetings(
+        &self,
+        ids: &[MeetingId],
+        before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Deleted, StoreError>;
+    /// Delete at most `limit` rows of `what` older than `before`; returns how many.
+    async fn prune(&self, what: Retained, before: Timestamp, limit: usize) -> Result<u64, StoreError>;
+    /// How many rows of `what` are older than `before` (what [`Store::prune`] would delete).
+    async fn prunable(&self, what: Retained, before: Timestamp) -> Result<u64, StoreError>;
+    /// What retention has deleted so far (`None`: nothing yet).
+    async fn prune_log(&self) -> Result<Option<PruneLog>, StoreError>;
 
     /// Hint every worker on this database to look again at its timers and
     /// effects (an operator command changed them). A hint only: workers also

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::meeting::history::{Chunk, Entry};
 use crate::meeting::{Effect, EffectKind, Meeting, MeetingId, Reason, State, TimerKind};
-use crate::time::Timestamp;
+use crate::time::{Span, Timestamp};
 
 use crate::meeting::names;
 
@@ -126,6 +126,13 @@ pub struct WorkerInfo {
     pub host: String,
     pub pid: i64,
     pub started_at: Timestamp,
+}
+
+impl WorkerInfo {
+    /// Whether `other` is this very process (the same start on the same host).
+    pub fn same_process(&self, other: &WorkerInfo) -> bool {
+        self.host == other.host && self.pid == other.pid && self.started_at == other.started_at
+    }
 }
 
 /// A worker as last seen.
@@ -305,10 +312,15 @@ pub struct Page {
 #[derive(Debug, Clone)]
 pub struct Claim {
     pub owner: String,
+    /// Effects whose next attempt is due by this instant (the engine's clock).
     pub now: Timestamp,
-    /// The lease ends here; an unfinished effect can then be claimed again.
-    pub until: Timestamp,
+    /// How long the lease lasts, by the database's clock; an unfinished
+    /// effect can then be claimed again.
+    pub lease: Span,
     pub limit: usize,
+    /// Rows the claimer is running now (its own leases are otherwise
+    /// returned again: a worker restarted under its identity takes them back).
+    pub running: Vec<i64>,
 }
 
 /// Which failed effects to re-queue.
@@ -366,4 +378,38 @@ impl From<&Meeting> for OutcomeLine {
             },
         }
     }
+}
+
+names! {
+    /// What retention deletes besides meetings.
+    pub Retained ("retained rows") {
+        DeadLetters = "dead_letters",
+        SweepLog = "sweep_log",
+        StreamGaps = "stream_gaps",
+        /// Workers not seen for long (each start under a new identity leaves one).
+        Workers = "workers",
+        /// Checkpoints (and free lease rows) of shards read to their end long ago.
+        ClosedShards = "closed_shards",
+    }
+}
+
+/// What deleting meetings removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Deleted {
+    pub meetings: u64,
+    /// History chunks (a unit of work writes one per meeting it touched).
+    pub history: u64,
+    /// Outbox rows.
+    pub effects: u64,
+}
+
+/// What retention has deleted so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PruneLog {
+    /// Meetings that ended before this may have been deleted.
+    pub through: Timestamp,
+    /// How many were, in all.
+    pub meetings: i64,
+    /// When the last ones were.
+    pub last_at: Timestamp,
 }

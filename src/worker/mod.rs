@@ -3,24 +3,46 @@
 //!
 //! [`run`] takes its ports as trait objects and a shutdown future, so tests
 //! (and embedding services) start the worker in-process; `spindown run`
-//! wires in the AWS adapters and SIGTERM/SIGINT. If one part fails — the
-//! database becomes read-only, the disk fills — the others are stopped and
-//! the error is returned; nothing committed is lost, and a restart resumes
-//! from the checkpoints, the pending timers and the outbox.
+//! wires in the AWS adapters and SIGTERM/SIGINT.
+//!
+//! **Database faults are weather.** Every loop — the stream reader, the
+//! shard leases, the timer loop, the executor, housekeeping, the sweep, and
+//! the start itself — waits out a database that fails in passing (down,
+//! restarting, failing over, busy, not answering within its deadline) with
+//! capped exponential backoff and jitter, and reports the outage in
+//! `/readyz` and `spindown_store_errors_total` while it lasts. A unit of
+//! work whose commit's outcome is unknown is read again from its checkpoint,
+//! as after a crash. Only a failure that does not pass — the database
+//! becomes read-only, the disk fills, the schema or a permission is wrong —
+//! stops the worker: the others parts are stopped (within
+//! `shutdown_timeout`) and the error returned; nothing committed is lost,
+//! and a restart resumes from the checkpoints, the pending timers and the
+//! outbox.
+//!
+//! * [`identity`] — one identity, one process;
+//! * [`jobs`] — housekeeping, retention and the orphan sweep on a schedule.
+
+mod identity;
+mod jobs;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::backoff::Backoff;
 use crate::engine::{Engine, EngineError, StreamGate};
 use crate::outbox::{Ec2, Executor, MeetingTable, RetryPolicy};
 use crate::source::stream::{ReaderError, ReaderOptions, StreamReader, StreamSource};
 use crate::store::StoreError;
 use crate::time::Span;
+
+pub use identity::IdentityError;
+pub use jobs::Retention;
 
 /// Everything the worker needs besides its ports.
 #[derive(Debug, Clone)]
@@ -38,16 +60,28 @@ pub struct WorkerOptions {
     pub seen_retention: Duration,
     /// Cron expression for housekeeping.
     pub housekeeping: String,
+    /// What housekeeping deletes, and after how long.
+    pub retention: Retention,
     /// Longest a due timer waits for the stream to be read past it.
     pub timer_hold_max: Duration,
     /// A Unix datagram socket other `spindown` commands poke after they
     /// change the database (`schedule`, `terminate`, `retry`), so the worker
     /// notices new timers and effects at once. `None`: no socket.
     pub wake_socket: Option<PathBuf>,
+    /// A file this process locks for as long as it runs (a SQLite database's
+    /// `<db>.worker.lock`): a second worker on the same file refuses to start.
+    pub lock_file: Option<PathBuf>,
     /// Serve metrics, health and the console here. `None`: no listener.
     pub http: Option<HttpOptions>,
     /// The recurring orphan sweep. `None`: off.
     pub sweep: Option<SweepJob>,
+    /// The longest any one call of a loop waits for the database before it
+    /// counts as lost (a peer that vanished) and is tried again.
+    pub store_deadline: Duration,
+    /// After a stop is asked for (SIGTERM) or a part failed, the longest the
+    /// others get to finish; then the worker returns anyway (nothing
+    /// committed is lost).
+    pub shutdown_timeout: Duration,
 }
 
 /// The orphan sweep, every `every`, through `ec2` (which must guard by the meeting tag).
@@ -74,6 +108,15 @@ pub struct HttpOptions {
     pub reader_stall: Duration,
     /// Write actions in the console need this token; `None`: read-only.
     pub console_token: Option<String>,
+    /// Reading the console needs the token too (`/metrics` and the health
+    /// checks never do).
+    pub console_private: bool,
+    /// `Host` names the listener answers besides IP literals and `localhost`
+    /// (a name a proxy or a browser uses for it).
+    pub allowed_hosts: Vec<String>,
+    /// Mark the console's session cookie `Secure` (it is served over TLS,
+    /// behind a proxy); also when a proxy says `X-Forwarded-Proto: https`.
+    pub secure_cookies: bool,
 }
 
 /// Why the worker stopped on its own.
@@ -89,14 +132,27 @@ pub enum WorkerError {
     Housekeeping(String),
     #[error("http listener: {0}")]
     Http(String),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     #[error("{0} task panicked")]
     Panicked(&'static str),
+    #[error(
+        "the worker's parts did not stop within {0:?} (shutdown_timeout); exiting anyway, nothing committed is lost"
+    )]
+    ShutdownTimeout(Duration),
 }
 
 /// The wake socket next to a database: `spindown.db` → `spindown.db.wake`.
 pub fn wake_socket_for(db: &Path) -> PathBuf {
     let mut p = db.as_os_str().to_owned();
     p.push(".wake");
+    PathBuf::from(p)
+}
+
+/// The worker lock next to a SQLite database: `spindown.db` → `spindown.db.worker.lock`.
+pub fn lock_file_for(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".worker.lock");
     PathBuf::from(p)
 }
 
@@ -111,7 +167,100 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Run the worker until `shutdown` completes or a part fails.
+/// Call `f` until it succeeds, waiting out a database that fails in passing
+/// (capped exponential backoff with jitter, each failure logged); `None`
+/// when `shutdown` completes first.
+///
+/// # Errors
+///
+/// `f`'s failure that does not pass.
+pub async fn patiently<T, E, F, Fut>(
+    what: &str,
+    shutdown: &mut Pin<&mut impl Future<Output = ()>>,
+    mut f: F,
+) -> Result<Option<T>, E>
+where
+    E: std::fmt::Display + AsStoreError,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut backoff = Backoff::store();
+    loop {
+        let r = tokio::select! {
+            r = f() => r,
+            _ = shutdown.as_mut() => return Ok(None),
+        };
+        match r {
+            Ok(v) => {
+                if backoff.failures() > 0 {
+                    tracing::info!("{what}: the database answers again");
+                }
+                return Ok(Some(v));
+            }
+            Err(e) if e.store_error().is_some_and(StoreError::is_transient) => {
+                let wait = backoff.next_delay();
+                if let Some(se) = e.store_error() {
+                    let kind = se.fault().map_or("other", |f| f.as_str());
+                    metrics::counter!("spindown_store_errors_total", "kind" => kind).increment(1);
+                }
+                tracing::warn!(
+                    "{what}: {e}; trying again in {wait:?} (the database may be restarting or failing over)"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.as_mut() => return Ok(None),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// An error that may be the database's (for [`patiently`]).
+pub trait AsStoreError {
+    fn store_error(&self) -> Option<&StoreError>;
+}
+
+impl AsStoreError for StoreError {
+    fn store_error(&self) -> Option<&StoreError> {
+        Some(self)
+    }
+}
+
+impl AsStoreError for EngineError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            EngineError::Store(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl AsStoreError for ReaderError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            ReaderError::Engine(EngineError::Store(s)) | ReaderError::Store(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl AsStoreError for IdentityError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            IdentityError::Store(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Run the worker until `shutdown` completes or a part fails for good.
+///
+/// # Errors
+///
+/// A part failed with an error that does not pass, another process runs
+/// under this worker's identity, or the parts did not stop within
+/// `shutdown_timeout`.
 pub async fn run(
     engine: Arc<Engine>,
     source: Arc<dyn StreamSource>,
@@ -120,8 +269,27 @@ pub async fn run(
     options: WorkerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
-    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
     engine.set_gate(Arc::new(StreamGate::new(Span::from_micros(options.timer_hold_max.as_micros() as i64))));
+    engine.set_store_deadline(options.store_deadline);
+    let store = engine.store().clone();
+    let worker = options.reader.worker.clone();
+
+    // One identity, one process: a second worker under this name refuses to start.
+    let _lock = match &options.lock_file {
+        Some(path) => Some(identity::lock_file(path)?),
+        None => None,
+    };
+    let ttl = Span::from_micros(options.reader.lease_ttl.as_micros() as i64);
+    let owns_file = options.lock_file.is_some();
+    let claimed =
+        patiently("registering the worker", &mut shutdown, || identity::claim(store.as_ref(), &worker, ttl, owns_file))
+            .await?;
+    if claimed.is_none() {
+        return Ok(()); // stopped while waiting for the database
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks: JoinSet<(&'static str, Result<(), WorkerError>)> = JoinSet::new();
 
     // The operator's listener, first: a port that cannot be had stops the start.
@@ -147,8 +315,10 @@ pub async fn run(
 
     // Effects first: anything left pending by a crash runs now.
     let executor = Executor::new(engine.store().clone(), ec2, table, engine.clock().clone(), options.retry.clone())
-        .owned_by(options.reader.worker.id.clone())
-        .lease(Span::from_micros(options.effect_lease.as_micros() as i64));
+        .owned_by(worker.id.clone())
+        .lease(Span::from_micros(options.effect_lease.as_micros() as i64))
+        .store_deadline(options.store_deadline)
+        .liveness(engine.liveness().clone());
     let executor = match options.poll_max {
         Some(every) => {
             engine.set_clock_check(every);
@@ -165,9 +335,25 @@ pub async fn run(
     let rx = stop_rx.clone();
     tasks.spawn(async move { ("timers", e.run_timers(stopped(rx)).await.map_err(WorkerError::from)) });
 
+    // The shard leases, renewed on their own task whatever the reader is doing.
+    let (s, arn, w, l, rx) =
+        (store.clone(), options.stream_arn.clone(), worker.clone(), engine.liveness().clone(), stop_rx.clone());
+    let lease_ttl = options.reader.lease_ttl;
+    tasks.spawn(async move {
+        let r = crate::source::leases::keep_renewed(s, arn, w, lease_ttl, l, stopped(rx)).await;
+        ("shard leases", r.map_err(WorkerError::from))
+    });
+
     // The stream.
-    let mut reader =
-        StreamReader::new(source, engine.clone(), options.stream_arn.clone(), options.reader.clone()).await?;
+    let mut reader_options = options.reader.clone();
+    reader_options.store_deadline = Some(options.store_deadline);
+    let reader = patiently("reading the stream's checkpoints", &mut shutdown, || {
+        StreamReader::new(source.clone(), engine.clone(), options.stream_arn.clone(), reader_options.clone())
+    })
+    .await?;
+    let Some(mut reader) = reader else {
+        return finish(tasks, stop_tx, None, options.shutdown_timeout).await;
+    };
     let rx = stop_rx.clone();
     tasks.spawn(async move { ("stream", reader.run(stopped(rx)).await.map_err(WorkerError::from)) });
 
@@ -202,38 +388,12 @@ pub async fn run(
     }
 
     // Hints from other processes through the database (PostgreSQL: LISTEN/NOTIFY).
-    if let Some(mut hints) = engine.store().listen().await? {
-        let (e, rx) = (engine.clone(), stop_rx.clone());
-        tasks.spawn(async move {
-            let stop = stopped(rx);
-            tokio::pin!(stop);
-            loop {
-                tokio::select! {
-                    r = hints.recv() => match r {
-                        Ok(()) => {
-                            e.wake_timers();
-                            e.effects_notify().notify_one();
-                        }
-                        Err(err) => {
-                            tracing::warn!("listening for hints: {err}; polling meanwhile");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    },
-                    _ = &mut stop => break,
-                }
-            }
-            ("hints", Ok(()))
-        });
-    }
+    let (e, rx) = (engine.clone(), stop_rx.clone());
+    tasks.spawn(async move { ("hints", jobs::hints(e, stopped(rx)).await) });
 
-    // Housekeeping on a cron schedule: forget the eventIDs of meetings that ended
-    // longer ago than the stream can redeliver a record.
-    let mut scheduler = housekeeping(engine.clone(), &options).await?;
+    // Housekeeping on a cron schedule: forget eventIDs, apply retention, sweep.
+    let mut scheduler = jobs::schedule(engine.clone(), &options).await?;
 
-    let shutdown = async {
-        shutdown.await;
-    };
-    tokio::pin!(shutdown);
     let mut first_error = None;
     tokio::select! {
         _ = &mut shutdown => tracing::info!("shutting down: finishing the current transactions"),
@@ -245,69 +405,40 @@ pub async fn run(
             }
         }
     }
+    let _ = tokio::time::timeout(Duration::from_secs(2), scheduler.shutdown()).await;
+    finish(tasks, stop_tx, first_error, options.shutdown_timeout).await
+}
+
+/// Stop every part and wait for them, at most `within`.
+async fn finish(
+    mut tasks: JoinSet<(&'static str, Result<(), WorkerError>)>,
+    stop_tx: watch::Sender<bool>,
+    mut first_error: Option<WorkerError>,
+    within: Duration,
+) -> Result<(), WorkerError> {
     let _ = stop_tx.send(true);
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((name, Err(e))) => {
-                tracing::error!("{name} failed while stopping: {e}");
-                first_error.get_or_insert(e);
-            }
-            Ok(_) => {}
-            Err(_) => {
-                first_error.get_or_insert(WorkerError::Panicked("a worker"));
+    let joined = tokio::time::timeout(within, async {
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((name, Err(e))) => {
+                    tracing::error!("{name} failed while stopping: {e}");
+                    first_error.get_or_insert(e);
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    first_error.get_or_insert(WorkerError::Panicked("a worker"));
+                }
             }
         }
+    })
+    .await;
+    if joined.is_err() {
+        tasks.abort_all();
+        tracing::error!("the worker's parts did not stop within {within:?}; exiting anyway");
+        return Err(first_error.unwrap_or(WorkerError::ShutdownTimeout(within)));
     }
-    let _ = scheduler.shutdown().await;
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),
     }
-}
-
-async fn housekeeping(
-    engine: Arc<Engine>,
-    options: &WorkerOptions,
-) -> Result<tokio_cron_scheduler::JobScheduler, WorkerError> {
-    use tokio_cron_scheduler::{Job, JobScheduler};
-    let err = |e: tokio_cron_scheduler::JobSchedulerError| WorkerError::Housekeeping(e.to_string());
-    let scheduler = JobScheduler::new().await.map_err(err)?;
-    let retention = Span::from_micros(options.seen_retention.as_micros() as i64);
-    let (sweep_store, sweep_clock) = (engine.store().clone(), engine.clock().clone());
-    let job = Job::new_async(options.housekeeping.as_str(), move |_id, _sched| {
-        let engine = engine.clone();
-        Box::pin(async move {
-            let before = engine.clock().now().saturating_add(Span::from_micros(-retention.as_micros()));
-            match engine.store().forget_event_ids(before).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(meetings = n, before = %before, "forgot the eventIDs of meetings ended long ago")
-                }
-                Err(e) => tracing::warn!("forgetting old eventIDs failed: {e}"),
-            }
-        })
-    })
-    .map_err(|e| WorkerError::Housekeeping(format!("schedule {:?}: {e}", options.housekeeping)))?;
-    scheduler.add(job).await.map_err(err)?;
-    if let Some(sweep) = options.sweep.clone() {
-        let (store, clock) = (sweep_store, sweep_clock);
-        let job = Job::new_repeated_async(sweep.every, move |_id, _sched| {
-            let (store, clock, sweep) = (store.clone(), clock.clone(), sweep.clone());
-            Box::pin(async move {
-                match crate::sweep::sweep(&store, &sweep.ec2, &clock, &sweep.options).await {
-                    Ok(r) if r.findings.is_empty() => tracing::debug!(seen = r.seen, "orphan sweep: nothing to do"),
-                    Ok(r) => {
-                        for f in &r.findings {
-                            tracing::info!(instance = %f.instance_id, meeting_id = %f.meeting_id, action = %f.action, "orphan sweep: {}", f.detail);
-                        }
-                    }
-                    Err(e) => tracing::warn!("orphan sweep failed: {e}"),
-                }
-            })
-        })
-        .map_err(err)?;
-        scheduler.add(job).await.map_err(err)?;
-    }
-    scheduler.start().await.map_err(err)?;
-    Ok(scheduler)
 }

@@ -12,8 +12,8 @@ use spindown::clock::ManualClock;
 use spindown::engine::{Engine, EngineOptions};
 use spindown::meeting::history::{Cause, Entry, FactChange, Ignored, Note, Outcome};
 use spindown::meeting::{
-    CommandKind, Effect, EffectKind, Ended, EventName, Facts, InstanceId, InstanceSource, Meeting, Policy, Reason,
-    State, TimerKey, TimerKind,
+    CommandKind, Effect, EffectKind, Ended, EventName, Facts, InstanceId, InstanceSource, Meeting, MeetingId, Policy,
+    Reason, State, TimerKey, TimerKind,
 };
 use spindown::store::{
     Changes, Checkpoint, Claim, Clocks, EffectFilter, EffectOutcome, EffectStatus, Gap, HistoryAppend, Lease,
@@ -43,7 +43,8 @@ macro_rules! conformance_tests {
             checkpoints_accumulate_and_gaps_are_kept, dead_letters_keep_their_raw_bytes,
             clocks_only_grow, counts_and_read_models, forget_event_ids_of_meetings_ended_long_ago,
             shard_leases_fence_checkpoints, workers_are_live_while_they_heartbeat,
-            the_sweep_log_keeps_findings_newest_first);
+            the_sweep_log_keeps_findings_newest_first, one_identity_one_process,
+            retention_deletes_ended_meetings_and_old_rows_only, recent_rows_come_newest_first);
     };
     (@each $backend:expr; $($name:ident),+) => {
         $(
@@ -443,12 +444,8 @@ pub async fn effects_claim_complete_retry_fail_requeue(b: &dyn Backend) {
     let all = store.effects(&EffectFilter::default()).await.unwrap();
     assert_eq!(all.len(), 2, "the idempotency key keeps the second m-1 row out");
     assert!(all.iter().all(|e| e.status == EffectStatus::Pending && e.attempts == 0 && e.done == 0));
-    let claim = |at: &str, limit| Claim {
-        owner: "w".into(),
-        now: t(at),
-        until: t(at).saturating_add(Span::from_mins(5)),
-        limit,
-    };
+    let claim =
+        |at: &str, limit| Claim { owner: "w".into(), now: t(at), lease: Span::from_mins(5), limit, running: vec![] };
     assert!(store.claim_effects(&claim("09:59", 10)).await.unwrap().is_empty(), "not due yet");
     let got = store.claim_effects(&claim("10:02", 1)).await.unwrap();
     assert_eq!(got.len(), 1);
@@ -524,7 +521,7 @@ pub async fn effects_come_back_exactly(b: &dyn Backend) {
     commit(store.as_ref(), Changes { effects: vec![e], ..Changes::default() }).await.unwrap();
     let store = b.open().await;
     assert_eq!(store.effects(&EffectFilter::default()).await.unwrap()[0].parts, parts);
-    let claim = Claim { owner: "w".into(), now: at, until: at.saturating_add(Span::from_mins(5)), limit: 10 };
+    let claim = Claim { owner: "w".into(), now: at, lease: Span::from_mins(5), limit: 10, running: vec![] };
     let got = store.claim_effects(&claim).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].parts, parts);
@@ -546,23 +543,43 @@ fn retry_template() -> EffectOutcome {
     }
 }
 
+/// Effect leases are judged by the database's clock (the same for every
+/// worker), whatever the engine's clock says; a heartbeat keeps a lease while
+/// its call runs; an outcome after the lease was lost is not recorded.
 pub async fn effect_leases_fence_other_owners(b: &dyn Backend) {
     let store = b.open().await;
     commit(store.as_ref(), Changes { effects: vec![terminate_effect("m-1", t("10:00"))], ..Changes::default() })
         .await
         .unwrap();
-    let claim = |owner: &str, at: &str| Claim {
+    // The engine's clock may be anywhere (a replayed day): it only says what is due.
+    let claim = |owner: &str, lease_ms: i64| Claim {
         owner: owner.into(),
-        now: t(at),
-        until: t(at).saturating_add(Span::from_mins(5)),
+        now: t("10:00"),
+        lease: Span::from_micros(lease_ms * 1000),
         limit: 10,
+        running: vec![],
     };
-    let a = store.claim_effects(&claim("a", "10:00")).await.unwrap();
+    let a = store.claim_effects(&claim("a", 1500)).await.unwrap();
     assert_eq!(a.len(), 1);
-    assert!(store.claim_effects(&claim("b", "10:01")).await.unwrap().is_empty(), "held by a");
-    assert_eq!(store.claim_effects(&claim("a", "10:01")).await.unwrap().len(), 1, "a takes its own lease back");
-    let b_rows = store.claim_effects(&claim("b", "10:06")).await.unwrap();
+    assert!(store.claim_effects(&claim("b", 1500)).await.unwrap().is_empty(), "held by a");
+    assert_eq!(store.claim_effects(&claim("a", 1500)).await.unwrap().len(), 1, "a takes its own lease back");
+    let running = Claim { running: vec![a[0].id], ..claim("a", 1500) };
+    assert!(store.claim_effects(&running).await.unwrap().is_empty(), "but not one it says it is running");
+    // a's call runs long: its heartbeat keeps the lease past its first end.
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        assert_eq!(
+            store.renew_effect_leases("a", &[a[0].id], Span::from_micros(1_500_000)).await.unwrap(),
+            vec![a[0].id]
+        );
+        assert!(store.claim_effects(&claim("b", 1500)).await.unwrap().is_empty(), "renewed: still a's");
+    }
+    assert!(store.renew_effect_leases("b", &[a[0].id], Span::from_mins(1)).await.unwrap().is_empty(), "not b's");
+    // a stops renewing (it died): once its lease runs out, b takes over.
+    tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
+    let b_rows = store.claim_effects(&claim("b", 60_000)).await.unwrap();
     assert_eq!(b_rows.len(), 1, "a's lease ran out: b takes over");
+    assert!(store.renew_effect_leases("a", &[a[0].id], Span::from_mins(1)).await.unwrap().is_empty(), "a lost it");
     let stale = EffectOutcome {
         id: a[0].id,
         meeting_id: id("m-1"),
@@ -821,4 +838,142 @@ pub async fn the_sweep_log_keeps_findings_newest_first(b: &dyn Backend) {
     let store = b.open().await;
     assert_eq!(store.sweep_log(10).await.unwrap(), [all[2].clone(), all[1].clone(), all[0].clone()]);
     assert_eq!(store.sweep_log(1).await.unwrap(), [all[2].clone()]);
+}
+
+/// A live registration under an identity refuses another process; a dead
+/// one (older than the time-to-live) or the same process does not, nor a
+/// caller that knows the other is gone.
+pub async fn one_identity_one_process(b: &dyn Backend) {
+    let store = b.open().await;
+    let ttl = Span::from_secs(2);
+    let first = WorkerInfo { id: "pod-1".into(), host: "h1".into(), pid: 10, started_at: t("10:00") };
+    assert!(store.claim_worker(&first, ttl, false).await.unwrap().is_none(), "a new identity is free");
+    assert!(store.claim_worker(&first, ttl, false).await.unwrap().is_none(), "the same process again (a reconnect)");
+    let second = WorkerInfo { id: "pod-1".into(), host: "h2".into(), pid: 20, started_at: t("10:01") };
+    let other = store.claim_worker(&second, ttl, false).await.unwrap().expect("refused: pod-1 is live elsewhere");
+    assert_eq!((other.info.host.as_str(), other.info.pid, other.live), ("h1", 10, true));
+    let still = store.workers(ttl).await.unwrap();
+    assert_eq!(still.iter().find(|w| w.info.id == "pod-1").unwrap().info.pid, 10, "the refused one wrote nothing");
+    assert!(store.claim_worker(&second, ttl, true).await.unwrap().is_none(), "taken over by one that knows");
+    let again = WorkerInfo { pid: 30, ..second.clone() };
+    assert!(store.claim_worker(&again, ttl, false).await.unwrap().is_some(), "now pod-1 is h2's");
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    assert!(store.claim_worker(&again, ttl, false).await.unwrap().is_none(), "a dead registration is taken over");
+}
+
+/// Retention deletes terminated meetings (row, history, outbox) that ended
+/// before the cut-off and whose effects are done — never a live meeting, one
+/// that ended later, or one whose effect is not done — and old log rows; the
+/// prune log says what went.
+pub async fn retention_deletes_ended_meetings_and_old_rows_only(b: &dyn Backend) {
+    use spindown::store::Retained;
+    let store = b.open().await;
+    let ended = |name: &str, at: &str| {
+        let mut m = meeting(name, t("08:00"));
+        m.state = State::Terminated;
+        m.ended = Some(Ended { reason: Reason::NoShowTimeout, at: t(at) });
+        m
+    };
+    let mut writes = vec![];
+    for (name, at) in
+        [("old-1", "09:00"), ("old-2", "09:30"), ("old-3", "09:30"), ("failed", "09:10"), ("new", "11:00")]
+    {
+        writes.push(write(&ended(name, at), None));
+    }
+    writes.push(write(&meeting("live", t("08:00")), None));
+    let history = ["old-1", "old-2", "old-3", "failed", "new", "live"]
+        .iter()
+        .map(|n| HistoryAppend {
+            meeting_id: id(n),
+            chunk: vec![entry(t("09:00"), Outcome::Created, vec![])].into_iter().collect(),
+        })
+        .collect();
+    let effects = ["old-1", "old-2", "old-3", "failed", "new"]
+        .iter()
+        .map(|n| {
+            let mut e = terminate_effect(n, t("09:00"));
+            e.completed = *n != "failed";
+            e
+        })
+        .collect();
+    let dead_letters = vec![dead(b"old", t("09:00")), dead(b"new", t("11:00"))];
+    commit(store.as_ref(), Changes { meetings: writes, history, effects, dead_letters, ..Changes::default() })
+        .await
+        .unwrap();
+    store
+        .record_gap(&Gap {
+            stream_arn: "arn:s".into(),
+            shard_id: "s-1".into(),
+            at: t("09:00"),
+            detail: "trimmed".into(),
+        })
+        .await
+        .unwrap();
+    assert!(store.prune_log().await.unwrap().is_none(), "nothing pruned yet");
+
+    let cut = t("10:00");
+    let page = store.ended_before(cut, None, 2).await.unwrap();
+    assert_eq!(page, vec![(t("09:00"), id("old-1")), (t("09:30"), id("old-2"))], "oldest first, done effects only");
+    let rest = store.ended_before(cut, page.last(), 10).await.unwrap();
+    assert_eq!(rest, vec![(t("09:30"), id("old-3"))], "keyset paging past equal end times");
+    let ids: Vec<MeetingId> = page.iter().chain(&rest).map(|(_, i)| i.clone()).collect();
+    // An id that did not end before the cut-off is refused even if named.
+    let mut asked = ids.clone();
+    asked.push(id("new"));
+    let d = store.delete_meetings(&asked, cut, t("12:00")).await.unwrap();
+    assert_eq!((d.meetings, d.history, d.effects), (3, 4, 4), "3 meetings (and new's history and outbox row, named)");
+    let store = b.open().await;
+    for gone in ["old-1", "old-2", "old-3"] {
+        assert!(store.meeting(&id(gone)).await.unwrap().is_none(), "{gone} deleted");
+        assert!(store.history(&id(gone)).await.unwrap().is_empty(), "{gone}'s history deleted");
+    }
+    for kept in ["failed", "new", "live"] {
+        assert!(store.meeting(&id(kept)).await.unwrap().is_some(), "{kept} kept");
+    }
+    assert_eq!(store.history(&id("failed")).await.unwrap().len(), 1);
+    let outbox = store.effects(&EffectFilter::default()).await.unwrap();
+    assert_eq!(outbox.iter().map(|e| e.meeting_id.as_str()).collect::<Vec<_>>(), ["failed"], "the pending one stays");
+    let log = store.prune_log().await.unwrap().expect("logged");
+    assert_eq!((log.through, log.meetings, log.last_at), (cut, 3, t("12:00")));
+    assert!(store.ended_before(cut, None, 10).await.unwrap().is_empty(), "nothing left to prune");
+
+    assert_eq!(store.prunable(Retained::DeadLetters, cut).await.unwrap(), 1);
+    assert_eq!(store.prune(Retained::DeadLetters, cut, 10).await.unwrap(), 1);
+    assert_eq!(store.prune(Retained::DeadLetters, cut, 10).await.unwrap(), 0, "a second prune deletes nothing");
+    let left = store.dead_letters(&Page { after: None, limit: 10 }).await.unwrap();
+    assert_eq!(left.iter().map(|d| d.raw.as_slice()).collect::<Vec<_>>(), [b"new".as_slice()]);
+    assert_eq!(store.prune(Retained::StreamGaps, cut, 10).await.unwrap(), 1);
+    assert!(store.gaps().await.unwrap().is_empty());
+    let w = WorkerInfo { id: "gone".into(), host: "h".into(), pid: 1, started_at: t("09:00") };
+    store.heartbeat(&w, Span::from_secs(10)).await.unwrap();
+    assert_eq!(
+        store.prune(Retained::Workers, Timestamp::now().saturating_add(Span::from_secs(-3600)), 10).await.unwrap(),
+        0,
+        "seen just now"
+    );
+    assert_eq!(
+        store.prune(Retained::Workers, Timestamp::now().saturating_add(Span::from_secs(1)), 10).await.unwrap(),
+        1
+    );
+}
+
+/// The console's pages read the outbox and the dead letters newest first, a page at a time.
+pub async fn recent_rows_come_newest_first(b: &dyn Backend) {
+    let store = b.open().await;
+    let effects = (0..7).map(|i| terminate_effect(&format!("m-{i}"), t("10:00"))).collect();
+    let dead_letters = (0..5).map(|i| dead(format!("d{i}").as_bytes(), t("10:00"))).collect();
+    commit(store.as_ref(), Changes { effects, dead_letters, ..Changes::default() }).await.unwrap();
+    let all = EffectFilter::default();
+    let first = store.recent_effects(&all, None, 3).await.unwrap();
+    assert_eq!(first.iter().map(|e| e.meeting_id.as_str()).collect::<Vec<_>>(), ["m-6", "m-5", "m-4"]);
+    let next = store.recent_effects(&all, Some(first[2].id), 3).await.unwrap();
+    assert_eq!(next.iter().map(|e| e.meeting_id.as_str()).collect::<Vec<_>>(), ["m-3", "m-2", "m-1"]);
+    let done = EffectFilter { status: Some(EffectStatus::Done), ..EffectFilter::default() };
+    assert!(store.recent_effects(&done, None, 3).await.unwrap().is_empty(), "no done rows here");
+    let of_m2 = EffectFilter { meeting: Some(id("m-2")), ..EffectFilter::default() };
+    assert_eq!(store.recent_effects(&of_m2, None, 3).await.unwrap().len(), 1, "by meeting");
+    let d = store.recent_dead_letters(None, 2).await.unwrap();
+    assert_eq!(d.iter().map(|d| d.raw.clone()).collect::<Vec<_>>(), [b"d4".to_vec(), b"d3".to_vec()]);
+    let d = store.recent_dead_letters(Some(d[1].id), 10).await.unwrap();
+    assert_eq!(d.len(), 3);
 }

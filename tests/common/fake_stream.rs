@@ -15,6 +15,9 @@ pub struct ShardData {
     pub closed: bool,
     /// Records with a sequence number below this are gone (24 h retention).
     pub trimmed_below: u64,
+    /// At most this many records per `GetRecords`, whatever the limit asked
+    /// (a shard read behind the others).
+    pub page_cap: Option<usize>,
 }
 
 /// A scripted DynamoDB stream. Iterators are `shard|index` strings.
@@ -107,7 +110,8 @@ impl StreamSource for FakeStream {
                 let (shard, index) = iterator.split_once('|').unwrap();
                 let index: usize = index.parse().unwrap();
                 let d = &s.shards[shard];
-                let end = (index + limit as usize).min(d.records.len());
+                let limit = d.page_cap.map_or(limit as usize, |c| c.min(limit as usize));
+                let end = (index + limit).min(d.records.len());
                 let records = d.records[index..end].iter().map(|(q, r)| (r.clone(), q.to_string())).collect();
                 let next = if d.closed && end == d.records.len() { None } else { Some(format!("{shard}|{end}")) };
                 Ok(Page { records, next_iterator: next })

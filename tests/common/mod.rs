@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod browser;
 pub mod conformance;
 pub mod fake_stream;
 pub mod moto;
@@ -10,6 +11,7 @@ pub mod process;
 pub mod proxy;
 pub mod records;
 pub mod scenario;
+pub mod shards;
 pub mod web;
 
 use std::collections::BTreeMap;

@@ -55,14 +55,14 @@ pub struct FaultProxy {
     state: Arc<Mutex<State>>,
 }
 
-struct Request {
-    head: String,
-    body: Vec<u8>,
-    target: String,
-    json: bool,
+pub struct Request {
+    pub head: String,
+    pub body: Vec<u8>,
+    pub target: String,
+    pub json: bool,
 }
 
-async fn read_request(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<Request> {
+pub async fn read_request(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<Request> {
     let mut head = String::new();
     loop {
         let mut line = String::new();
@@ -118,7 +118,7 @@ fn error_response(req: &Request, status: u16, reason: &str, code: &str, message:
 }
 
 /// Forward one request to the upstream and return its full response.
-async fn forward(upstream: SocketAddr, req: &Request) -> std::io::Result<Vec<u8>> {
+pub async fn forward(upstream: SocketAddr, req: &Request) -> std::io::Result<Vec<u8>> {
     let mut up = TcpStream::connect(upstream).await?;
     // One request per upstream connection: ask for close, so the response ends at EOF.
     let mut head: String = req

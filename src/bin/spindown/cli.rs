@@ -120,6 +120,21 @@ pub enum Cmd {
     Schedule(ScheduleArgs),
     /// Re-queue failed effects so the worker runs them again.
     Retry(RetryArgs),
+    /// Delete what the retention settings no longer keep, now (the worker's housekeeping does it every 10 minutes).
+    ///
+    /// Terminated meetings that ended before the cut-off (default: now minus
+    /// [retention] meetings, 30 days), with their histories and outbox rows —
+    /// never a meeting whose effect is not done —, then dead letters, the
+    /// sweep log, stream gaps and closed shards' checkpoints older than theirs,
+    /// and workers not seen for [retention] workers. With --archive each
+    /// pruned meeting's `show --json` object is written to the file (and
+    /// synced to disk) before it is deleted. `show` of a pruned meeting says
+    /// it was pruned.
+    #[command(after_help = "Examples:\n  \
+        spindown prune --dry-run\n  \
+        spindown prune --archive pruned-2026-11.jsonl\n  \
+        spindown prune --before 2026-11-01T00:00:00Z --json")]
+    Prune(PruneArgs),
     /// Copy a SQLite database into an empty PostgreSQL one (to run several workers).
     ///
     /// Meetings with their pending timers and applied eventIDs, every meeting's
@@ -208,6 +223,15 @@ pub struct ConsoleArgs {
     /// Enable write actions for a browser signed in with this token.
     #[arg(long, env = "SPINDOWN_CONSOLE_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub console_token: Option<String>,
+    /// Reading the console needs the token too (sign in at /login); /metrics and the health checks never do.
+    #[arg(long, requires = "console_token")]
+    pub console_private: bool,
+    /// A Host name the console answers to besides IP addresses and localhost (repeat for more).
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
+    /// Mark the session cookie Secure (the console is served over TLS by a proxy in front of it).
+    #[arg(long)]
+    pub secure_cookies: bool,
 }
 
 #[derive(Args, Debug)]
@@ -240,6 +264,26 @@ pub struct IngestArgs {
     /// Records per unit of work.
     #[arg(long, default_value_t = 5000, hide = true)]
     pub batch: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Delete meetings that ended, and log rows written, before this instant
+    /// (RFC 3339) [default: now minus each kind's retention].
+    #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
+    pub before: Option<Timestamp>,
+    /// First append each pruned meeting's `show --json` object to this file (one per line, synced before deleting).
+    #[arg(long, value_name = "OUT.jsonl")]
+    pub archive: Option<PathBuf>,
+    /// Count what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Worker settings: the [retention] section.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print what was deleted as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -311,7 +355,7 @@ pub struct RunArgs {
     pub stream_arn: Option<String>,
     #[command(flatten)]
     pub policy: PolicyArg,
-    /// Worker settings: [guard], [effects], [stream], [housekeeping], [aws], [http] (see deploy/spindown.toml).
+    /// Worker settings: [guard], [effects], [stream], [housekeeping], [retention], [aws], [http], [database], [worker] (see deploy/spindown.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Where to start on a stream never read before (later starts resume from checkpoints).
@@ -335,6 +379,9 @@ pub struct RunArgs {
     /// Console write actions (retry, terminate) need this token; without one the console is read-only.
     #[arg(long, env = "SPINDOWN_CONSOLE_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub console_token: Option<String>,
+    /// Reading the console needs the token too (overrides [http] console_private).
+    #[arg(long, requires = "console_token")]
+    pub console_private: bool,
 }
 
 #[derive(Args, Debug)]

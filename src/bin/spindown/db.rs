@@ -4,10 +4,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use spindown::clock::SystemClock;
+use spindown::engine::{Engine, EngineOptions};
 use spindown::meeting::{MeetingId, Policy};
 use spindown::store::postgres::{self, PgOptions, PgStore};
 use spindown::store::sqlite::{Durability, SqliteOptions, SqliteStore};
-use spindown::store::Store;
+use spindown::store::{Store, StoreError};
+use spindown::time::Span;
 use spindown::worker;
 
 use crate::cli::{Cli, PolicyArg};
@@ -69,23 +72,29 @@ pub async fn poke(cli: &Cli, store: &dyn Store) {
 
 /// Open (creating if missing) the database.
 pub async fn open(cli: &Cli, options: &SqliteOptions) -> Result<Arc<dyn Store>> {
-    open_as(cli, options, "spindown").await
+    Ok(open_with(cli, options, &PgOptions::default()).await?)
 }
 
-/// [`open`], naming this process to a PostgreSQL server (`application_name`,
-/// as `pg_stat_activity` shows it).
-pub async fn open_as(cli: &Cli, options: &SqliteOptions, name: &str) -> Result<Arc<dyn Store>> {
-    let target = target(cli);
-    let store: Arc<dyn Store> = match &target {
-        Target::Sqlite(path) => {
-            Arc::new(SqliteStore::open(path, options).await.with_context(|| format!("opening {}", path.display()))?)
-        }
+/// [`open`] with PostgreSQL's connection settings (its `application_name`
+/// names this process in `pg_stat_activity`); the store's own error, so a
+/// caller can tell a server that is down from one that refuses.
+pub async fn open_with(cli: &Cli, options: &SqliteOptions, pg: &PgOptions) -> Result<Arc<dyn Store>, StoreError> {
+    let store: Arc<dyn Store> = match &target(cli) {
+        Target::Sqlite(path) => Arc::new(SqliteStore::open(path, options).await?),
         // The error names the database (without its password).
-        Target::Postgres(url) => Arc::new(
-            PgStore::open(url, &PgOptions { application_name: name.to_string(), ..PgOptions::default() }).await?,
-        ),
+        Target::Postgres(url) => Arc::new(PgStore::open(url, pg).await?),
     };
     Ok(store)
+}
+
+/// An engine for an operator command: it fires only what the workers' stream
+/// checkpoints say the stream was read past (holding a timer at most the
+/// default `timer_hold_max`).
+pub async fn operator_engine(store: Arc<dyn Store>, policy: Policy) -> Result<Engine> {
+    let engine = Engine::start(store, policy, Arc::new(SystemClock), EngineOptions::default()).await?;
+    let hold = spindown::config::WorkerConfig::default().timer_hold_max()?;
+    engine.gate_from_checkpoints(Span::from_micros(hold.as_micros() as i64));
+    Ok(engine)
 }
 
 /// Read-only commands must not create a database by accident.

@@ -77,6 +77,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Run(a) => commands::run::run(&cli, a).await,
         Cmd::Schedule(a) => commands::schedule::run(&cli, a).await,
         Cmd::Retry(a) => commands::retry::run(&cli, a).await,
+        Cmd::Prune(a) => commands::prune::run(&cli, a).await,
         Cmd::Migrate(a) => commands::migrate::run(a).await,
     }
 }
@@ -91,7 +92,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    let result = rt.block_on(run(cli));
+    // Tasks still running (a worker that gave up waiting at shutdown) are not waited for.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));

@@ -210,35 +210,57 @@ impl Work<'_> {
             if fired == limit {
                 return Ok(true);
             }
-            fired += 1;
-            if self.cache.meeting(&key.meeting_id).is_none() {
-                // A timer without its meeting cannot happen through the engine;
-                // drop it rather than loop on it.
-                self.cache.db_queue.remove(&key);
-                self.cache.overlay.remove(&key);
-                continue;
+            if self.fire_key(key) {
+                fired += 1;
             }
-            let now = self.instant(key.due);
-            let input = Input::Timer { kind: key.kind, due: key.due };
-            let lateness = now.since(key.due);
-            self.report.timers_fired += 1;
-            self.report.max_lateness_us = self.report.max_lateness_us.max(lateness.as_micros());
-            if !self.clock().is_virtual() {
-                self.report.lateness.push((key.kind, lateness));
-            }
-            let _span = tracing::info_span!(
-                "timer",
-                meeting_id = %key.meeting_id,
-                kind = %key.kind,
-                lateness_ms = lateness.as_micros() / 1000,
-            )
-            .entered();
-            let cause = Cause::Timer { kind: key.kind, due: key.due };
-            self.run_step(&key.meeting_id, &input, now, cause, Some(lateness))
-                .expect("a timer of a known meeting is always applicable");
-            // A stale key (should not happen) must not be fired again.
-            self.cache.overlay.remove(&key);
         }
         Ok(false)
+    }
+
+    /// Fire one meeting's own timers due at or before `target`, in order
+    /// (it is held: its timers are in the overlay).
+    pub(in crate::engine) async fn fire_meeting_through(
+        &mut self,
+        id: &MeetingId,
+        target: Timestamp,
+    ) -> Result<(), EngineError> {
+        while let Some((kind, due)) = self.cache.meeting(id).and_then(|m| m.timers.next()).filter(|(_, d)| *d <= target)
+        {
+            self.fire_key(TimerKey::new(id.clone(), kind, due));
+        }
+        Ok(())
+    }
+
+    /// Fire the timer `key` names, if its meeting still has it; either way
+    /// the key leaves the queues, so it is looked at once. Returns whether it fired.
+    fn fire_key(&mut self, key: TimerKey) -> bool {
+        self.cache.db_queue.remove(&key);
+        self.cache.overlay.remove(&key);
+        // A key read from the store whose meeting no longer has that timer
+        // (another worker fired or moved it between the read and the load),
+        // or whose meeting is gone: nothing to fire.
+        let current = self.cache.meeting(&key.meeting_id).is_some_and(|m| m.timers.get(key.kind) == Some(key.due));
+        if !current {
+            return false;
+        }
+        let now = self.instant(key.due);
+        let input = Input::Timer { kind: key.kind, due: key.due };
+        let lateness = now.since(key.due);
+        self.report.timers_fired += 1;
+        self.report.max_lateness_us = self.report.max_lateness_us.max(lateness.as_micros());
+        if !self.clock().is_virtual() {
+            self.report.lateness.push((key.kind, lateness));
+        }
+        let _span = tracing::info_span!(
+            "timer",
+            meeting_id = %key.meeting_id,
+            kind = %key.kind,
+            lateness_ms = lateness.as_micros() / 1000,
+        )
+        .entered();
+        let cause = Cause::Timer { kind: key.kind, due: key.due };
+        self.run_step(&key.meeting_id, &input, now, cause, Some(lateness))
+            .expect("a timer of a known meeting is always applicable");
+        true
     }
 }

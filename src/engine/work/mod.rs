@@ -146,21 +146,28 @@ impl<'e> Work<'e> {
         }
         // Timers due by the record's time fire first. On a virtual clock the
         // clock moves to the event time. On the wall clock the record is
-        // applied now, but only timers due by its event time (or the latest
-        // event time seen) fire before it: a backlog read late is applied in
-        // event-time order, as replay would apply it.
+        // applied now, and what fires before it is held by the watermark: the
+        // record's own meeting fires its timers due by the record's event
+        // time (all of that meeting's earlier records, on the same shard,
+        // are applied), every other meeting only those due by the stream
+        // gate — the least read-through of all shards — for their records
+        // may still be unread on another shard. A backlog read late, at any
+        // relative speed of the shards, is applied in event-time order per
+        // meeting, as replay of the records merged by event time would.
         let clock_now = self.clock().now();
-        let (fire_limit, target) = if self.clock().is_virtual() {
+        let (own_limit, fire_limit, target) = if self.clock().is_virtual() {
             let t = clock_now.max(change.event_time.unwrap_or(clock_now));
-            (t, t)
+            (t, t, t)
         } else {
-            let t = change.event_time.map_or(clock_now, |t| t.max(self.event_clock).min(clock_now));
-            (t, clock_now)
+            let own = change.event_time.map_or(clock_now, |t| t.min(clock_now));
+            let seen = change.event_time.map_or(clock_now, |t| t.max(self.event_clock).min(clock_now));
+            (own, seen.min(self.engine.limit_at(clock_now)), clock_now)
         };
         if let Some(t) = change.event_time {
             self.event_clock = self.event_clock.max(t);
         }
         self.fire_through(fire_limit, usize::MAX).await?;
+        self.fire_meeting_through(&id, own_limit).await?;
         let now = self.instant(target);
         self.report.records += 1;
 
@@ -212,15 +219,24 @@ impl<'e> Work<'e> {
         self.touch(&id);
         // Timers this input armed in the past fire right after it.
         self.fire_through(fire_limit, usize::MAX).await?;
+        self.fire_meeting_through(&id, own_limit).await?;
         Ok(())
     }
 
-    /// An operator command on one meeting, after what is due.
-    pub(super) async fn command(&mut self, id: &MeetingId, cmd: Command) -> Result<CommandResult, EngineError> {
+    /// An operator command on one meeting, after what is due — held by the
+    /// stream gate: a command fires no timer the stream has not been read
+    /// past (its meeting's records before it may still be unread).
+    pub(super) async fn command(
+        &mut self,
+        id: &MeetingId,
+        cmd: Command,
+        gate: Timestamp,
+    ) -> Result<CommandResult, EngineError> {
         self.preload(vec![id.clone()]).await?;
-        let target = self.clock().now();
-        self.fire_through(target, usize::MAX).await?;
-        let now = self.instant(target);
+        let clock_now = self.clock().now();
+        let limit = gate.min(clock_now);
+        self.fire_through(limit, usize::MAX).await?;
+        let now = self.instant(clock_now);
         let kind = cmd.kind();
         let (meeting, timers) = self.take(id);
         let step = match step(meeting, &Input::Command(cmd), now, &self.engine.policy) {
@@ -237,7 +253,7 @@ impl<'e> Work<'e> {
             notes: step.notes.clone(),
         };
         self.apply_step(step, timers, now, Cause::Command(kind), None);
-        self.fire_through(now, usize::MAX).await?;
+        self.fire_through(limit, usize::MAX).await?;
         Ok(result)
     }
 

@@ -21,19 +21,16 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+fn cookie_session(headers: &HeaderMap) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == COOKIE).then(|| v.to_string())
     })
 }
 
-/// The browser carries the console token.
-pub(super) fn signed_in(s: &AppState, headers: &HeaderMap) -> bool {
-    match (&s.console_token, cookie_token(headers)) {
-        (Some(t), Some(c)) => same(t, &c),
-        _ => false,
-    }
+/// The browser carries a session opened with the console token.
+pub(crate) fn signed_in(s: &AppState, headers: &HeaderMap) -> bool {
+    s.console_token.is_some() && cookie_session(headers).is_some_and(|c| s.sessions.valid(&c, s.clock.now()))
 }
 
 /// Whether a write may go ahead; the refusal page otherwise.
@@ -136,7 +133,7 @@ pub(super) async fn confirm_retry(
     headers: HeaderMap,
     Query(q): Query<EffectQuery>,
 ) -> Response {
-    let rows = match matching(&s, &EffectQuery { status: "failed".into(), kind: q.kind.clone() }).await {
+    let rows = match matching(&s, &EffectQuery { status: "failed".into(), kind: q.kind.clone(), before: None }).await {
         Ok(r) => r,
         Err(e) => return message(&s, &headers, StatusCode::BAD_REQUEST, "Bad filter", &e),
     };
@@ -162,7 +159,7 @@ pub(super) async fn retry_matching(State(s): State<AppState>, headers: HeaderMap
     if let Err(r) = allowed(&s, &headers, &f.csrf) {
         return r;
     }
-    let rows = match matching(&s, &EffectQuery { status: "failed".into(), kind: f.kind.clone() }).await {
+    let rows = match matching(&s, &EffectQuery { status: "failed".into(), kind: f.kind.clone(), before: None }).await {
         Ok(r) => r,
         Err(e) => return message(&s, &headers, StatusCode::BAD_REQUEST, "Bad filter", &e),
     };
@@ -229,7 +226,16 @@ pub(super) async fn login(State(s): State<AppState>, headers: HeaderMap, Form(f)
     match &s.console_token {
         None => message(&s, &headers, StatusCode::FORBIDDEN, "Read-only", "this console was started without a token"),
         Some(t) if same(t, f.token.trim()) => {
-            let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", f.token.trim());
+            // An opaque session id, not the token: a cookie that leaks does
+            // not give the token away, and it ends with the session.
+            let session = s.sessions.open(s.clock.now());
+            let secure = s.secure_cookies
+                || headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p == "https");
+            let cookie = format!(
+                "{COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+                super::SESSION_HOURS * 3600,
+                if secure { "; Secure" } else { "" }
+            );
             let mut r = Redirect::to("/meetings").into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().insert(header::SET_COOKIE, v);

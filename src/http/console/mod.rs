@@ -38,7 +38,36 @@ use super::AppState;
 /// Rows per page of a list.
 const PAGE: usize = 50;
 
-pub(super) fn routes() -> Router<AppState> {
+/// How long a console session lasts after sign-in.
+pub(super) const SESSION_HOURS: i64 = 12;
+
+/// Console sessions: opaque random ids handed out at sign-in, in memory (a
+/// restart signs everyone out).
+#[derive(Debug, Default)]
+pub struct Sessions(std::sync::Mutex<std::collections::HashMap<String, crate::time::Timestamp>>);
+
+impl Sessions {
+    /// A new session from `now`; its id.
+    pub(super) fn open(&self, now: crate::time::Timestamp) -> String {
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        let id: String = (0..32).map(|_| format!("{:02x}", rng.gen::<u8>())).collect();
+        let until = now.saturating_add(crate::time::Span::from_hours(SESSION_HOURS));
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, t| *t > now);
+        map.insert(id.clone(), until);
+        id
+    }
+
+    /// Whether `id` is a session that has not run out.
+    pub(super) fn valid(&self, id: &str, now: crate::time::Timestamp) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(id).is_some_and(|t| *t > now)
+    }
+}
+
+pub(crate) use actions::signed_in;
+
+pub(super) fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(pages::home))
         .route("/meetings", get(pages::meetings))
@@ -51,6 +80,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/dead-letters", get(pages::dead_letters))
         .route("/stream", get(pages::stream))
         .route("/login", get(actions::login_form).post(actions::login))
+        .layer(axum::middleware::from_fn_with_state(state, super::guard::private))
 }
 
 /// The per-process CSRF value the console's forms carry.

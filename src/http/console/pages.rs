@@ -1,7 +1,5 @@
 //! The console's read-only pages.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -11,7 +9,7 @@ use super::{message, render, store_error, timeline, PAGE};
 use crate::http::AppState;
 use crate::inspect::{self, HistoryView, MeetingView};
 use crate::meeting::{MeetingId, Reason, State as MeetingState};
-use crate::store::{EffectFilter, EffectRow, EffectStatus, MeetingFilter, Page, TimerFilter};
+use crate::store::{EffectFilter, EffectRow, EffectStatus, MeetingFilter, TimerFilter};
 use crate::time::{Span, Timestamp};
 
 pub(super) async fn home() -> Redirect {
@@ -299,51 +297,123 @@ pub(super) struct EffectQuery {
     pub(super) status: String,
     #[serde(default)]
     pub(super) kind: String,
+    /// Keyset paging, newest first: rows with an id below this.
+    #[serde(default)]
+    pub(super) before: Option<i64>,
 }
 
 /// The effects an effect filter selects (status and kind; kind is filtered here).
+/// The failed effects of a kind (for "retry the failed ones"), at most [`RETRY_AT_ONCE`].
 pub(super) async fn matching(s: &AppState, q: &EffectQuery) -> Result<Vec<EffectRow>, String> {
     let status = match q.status.as_str() {
         "" => None,
         v => Some(v.parse::<EffectStatus>().map_err(|e| e.to_string())?),
     };
-    let rows = s.store.effects(&EffectFilter { status, ..EffectFilter::default() }).await.map_err(|e| e.to_string())?;
-    Ok(rows.into_iter().filter(|e| q.kind.is_empty() || e.kind().as_str() == q.kind).collect())
+    let filter = EffectFilter { status, ..EffectFilter::default() };
+    let mut out = Vec::new();
+    let mut before = None;
+    // Newest first, a page at a time, filtered by kind, bounded.
+    loop {
+        let rows = s.store.recent_effects(&filter, before, 1000).await.map_err(|e| e.to_string())?;
+        let Some(last) = rows.last().map(|r| r.id) else { return Ok(out) };
+        out.extend(rows.into_iter().filter(|e| q.kind.is_empty() || e.kind().as_str() == q.kind));
+        if out.len() >= RETRY_AT_ONCE {
+            out.truncate(RETRY_AT_ONCE);
+            return Ok(out);
+        }
+        before = Some(last);
+    }
 }
 
+/// Failed effects re-queued by one "retry all", at most.
+pub(super) const RETRY_AT_ONCE: usize = 10_000;
+
+/// The outbox, newest first, a page at a time (it holds one row per
+/// termination: hundreds of thousands on a busy day).
 pub(super) async fn effects(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<EffectQuery>) -> Response {
-    let rows = match matching(&s, &q).await {
-        Ok(r) => r,
-        Err(e) => return message(&s, &headers, StatusCode::BAD_REQUEST, "Bad filter", &e),
+    let status = match q.status.as_str() {
+        "" => None,
+        v => match v.parse::<EffectStatus>() {
+            Ok(st) => Some(st),
+            Err(e) => return message(&s, &headers, StatusCode::BAD_REQUEST, "Bad filter", &e.to_string()),
+        },
     };
-    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &rows {
-        *by_status.entry(r.status.to_string()).or_default() += 1;
+    if !q.kind.is_empty() && !crate::meeting::EffectKind::ALL.iter().any(|k| k.as_str() == q.kind) {
+        let text = format!("{:?} is not an effect kind", q.kind);
+        return message(&s, &headers, StatusCode::BAD_REQUEST, "Bad filter", &text);
     }
+    let filter = EffectFilter { status, ..EffectFilter::default() };
+    let mut rows = Vec::new();
+    let mut before = q.before;
+    let mut next = None;
+    // A page of rows of the kind asked for (the kind is each row's current part).
+    for _ in 0..20 {
+        let got = match s.store.recent_effects(&filter, before, PAGE * 4).await {
+            Ok(r) => r,
+            Err(e) => return store_error(&s, &headers, e),
+        };
+        let full = got.len() == PAGE * 4;
+        before = got.last().map(|r| r.id);
+        for r in got {
+            if q.kind.is_empty() || r.kind().as_str() == q.kind {
+                if rows.len() == PAGE {
+                    next = rows.last().map(|r: &EffectRow| r.id);
+                    break;
+                }
+                rows.push(r);
+            }
+        }
+        if next.is_some() || !full {
+            break;
+        }
+    }
+    let failed = match s
+        .store
+        .recent_effects(&EffectFilter { status: Some(EffectStatus::Failed), ..EffectFilter::default() }, None, 1)
+        .await
+    {
+        Ok(r) => !r.is_empty(),
+        Err(e) => return store_error(&s, &headers, e),
+    };
     #[derive(Serialize)]
     struct P<'a> {
         q: &'a EffectQuery,
         rows: Vec<EffectView>,
-        failed: usize,
+        failed: bool,
+        next: Option<i64>,
         statuses: Vec<&'static str>,
         kinds: Vec<&'static str>,
     }
-    let failed = rows.iter().filter(|r| r.status == EffectStatus::Failed).count();
     let page = P {
         q: &q,
-        rows: rows.iter().take(500).map(effect_view).collect(),
+        rows: rows.iter().map(effect_view).collect(),
         failed,
+        next,
         statuses: EffectStatus::ALL.iter().map(|s| s.as_str()).collect(),
         kinds: crate::meeting::EffectKind::ALL.iter().map(|k| k.as_str()).collect(),
     };
     render(&s, &headers, "effects.html", page)
 }
 
-pub(super) async fn dead_letters(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let rows = match s.store.dead_letters(&Page { after: None, limit: 200 }).await {
+#[derive(Deserialize)]
+pub(super) struct DeadLetterQuery {
+    /// Keyset paging, newest first: rows with an id below this.
+    #[serde(default)]
+    before: Option<i64>,
+}
+
+/// Dead letters, newest first, a page at a time.
+pub(super) async fn dead_letters(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<DeadLetterQuery>,
+) -> Response {
+    let mut rows = match s.store.recent_dead_letters(q.before, PAGE + 1).await {
         Ok(r) => r,
         Err(e) => return store_error(&s, &headers, e),
     };
+    let next = (rows.len() > PAGE).then(|| rows[PAGE - 1].id);
+    rows.truncate(PAGE);
     #[derive(Serialize)]
     struct D {
         id: i64,
@@ -357,6 +427,7 @@ pub(super) async fn dead_letters(State(s): State<AppState>, headers: HeaderMap) 
     #[derive(Serialize)]
     struct P {
         rows: Vec<D>,
+        next: Option<i64>,
     }
     let rows = rows
         .into_iter()
@@ -370,7 +441,7 @@ pub(super) async fn dead_letters(State(s): State<AppState>, headers: HeaderMap) 
             raw: String::from_utf8_lossy(&d.raw).into_owned(),
         })
         .collect();
-    render(&s, &headers, "dead_letters.html", P { rows })
+    render(&s, &headers, "dead_letters.html", P { rows, next })
 }
 
 pub(super) async fn stream(State(s): State<AppState>, headers: HeaderMap) -> Response {

@@ -19,6 +19,13 @@ use crate::time::{Span, Timestamp};
 /// The first instant the spec rejects: 10000-01-01T00:00:00Z.
 const MAX_EVENT_SECS: f64 = 253_402_300_800.0;
 
+/// The longest meeting id accepted, in bytes: DynamoDB's own limit for a
+/// partition key, so no record of a real table is refused by it.
+pub const MAX_MEETING_ID: usize = 2048;
+
+/// The longest `eventID` accepted, in bytes (DynamoDB's are 32 hex digits).
+pub const MAX_EVENT_ID: usize = 256;
+
 /// The longest line decoded (a DynamoDB item is at most 400 KB; a stream
 /// record with two images well under 1 MB). Longer lines are dead letters.
 pub const MAX_LINE: usize = 8 << 20;
@@ -64,6 +71,12 @@ pub enum RecordError {
     BadTime { path: String, value: String, why: String },
     #[error("{path} is not a finite decimal number: {value:?}")]
     BadNumber { path: String, value: String },
+    /// A value every backend must be able to store but cannot: text holding
+    /// a NUL byte (PostgreSQL's text types refuse U+0000), an id longer
+    /// than its stated limit. Refused here, before any store sees it, so
+    /// every backend dead-letters the same records.
+    #[error("{path} {why}")]
+    Unstorable { path: String, why: String },
     /// Well-formed, but the machine cannot apply it (a new meeting without a start).
     #[error(transparent)]
     Rejected(#[from] Rejection),
@@ -88,6 +101,7 @@ impl RecordError {
             RecordError::WrongType { .. } => "wrong_type",
             RecordError::BadTime { .. } => "bad_time",
             RecordError::BadNumber { .. } => "bad_number",
+            RecordError::Unstorable { .. } => "unstorable",
             RecordError::Rejected(Rejection::NoStart(_)) => "no_start",
             RecordError::Rejected(Rejection::UnknownMeeting) => "unknown_meeting",
         }
@@ -173,10 +187,12 @@ fn decode_raw(text: &str) -> Item {
 }
 
 fn decided(top: Top<'_>, raw: &[u8]) -> Item {
+    // A dead letter keeps the eventID it can store (the raw bytes keep it all).
     let event_id = match &top {
         Top::Object(r) => r.event_id.and_then(|e| serde_json::from_str::<String>(e.get()).ok()),
         Top::Other(_) => None,
-    };
+    }
+    .filter(|e| !e.contains('\0') && e.len() <= MAX_EVENT_ID);
     match validate(top) {
         Ok(change) => {
             // Only a record that cannot create a meeting may still be dead-lettered.
@@ -432,7 +448,43 @@ fn validate(top: Top<'_>) -> Result<Change, RecordError> {
     instance_attrs(new_image, [InstanceSource::NewTeacher, InstanceSource::NewStudent], &mut instance_ids)?;
     instance_attrs(old_image, [InstanceSource::OldTeacher, InstanceSource::OldStudent], &mut instance_ids)?;
 
-    Ok(Change { event_id, event_name, event_time, meeting_id, image, instance_ids })
+    let change = Change { event_id, event_name, event_time, meeting_id, image, instance_ids };
+    storable(&change)?;
+    Ok(change)
+}
+
+/// The record's text as the store will keep it: no NUL byte anywhere, ids
+/// within their limits. (Instance ids that are not valid are only noted in
+/// the history; they may hold a NUL only there, so they are checked too: the
+/// note is shown as text.)
+fn storable(c: &Change) -> Result<(), RecordError> {
+    const NUL: &str = "contains a NUL byte (U+0000), which the database cannot store as text";
+    let nul = |path: &str| Err(RecordError::Unstorable { path: path.to_string(), why: NUL.to_string() });
+    if let Some(e) = &c.event_id {
+        if e.contains('\0') {
+            return nul("eventID");
+        }
+        if e.len() > MAX_EVENT_ID {
+            let why = format!("is {} bytes, longer than the {MAX_EVENT_ID}-byte limit", e.len());
+            return Err(RecordError::Unstorable { path: "eventID".into(), why });
+        }
+    }
+    let id = c.meeting_id.as_str();
+    if id.contains('\0') {
+        return nul("the meeting id");
+    }
+    if id.len() > MAX_MEETING_ID {
+        let why = format!("is {} bytes, longer than the {MAX_MEETING_ID}-byte limit (DynamoDB's for a key)", id.len());
+        return Err(RecordError::Unstorable { path: "the meeting id".into(), why });
+    }
+    if c.image.as_ref().and_then(|i| i.status.as_deref()).is_some_and(|s| s.contains('\0')) {
+        let image = if c.event_name == EventName::Remove { "OldImage" } else { "NewImage" };
+        return nul(&format!("{image}.status"));
+    }
+    if let Some(i) = c.instance_ids.iter().find(|i| i.value.contains('\0')) {
+        return nul(i.source.as_str());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

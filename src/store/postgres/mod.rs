@@ -32,9 +32,9 @@ use crate::meeting::{MeetingId, TimerKey};
 use crate::store::rows;
 use crate::store::stats::{Phase, Stats};
 use crate::store::{
-    Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, Gap, Hints,
-    HistoryAppend, HistoryRecord, Lease, LeaseRow, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError,
-    StoredMeeting, TimerFilter, UnitOfWork, WorkerInfo, WorkerRow, WriteCounts,
+    Checkpoint, Claim, Clocks, Counts, DeadLetterRow, Deleted, EffectFilter, EffectOutcome, EffectRow, Fault, Gap,
+    Hints, HistoryAppend, HistoryRecord, Lease, LeaseRow, MeetingFilter, OutcomeLine, Page, PruneLog, Requeue,
+    Retained, Store, StoreError, StoredMeeting, TimerFilter, UnitOfWork, WorkerInfo, WorkerRow, WriteCounts,
 };
 use crate::time::{Span, Timestamp};
 use uow::PgUnitOfWork;
@@ -59,20 +59,62 @@ pub fn is_url(db: &str) -> bool {
     db.starts_with("postgres://") || db.starts_with("postgresql://")
 }
 
-/// How a [`PgStore`] connects.
+/// How a [`PgStore`] connects, and the limits every session runs under.
+///
+/// The session limits are set at connection (the startup packet's
+/// `options`), so they hold for every statement of the pool, and protect
+/// the *other* workers too: a worker that freezes or is cut off mid
+/// transaction holds its row locks at most `idle_in_transaction_timeout`,
+/// and no one waits for a lock longer than `lock_timeout`.
 #[derive(Debug, Clone)]
 pub struct PgOptions {
     /// Connections in this process's pool (each unit of work holds one).
     pub max_connections: u32,
-    /// How long a statement may wait for a connection before the call fails.
+    /// How long a statement may wait for a connection before the call fails;
+    /// also the limit for connecting.
     pub acquire_timeout: Duration,
     /// `application_name`, shown in `pg_stat_activity` (the worker's identity).
     pub application_name: String,
+    /// `statement_timeout`: the server cancels a statement running longer.
+    pub statement_timeout: Duration,
+    /// `lock_timeout`: the server gives up waiting for a row lock after this.
+    pub lock_timeout: Duration,
+    /// `idle_in_transaction_session_timeout`: the server ends a session that
+    /// sits in an open transaction this long (its client froze or vanished),
+    /// releasing its locks.
+    pub idle_in_transaction_timeout: Duration,
+    /// TCP keepalives on the server's side of each connection (idle time
+    /// before the first probe; probes every third of it, 3 lost = gone).
+    pub keepalive: Duration,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { max_connections: 8, acquire_timeout: Duration::from_secs(30), application_name: "spindown".into() }
+        PgOptions {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(10),
+            application_name: "spindown".into(),
+            statement_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(10),
+            idle_in_transaction_timeout: Duration::from_secs(60),
+            keepalive: Duration::from_secs(30),
+        }
+    }
+}
+
+impl PgOptions {
+    /// The session settings, as `-c` options of the startup packet.
+    fn session(&self) -> Vec<(&'static str, String)> {
+        let ms = |d: Duration| format!("{}ms", d.as_millis().max(1));
+        let secs = |d: Duration| d.as_secs().max(1).to_string();
+        vec![
+            ("statement_timeout", ms(self.statement_timeout)),
+            ("lock_timeout", ms(self.lock_timeout)),
+            ("idle_in_transaction_session_timeout", ms(self.idle_in_transaction_timeout)),
+            ("tcp_keepalives_idle", secs(self.keepalive)),
+            ("tcp_keepalives_interval", secs(self.keepalive / 3)),
+            ("tcp_keepalives_count", "3".into()),
+        ]
     }
 }
 
@@ -86,25 +128,33 @@ pub struct PgStore {
 }
 
 /// What an operator needs to hear about a PostgreSQL failure, then the server's words.
-pub(crate) fn describe(e: &sqlx::Error) -> (String, bool) {
-    let Some(d) = e.as_database_error() else { return (e.to_string(), false) };
+pub(crate) fn describe(e: &sqlx::Error) -> (String, Option<Fault>) {
+    let Some(d) = e.as_database_error() else { return crate::store::describe(e) };
     let code = d.code().map(|c| c.into_owned()).unwrap_or_default();
-    let (what, transient) = match code.as_str() {
-        "40001" => ("a serialization failure (another transaction changed the same rows)", true),
-        "40P01" => ("a deadlock with another transaction", true),
-        "55P03" => ("a lock could not be taken", true),
-        "57P01" | "57P02" => ("the server ended the connection (shutdown or pg_terminate_backend)", true),
-        "57P03" => ("the server is starting up or shutting down", true),
-        "53300" => ("the server has too many connections", true),
-        "53100" => ("the database server's disk is full", false),
-        "25006" => ("the database is read-only (a standby, or default_transaction_read_only)", false),
-        "42501" => ("permission denied to the database user", false),
-        "3D000" => ("the database does not exist", false),
-        "28P01" | "28000" => ("the server refused the user or password", false),
-        c if c.starts_with("08") => ("the connection to the server failed", true),
-        _ => return (format!("{} (SQLSTATE {code})", d.message()), false),
+    let (what, fault) = match code.as_str() {
+        "40001" => ("a serialization failure (another transaction changed the same rows)", Some(Fault::Serialization)),
+        "40P01" => ("a deadlock with another transaction", Some(Fault::Deadlock)),
+        "55P03" => ("a lock could not be taken within lock_timeout", Some(Fault::LockTimeout)),
+        "57014" => ("a statement was cancelled (statement_timeout)", Some(Fault::StatementTimeout)),
+        "25P03" => {
+            ("the server ended a transaction left idle (idle_in_transaction_session_timeout)", Some(Fault::Shutdown))
+        }
+        "57P01" | "57P02" => {
+            ("the server ended the connection (shutdown or pg_terminate_backend)", Some(Fault::Shutdown))
+        }
+        "57P03" => ("the server is starting up or shutting down", Some(Fault::Shutdown)),
+        "53300" => ("the server has too many connections", Some(Fault::TooManyConnections)),
+        "53100" => ("the database server's disk is full", None),
+        "25006" => ("the database is read-only (a standby, or default_transaction_read_only)", None),
+        "42501" => ("permission denied to the database user", None),
+        "3D000" => ("the database does not exist", None),
+        "28P01" | "28000" => ("the server refused the user or password", None),
+        "42P01" | "42703" => ("the schema is not what this spindown expects (a table or column is missing)", None),
+        "XX001" | "XX002" => ("the database reports corrupt data", None),
+        c if c.starts_with("08") => ("the connection to the server failed", Some(Fault::Connection)),
+        _ => return (format!("{} (SQLSTATE {code})", d.message()), None),
     };
-    (format!("{what} ({}; SQLSTATE {code})", d.message()), transient)
+    (format!("{what} ({}; SQLSTATE {code})", d.message()), fault)
 }
 
 impl PgStore {
@@ -116,10 +166,13 @@ impl PgStore {
     /// The URL is not valid, the server cannot be reached or refuses the user,
     /// or a migration fails.
     pub async fn open(url: &str, options: &PgOptions) -> Result<PgStore, StoreError> {
-        let bad = |message: String| StoreError::Open { path: redact(url), message };
+        let bad = |message: String| StoreError::Open { path: redact(url), message, fault: None };
+        let unreachable =
+            |(message, fault): (String, Option<Fault>)| StoreError::Open { path: redact(url), message, fault };
         let connect = PgConnectOptions::from_str(url)
             .map_err(|e| bad(format!("not a valid postgres:// URL: {e}")))?
             .application_name(&options.application_name)
+            .options(options.session())
             // A slow statement under load is not the operator's news.
             .disable_statement_logging();
         let name = format!(
@@ -130,16 +183,35 @@ impl PgStore {
             connect.get_database().unwrap_or(connect.get_username())
         );
         // One connection first: an unreachable server or a refused user is
-        // reported at once, not after the pool's acquire timeout.
-        let probe = connect.connect().await.map_err(|e| bad(describe(&e).0))?;
-        let _ = probe.close().await;
+        // reported at once, not after the pool's acquire timeout. It runs the
+        // migrations, with no statement timeout (an index on a big table).
+        let no_answer = || {
+            unreachable((
+                format!("no answer from the server within {:?}", options.acquire_timeout),
+                Some(Fault::NoAnswer),
+            ))
+        };
+        let mut first = tokio::time::timeout(options.acquire_timeout, connect.connect())
+            .await
+            .map_err(|_| no_answer())?
+            .map_err(|e| unreachable(describe(&e)))?;
+        let migrated = async {
+            sqlx::query("SET statement_timeout = 0").execute(&mut first).await?;
+            sqlx::migrate!("./migrations/postgres").run_direct(&mut first).await?;
+            Ok::<(), sqlx::Error>(())
+        }
+        .await;
+        let _ = first.close().await;
+        if let Err(e) = migrated {
+            return Err(match describe(&e) {
+                (message, Some(fault)) => unreachable((message, Some(fault))),
+                (message, None) => StoreError::Migrate(message),
+            });
+        }
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
-            .await
-            .map_err(|e| bad(describe(&e).0))?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
+            .connect_lazy_with(connect);
         Ok(PgStore { pool, name, stats: Arc::default() })
     }
 
@@ -223,6 +295,31 @@ impl Store for PgStore {
         read::effects(&self.pool, filter).await
     }
 
+    async fn recent_effects(
+        &self,
+        f: &EffectFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<EffectRow>, StoreError> {
+        let rows = sqlx::query(include_str!("queries/recent_effects.sql"))
+            .bind(f.meeting.as_ref().map(MeetingId::as_str))
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(crate::store::rows::effect_row).collect()
+    }
+
+    async fn recent_dead_letters(&self, before: Option<i64>, limit: usize) -> Result<Vec<DeadLetterRow>, StoreError> {
+        let rows = sqlx::query(include_str!("queries/recent_dead_letters.sql"))
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(crate::store::rows::dead_letter_row).collect()
+    }
+
     async fn dead_letters(&self, page: &Page) -> Result<Vec<DeadLetterRow>, StoreError> {
         read::dead_letters(&self.pool, page).await
     }
@@ -242,14 +339,28 @@ impl Store for PgStore {
     async fn claim_effects(&self, claim: &Claim) -> Result<Vec<EffectRow>, StoreError> {
         let rows = sqlx::query(include_str!("queries/claim_effects.sql"))
             .bind(&claim.owner)
-            .bind(claim.until.as_micros())
+            .bind(claim.lease.as_micros())
             .bind(claim.now.as_micros())
             .bind(claim.limit as i64)
+            .bind(&claim.running)
             .fetch_all(&self.pool)
             .await?;
         let mut out = rows.iter().map(rows::effect_row).collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|e| (e.next_attempt_at, e.id));
         Ok(out)
+    }
+
+    async fn renew_effect_leases(&self, owner: &str, ids: &[i64], lease: Span) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i64,)> = sqlx::query_as(include_str!("queries/renew_effect_leases.sql"))
+            .bind(owner)
+            .bind(ids)
+            .bind(lease.as_micros())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError> {
@@ -369,6 +480,40 @@ impl Store for PgStore {
         self.workers(ttl).await
     }
 
+    async fn claim_worker(
+        &self,
+        worker: &WorkerInfo,
+        ttl: Span,
+        take_over: bool,
+    ) -> Result<Option<WorkerRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Two workers starting at once under one identity take turns here.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("spindown worker {}", worker.id))
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(include_str!("queries/worker_row.sql"))
+            .bind(&worker.id)
+            .bind(ttl.as_micros())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = row.as_ref().map(crate::store::rows::worker_row).transpose()? {
+            if row.live && !take_over && !row.info.same_process(worker) {
+                tx.rollback().await?;
+                return Ok(Some(row));
+            }
+        }
+        sqlx::query(include_str!("queries/heartbeat.sql"))
+            .bind(&worker.id)
+            .bind(&worker.host)
+            .bind(worker.pid)
+            .bind(worker.started_at.as_micros())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+
     async fn workers(&self, ttl: Span) -> Result<Vec<WorkerRow>, StoreError> {
         let rows = sqlx::query(include_str!("queries/workers.sql")).bind(ttl.as_micros()).fetch_all(&self.pool).await?;
         rows.iter().map(crate::store::rows::worker_row).collect()
@@ -417,6 +562,93 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn ended_before(
+        &self,
+        before: Timestamp,
+        after: Option<&(Timestamp, MeetingId)>,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, MeetingId)>, StoreError> {
+        let (at, id) = after.map_or((i64::MIN, ""), |(t, id)| (t.as_micros(), id.as_str()));
+        let rows: Vec<(i64, String)> = sqlx::query_as(include_str!("queries/ended_before.sql"))
+            .bind(before.as_micros())
+            .bind(at)
+            .bind(id)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(t, id)| {
+                let id = MeetingId::new(id).ok_or_else(|| StoreError::Corrupt("an empty meeting id".into()))?;
+                Ok((Timestamp::from_micros(t), id))
+            })
+            .collect()
+    }
+
+    async fn delete_meetings(
+        &self,
+        ids: &[MeetingId],
+        before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Deleted, StoreError> {
+        if ids.is_empty() {
+            return Ok(Deleted::default());
+        }
+        let list = ids.iter().map(MeetingId::as_str).collect::<Vec<_>>();
+        let mut tx = self.pool.begin().await?;
+        let history = sqlx::query(include_str!("queries/delete_history.sql"))
+            .bind(&list)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let effects =
+            sqlx::query(include_str!("queries/delete_outbox.sql")).bind(&list).execute(&mut *tx).await?.rows_affected();
+        let meetings = sqlx::query(include_str!("queries/delete_meetings.sql"))
+            .bind(&list)
+            .bind(before.as_micros())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(include_str!("queries/log_prune.sql"))
+            .bind(before.as_micros())
+            .bind(meetings as i64)
+            .bind(now.as_micros())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Deleted { meetings, history, effects })
+    }
+
+    async fn prune(&self, what: Retained, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        let sql = match what {
+            Retained::DeadLetters => include_str!("queries/prune_dead_letters.sql"),
+            Retained::SweepLog => include_str!("queries/prune_sweep_log.sql"),
+            Retained::StreamGaps => include_str!("queries/prune_stream_gaps.sql"),
+            Retained::Workers => include_str!("queries/prune_workers.sql"),
+            Retained::ClosedShards => include_str!("queries/prune_closed_shards.sql"),
+        };
+        let n = sqlx::query(sql).bind(before.as_micros()).bind(limit as i64).execute(&self.pool).await?.rows_affected();
+        if what == Retained::ClosedShards && n > 0 {
+            sqlx::query(include_str!("queries/prune_free_leases.sql")).execute(&self.pool).await?;
+        }
+        Ok(n)
+    }
+
+    async fn prunable(&self, what: Retained, before: Timestamp) -> Result<u64, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as(include_str!("queries/prunable.sql")).bind(before.as_micros()).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().find(|(k, _)| k == what.as_str()).map_or(0, |(_, n)| n.max(0) as u64))
+    }
+
+    async fn prune_log(&self) -> Result<Option<PruneLog>, StoreError> {
+        let row: Option<(i64, i64, i64)> =
+            sqlx::query_as(include_str!("queries/prune_log.sql")).fetch_optional(&self.pool).await?;
+        Ok(row.map(|(through, meetings, last_at)| PruneLog {
+            through: Timestamp::from_micros(through),
+            meetings,
+            last_at: Timestamp::from_micros(last_at),
+        }))
+    }
+
     async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError> {
         let r = sqlx::query(include_str!("queries/forget_event_ids.sql"))
             .bind(before.as_micros())
@@ -446,6 +678,22 @@ pub const QUERIES: &[(&str, &str)] = &[
     ("outbox_ids_after_copy", include_str!("queries/outbox_ids_after_copy.sql")),
     ("copy_effect", include_str!("queries/copy_effect.sql")),
     ("workers", include_str!("queries/workers.sql")),
+    ("ended_before", include_str!("queries/ended_before.sql")),
+    ("delete_history", include_str!("queries/delete_history.sql")),
+    ("delete_outbox", include_str!("queries/delete_outbox.sql")),
+    ("delete_meetings", include_str!("queries/delete_meetings.sql")),
+    ("log_prune", include_str!("queries/log_prune.sql")),
+    ("prune_log", include_str!("queries/prune_log.sql")),
+    ("prunable", include_str!("queries/prunable.sql")),
+    ("recent_effects", include_str!("queries/recent_effects.sql")),
+    ("recent_dead_letters", include_str!("queries/recent_dead_letters.sql")),
+    ("prune_dead_letters", include_str!("queries/prune_dead_letters.sql")),
+    ("prune_sweep_log", include_str!("queries/prune_sweep_log.sql")),
+    ("prune_stream_gaps", include_str!("queries/prune_stream_gaps.sql")),
+    ("prune_workers", include_str!("queries/prune_workers.sql")),
+    ("prune_closed_shards", include_str!("queries/prune_closed_shards.sql")),
+    ("prune_free_leases", include_str!("queries/prune_free_leases.sql")),
+    ("worker_row", include_str!("queries/worker_row.sql")),
     ("renew_leases", include_str!("queries/renew_leases.sql")),
     ("release_lease", include_str!("queries/release_lease.sql")),
     ("leases", include_str!("queries/leases.sql")),
@@ -457,6 +705,7 @@ pub const QUERIES: &[(&str, &str)] = &[
     ("claim_due_after", include_str!("queries/claim_due_after.sql")),
     ("claim_due_first", include_str!("queries/claim_due_first.sql")),
     ("claim_effects", include_str!("queries/claim_effects.sql")),
+    ("renew_effect_leases", include_str!("queries/renew_effect_leases.sql")),
     ("clocks", include_str!("queries/clocks.sql")),
     ("counts", include_str!("queries/counts.sql")),
     ("dead_letters", include_str!("queries/dead_letters.sql")),

@@ -21,9 +21,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Row, SqlitePool};
 
 use super::{
-    Checkpoint, Claim, Clocks, Counts, DeadLetterRow, EffectFilter, EffectOutcome, EffectRow, Gap, HistoryAppend,
-    HistoryRecord, Lease, LeaseRow, MeetingFilter, OutcomeLine, Page, Requeue, Store, StoreError, StoredMeeting,
-    TimerFilter, UnitOfWork, WorkerInfo, WorkerRow,
+    Checkpoint, Claim, Clocks, Counts, DeadLetterRow, Deleted, EffectFilter, EffectOutcome, EffectRow, Fault, Gap,
+    HistoryAppend, HistoryRecord, Lease, LeaseRow, MeetingFilter, OutcomeLine, Page, PruneLog, Requeue, Retained,
+    Store, StoreError, StoredMeeting, TimerFilter, UnitOfWork, WorkerInfo, WorkerRow,
 };
 use crate::meeting::{names, MeetingId, TimerKey};
 use crate::store::stats::{Phase, Stats};
@@ -149,19 +149,19 @@ fn read_only_probe(path: &Path) -> Option<StoreError> {
 }
 
 /// What an operator needs to hear about a SQLite failure, then SQLite's words.
-pub(crate) fn describe(e: &sqlx::Error) -> (String, bool) {
+pub(crate) fn describe(e: &sqlx::Error) -> (String, Option<Fault>) {
     let code = e.as_database_error().and_then(|d| d.code()).and_then(|c| c.parse::<i64>().ok());
-    let (what, transient) = match code.map(|c| c & 0xff) {
-        Some(13) => ("the disk is full", false),
-        Some(8) => ("the database file or its directory is read-only", false),
-        Some(5) | Some(6) => ("the database is locked by another process (waited the busy timeout)", true),
-        Some(14) => ("cannot open the database file", false),
-        Some(10) => ("disk I/O error", false),
-        Some(11) | Some(26) => ("the database file is corrupt or not a database", false),
-        _ => return (e.to_string(), false),
+    let (what, fault) = match code.map(|c| c & 0xff) {
+        Some(13) => ("the disk is full", None),
+        Some(8) => ("the database file or its directory is read-only", None),
+        Some(5) | Some(6) => ("the database is locked by another process (waited the busy timeout)", Some(Fault::Busy)),
+        Some(14) => ("cannot open the database file", None),
+        Some(10) => ("disk I/O error", None),
+        Some(11) | Some(26) => ("the database file is corrupt or not a database", None),
+        _ => return (e.to_string(), None),
     };
     let detail = e.as_database_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
-    (format!("{what} ({detail})"), transient)
+    (format!("{what} ({detail})"), fault)
 }
 
 impl SqliteStore {
@@ -201,8 +201,10 @@ impl SqliteStore {
     }
 
     async fn open_inner(path: &Path, options: &SqliteOptions) -> Result<SqliteStore, StoreError> {
-        let open_err =
-            |error: sqlx::Error| StoreError::Open { path: path.display().to_string(), message: describe(&error).0 };
+        let open_err = |error: sqlx::Error| {
+            let (message, fault) = describe(&error);
+            StoreError::Open { path: path.display().to_string(), message, fault }
+        };
         let connect = SqliteStore::connect_options(path, options);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -298,6 +300,31 @@ impl Store for SqliteStore {
         read::effects(&self.reader, filter).await
     }
 
+    async fn recent_effects(
+        &self,
+        f: &EffectFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<EffectRow>, StoreError> {
+        let rows = sqlx::query(include_str!("queries/recent_effects.sql"))
+            .bind(f.meeting.as_ref().map(MeetingId::as_str))
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit as i64)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(crate::store::rows::effect_row).collect()
+    }
+
+    async fn recent_dead_letters(&self, before: Option<i64>, limit: usize) -> Result<Vec<DeadLetterRow>, StoreError> {
+        let rows = sqlx::query(include_str!("queries/recent_dead_letters.sql"))
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit as i64)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(crate::store::rows::dead_letter_row).collect()
+    }
+
     async fn dead_letters(&self, page: &Page) -> Result<Vec<DeadLetterRow>, StoreError> {
         read::dead_letters(&self.reader, page).await
     }
@@ -317,14 +344,28 @@ impl Store for SqliteStore {
     async fn claim_effects(&self, claim: &Claim) -> Result<Vec<EffectRow>, StoreError> {
         let rows = sqlx::query(include_str!("queries/claim_effects.sql"))
             .bind(&claim.owner)
-            .bind(claim.until.as_micros())
+            .bind(claim.lease.as_micros())
             .bind(claim.now.as_micros())
             .bind(claim.limit as i64)
+            .bind(serde_json::to_string(&claim.running).expect("ids serialize"))
             .fetch_all(&self.writer)
             .await?;
         let mut out = rows.iter().map(crate::store::rows::effect_row).collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|e| (e.next_attempt_at, e.id));
         Ok(out)
+    }
+
+    async fn renew_effect_leases(&self, owner: &str, ids: &[i64], lease: Span) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i64,)> = sqlx::query_as(include_str!("queries/renew_effect_leases.sql"))
+            .bind(owner)
+            .bind(serde_json::to_string(ids).expect("ids serialize"))
+            .bind(lease.as_micros())
+            .fetch_all(&self.writer)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError> {
@@ -443,6 +484,35 @@ impl Store for SqliteStore {
         self.workers(ttl).await
     }
 
+    async fn claim_worker(
+        &self,
+        worker: &WorkerInfo,
+        ttl: Span,
+        take_over: bool,
+    ) -> Result<Option<WorkerRow>, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(include_str!("queries/worker_row.sql"))
+            .bind(&worker.id)
+            .bind(ttl.as_micros())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = row.as_ref().map(crate::store::rows::worker_row).transpose()? {
+            if row.live && !take_over && !row.info.same_process(worker) {
+                tx.rollback().await?;
+                return Ok(Some(row));
+            }
+        }
+        sqlx::query(include_str!("queries/heartbeat.sql"))
+            .bind(&worker.id)
+            .bind(&worker.host)
+            .bind(worker.pid)
+            .bind(worker.started_at.as_micros())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+
     async fn workers(&self, ttl: Span) -> Result<Vec<WorkerRow>, StoreError> {
         let rows =
             sqlx::query(include_str!("queries/workers.sql")).bind(ttl.as_micros()).fetch_all(&self.reader).await?;
@@ -492,6 +562,97 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn ended_before(
+        &self,
+        before: Timestamp,
+        after: Option<&(Timestamp, MeetingId)>,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, MeetingId)>, StoreError> {
+        let (at, id) = after.map_or((i64::MIN, ""), |(t, id)| (t.as_micros(), id.as_str()));
+        let rows: Vec<(i64, String)> = sqlx::query_as(include_str!("queries/ended_before.sql"))
+            .bind(before.as_micros())
+            .bind(at)
+            .bind(id)
+            .bind(limit as i64)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.into_iter()
+            .map(|(t, id)| {
+                let id = MeetingId::new(id).ok_or_else(|| StoreError::Corrupt("an empty meeting id".into()))?;
+                Ok((Timestamp::from_micros(t), id))
+            })
+            .collect()
+    }
+
+    async fn delete_meetings(
+        &self,
+        ids: &[MeetingId],
+        before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Deleted, StoreError> {
+        if ids.is_empty() {
+            return Ok(Deleted::default());
+        }
+        let list =
+            serde_json::to_string(&ids.iter().map(MeetingId::as_str).collect::<Vec<_>>()).expect("ids serialize");
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let history = sqlx::query(include_str!("queries/delete_history.sql"))
+            .bind(&list)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let effects =
+            sqlx::query(include_str!("queries/delete_outbox.sql")).bind(&list).execute(&mut *tx).await?.rows_affected();
+        let meetings = sqlx::query(include_str!("queries/delete_meetings.sql"))
+            .bind(&list)
+            .bind(before.as_micros())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(include_str!("queries/log_prune.sql"))
+            .bind(before.as_micros())
+            .bind(meetings as i64)
+            .bind(now.as_micros())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Deleted { meetings, history, effects })
+    }
+
+    async fn prune(&self, what: Retained, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        let sql = match what {
+            Retained::DeadLetters => include_str!("queries/prune_dead_letters.sql"),
+            Retained::SweepLog => include_str!("queries/prune_sweep_log.sql"),
+            Retained::StreamGaps => include_str!("queries/prune_stream_gaps.sql"),
+            Retained::Workers => include_str!("queries/prune_workers.sql"),
+            Retained::ClosedShards => include_str!("queries/prune_closed_shards.sql"),
+        };
+        let n =
+            sqlx::query(sql).bind(before.as_micros()).bind(limit as i64).execute(&self.writer).await?.rows_affected();
+        if what == Retained::ClosedShards && n > 0 {
+            sqlx::query(include_str!("queries/prune_free_leases.sql")).execute(&self.writer).await?;
+        }
+        Ok(n)
+    }
+
+    async fn prunable(&self, what: Retained, before: Timestamp) -> Result<u64, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(include_str!("queries/prunable.sql"))
+            .bind(before.as_micros())
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.into_iter().find(|(k, _)| k == what.as_str()).map_or(0, |(_, n)| n.max(0) as u64))
+    }
+
+    async fn prune_log(&self) -> Result<Option<PruneLog>, StoreError> {
+        let row: Option<(i64, i64, i64)> =
+            sqlx::query_as(include_str!("queries/prune_log.sql")).fetch_optional(&self.reader).await?;
+        Ok(row.map(|(through, meetings, last_at)| PruneLog {
+            through: Timestamp::from_micros(through),
+            meetings,
+            last_at: Timestamp::from_micros(last_at),
+        }))
+    }
+
     async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError> {
         let r = sqlx::query(include_str!("queries/forget_event_ids.sql"))
             .bind(before.as_micros())
@@ -510,6 +671,22 @@ impl Store for SqliteStore {
 pub const QUERIES: &[(&str, &str)] = &[
     ("copy_effect", include_str!("queries/copy_effect.sql")),
     ("workers", include_str!("queries/workers.sql")),
+    ("ended_before", include_str!("queries/ended_before.sql")),
+    ("delete_history", include_str!("queries/delete_history.sql")),
+    ("delete_outbox", include_str!("queries/delete_outbox.sql")),
+    ("delete_meetings", include_str!("queries/delete_meetings.sql")),
+    ("log_prune", include_str!("queries/log_prune.sql")),
+    ("prune_log", include_str!("queries/prune_log.sql")),
+    ("prunable", include_str!("queries/prunable.sql")),
+    ("recent_effects", include_str!("queries/recent_effects.sql")),
+    ("recent_dead_letters", include_str!("queries/recent_dead_letters.sql")),
+    ("prune_dead_letters", include_str!("queries/prune_dead_letters.sql")),
+    ("prune_sweep_log", include_str!("queries/prune_sweep_log.sql")),
+    ("prune_stream_gaps", include_str!("queries/prune_stream_gaps.sql")),
+    ("prune_workers", include_str!("queries/prune_workers.sql")),
+    ("prune_closed_shards", include_str!("queries/prune_closed_shards.sql")),
+    ("prune_free_leases", include_str!("queries/prune_free_leases.sql")),
+    ("worker_row", include_str!("queries/worker_row.sql")),
     ("renew_leases", include_str!("queries/renew_leases.sql")),
     ("release_lease", include_str!("queries/release_lease.sql")),
     ("leases", include_str!("queries/leases.sql")),
@@ -519,6 +696,7 @@ pub const QUERIES: &[(&str, &str)] = &[
     ("advance_clocks", include_str!("queries/advance_clocks.sql")),
     ("checkpoints", include_str!("queries/checkpoints.sql")),
     ("claim_effects", include_str!("queries/claim_effects.sql")),
+    ("renew_effect_leases", include_str!("queries/renew_effect_leases.sql")),
     ("clocks", include_str!("queries/clocks.sql")),
     ("counts", include_str!("queries/counts.sql")),
     ("dead_letters", include_str!("queries/dead_letters.sql")),

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use spindown::clock::{Clock, SystemClock};
-use spindown::engine::{Engine, EngineOptions};
 use spindown::http::{self, AppState};
 
 use crate::cli::{Cli, ConsoleArgs};
@@ -17,9 +16,7 @@ pub async fn run(cli: &Cli, args: &ConsoleArgs) -> Result<()> {
     // With a token, `terminate` runs through an engine on the same database
     // (its effects wait in the outbox for the worker).
     let engine = match &token {
-        Some(_) => Some(Arc::new(
-            Engine::start(store.clone(), Default::default(), clock.clone(), EngineOptions::default()).await?,
-        )),
+        Some(_) => Some(Arc::new(db::operator_engine(store.clone(), Default::default()).await?)),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -31,7 +28,10 @@ pub async fn run(cli: &Cli, args: &ConsoleArgs) -> Result<()> {
         db::target(cli).describe(),
         if token.is_some() { "retry and terminate need the token" } else { "read-only" }
     );
-    let state = AppState::database(store.clone(), clock, token, engine);
+    let state = AppState::database(store.clone(), clock, token, engine)
+        .private(args.console_private)
+        .allow_hosts(args.allowed_hosts.clone())
+        .secure_cookies(args.secure_cookies);
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -5,6 +5,7 @@ pub mod dead_letters;
 pub mod ingest;
 pub mod list;
 pub mod migrate;
+pub mod prune;
 pub mod replay;
 pub mod retry;
 pub mod run;

@@ -16,6 +16,7 @@ use crate::db;
 pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     // Catch SIGTERM/SIGINT from the very start: a stop during start-up is a clean stop too.
     let shutdown = shutdown_signal()?;
+    tokio::pin!(shutdown);
     let policy = db::load_policy(&args.policy)?;
     let policy_max_lifetime = policy.max_lifetime;
     let file = match &args.config {
@@ -39,6 +40,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let mut options = config.worker_options(stream_arn.clone(), db::wake_socket(cli))?;
     if let Some(http) = &mut options.http {
         http.console_token = args.console_token.clone().filter(|t| !t.is_empty());
+        http.console_private |= args.console_private;
     }
     let worker_id = match (&args.worker_id, &target) {
         (Some(id), _) => Some(id.clone()),
@@ -46,12 +48,13 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         (None, db::Target::Postgres(_)) => None,
     };
     options.reader.worker = WorkerInfo::this_process(worker_id);
-    if let db::Target::Postgres(_) = target {
+    match &target {
         // Other workers' timers and effects fall to this one if they die.
-        options.poll_max = Some(std::time::Duration::from_secs(1));
+        db::Target::Postgres(_) => options.poll_max = Some(std::time::Duration::from_secs(1)),
+        // One worker per file: the second refuses to start.
+        db::Target::Sqlite(path) => options.lock_file = Some(worker::lock_file_for(path)),
     }
-    let store = db::open_as(cli, &db::options(cli), &format!("spindown {}", options.reader.worker.id)).await?;
-    let engine = Arc::new(Engine::start(store.clone(), policy, Arc::new(SystemClock), EngineOptions::default()).await?);
+    let pg = config.pg_options(&format!("spindown {}", options.reader.worker.id))?;
     tracing::info!(
         table = %args.table,
         stream = %stream_arn,
@@ -60,6 +63,18 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         worker = %options.reader.worker.id,
         "spindown worker starting"
     );
+    // A database that is down or failing over at start is waited for.
+    let sqlite = db::options(cli);
+    let opened = worker::patiently("opening the database", &mut shutdown, || db::open_with(cli, &sqlite, &pg))
+        .await
+        .with_context(|| format!("opening {}", target.describe()))?;
+    let Some(store) = opened else { return Ok(()) };
+    let started = worker::patiently("reading the engine's clocks", &mut shutdown, || {
+        Engine::start(store.clone(), policy.clone(), Arc::new(SystemClock), EngineOptions::default())
+    })
+    .await?;
+    let Some(engine) = started else { return Ok(()) };
+    let engine = Arc::new(engine);
     if let Some(every) = config.sweep_every()? {
         let sweep = config.sweep(policy_max_lifetime)?;
         tracing::info!(every = ?every, tag = %sweep.tag, grace = %sweep.grace, "orphan sweep on");
@@ -69,8 +84,10 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     }
     let ec2 = Arc::new(aws::AwsEc2::new(&sdk, config.guard.require_tag.clone()));
     let streams = Arc::new(aws::AwsStreams::new(&sdk));
+    let shutdown_timeout = options.shutdown_timeout;
     worker::run(engine, streams, ec2, Arc::new(table), options, shutdown).await?;
-    store.close().await;
+    // A database that is gone does not hold the exit.
+    let _ = tokio::time::timeout(shutdown_timeout, store.close()).await;
     tracing::info!("spindown worker stopped");
     Ok(())
 }

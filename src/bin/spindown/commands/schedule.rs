@@ -1,10 +1,6 @@
 //! `spindown schedule ID --meet-time …`: register or move a meeting without the stream.
 
-use std::sync::Arc;
-
 use anyhow::{ensure, Context, Result};
-use spindown::clock::SystemClock;
-use spindown::engine::{Engine, EngineOptions};
 use spindown::meeting::{Command, InstanceId, InstanceSource, SeenInstance};
 use spindown::time::Span;
 
@@ -27,7 +23,7 @@ pub async fn run(cli: &Cli, args: &ScheduleArgs) -> Result<()> {
         None => None,
     };
     let store = db::open(cli, &db::options(cli)).await?;
-    let engine = Engine::start(store, policy, Arc::new(SystemClock), EngineOptions::default()).await?;
+    let engine = db::operator_engine(store, policy).await?;
     let cmd = Command::Schedule { id: id.clone(), meet_time: args.meet_time, instances, duration };
     let r = engine.command(&id, cmd).await?;
     db::poke(cli, engine.store().as_ref()).await;

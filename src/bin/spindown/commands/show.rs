@@ -10,6 +10,17 @@ pub async fn run(cli: &Cli, args: &ShowArgs) -> Result<()> {
     let store = db::open_existing(cli).await?;
     let id = db::meeting_id(&args.id)?;
     let Some(i) = inspect::inspect(store.as_ref(), &id).await? else {
+        // Retention may have deleted it: say so rather than "unknown".
+        if let Some(log) = store.prune_log().await? {
+            bail!(
+                "no meeting {id} in {}: it was pruned, or never seen — meetings that ended before {} are deleted \
+                 by retention ({} so far, the last at {}); `spindown prune --archive` keeps their stories in a file",
+                db::target(cli).describe(),
+                log.through,
+                log.meetings,
+                log.last_at
+            )
+        }
         bail!("no meeting {id} in {}", db::target(cli).describe())
     };
     if args.json {

@@ -1,10 +1,6 @@
 //! `spindown terminate ID`: end a meeting now (MANUAL); the worker runs its effects.
 
-use std::sync::Arc;
-
 use anyhow::Result;
-use spindown::clock::SystemClock;
-use spindown::engine::{Engine, EngineOptions};
 use spindown::meeting::Command;
 
 use crate::cli::{Cli, TerminateArgs};
@@ -13,7 +9,7 @@ use crate::{db, output, render};
 pub async fn run(cli: &Cli, args: &TerminateArgs) -> Result<()> {
     let policy = db::load_policy(&args.policy)?;
     let store = db::open_existing(cli).await?;
-    let engine = Engine::start(store, policy, Arc::new(SystemClock), EngineOptions::default()).await?;
+    let engine = db::operator_engine(store, policy).await?;
     let id = db::meeting_id(&args.id)?;
     let r = engine.command(&id, Command::Terminate).await?;
     db::poke(cli, engine.store().as_ref()).await;
