@@ -86,6 +86,10 @@ impl Drop for Console {
 }
 
 fn console(db: &Path, port: u16, token: Option<&str>) -> Console {
+    console_with(db, port, token, &[])
+}
+
+fn console_with(db: &Path, port: u16, token: Option<&str>, extra: &[&str]) -> Console {
     let mut c = Command::new(env!("CARGO_BIN_EXE_spindown"));
     c.arg("--db")
         .arg(db)
@@ -94,6 +98,7 @@ fn console(db: &Path, port: u16, token: Option<&str>) -> Console {
     if let Some(t) = token {
         c.args(["--console-token", t]);
     }
+    c.args(extra);
     let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -220,4 +225,130 @@ async fn the_console_in_a_real_browser() {
         asked.iter().filter(|u| !u.starts_with("http://127.0.0.1:") && !u.starts_with("file://")).collect();
     assert!(elsewhere.is_empty(), "the console's pages requested {elsewhere:?}");
     eprintln!("screenshots in {}", out.display());
+}
+
+/// The process's peak resident set, MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches("kB").trim();
+    kb.parse::<f64>().unwrap() / 1024.0
+}
+
+/// A busy database: 1,000,000 done outbox rows (a replayed month) and 250
+/// dead letters. The console reads the outbox and the dead letters newest
+/// first, a page at a time: each page answers within a bound and the
+/// process stays small (it used to load the whole outbox into memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_outbox_rows_page_newest_first_in_bounded_time_and_memory() {
+    use common::records::t;
+    use spindown::store::{Changes, NewDeadLetter, NewEffect};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("big.db");
+    let store = SqliteStore::open(&db, &SqliteOptions::default()).await.unwrap();
+    let one = NewEffect {
+        key: "m-0/end".into(),
+        meeting_id: "m-0".parse().unwrap(),
+        parts: vec![spindown::meeting::Effect::Terminate {
+            instances: vec![InstanceId::parse("i-0123456789abcdef0").unwrap()],
+        }],
+        at: t("10:00"),
+        completed: true,
+    };
+    let dead: Vec<NewDeadLetter> = (1..=250)
+        .map(|i| NewDeadLetter {
+            at: t("10:00"),
+            origin: format!("day.jsonl:{i}"),
+            kind: "not_json".into(),
+            reason: format!("dead letter number {i}"),
+            event_id: None,
+            raw: format!("raw {i}").into_bytes(),
+        })
+        .collect();
+    store
+        .begin()
+        .await
+        .unwrap()
+        .commit(Changes { effects: vec![one], dead_letters: dead, ..Changes::default() })
+        .await
+        .unwrap();
+    store.close().await;
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        sqlx::query(
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 999999)
+             INSERT INTO outbox (key, meeting_id, parts, done, status, attempts, next_attempt_at, created_at, updated_at)
+             SELECT 'm-' || x || '/end', 'm-' || x, (SELECT parts FROM outbox WHERE id = 1), 1, 'done', 1, 0, 0, 0 FROM n",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let port = free_port();
+    let c = console(&db, port, None);
+    let timed = |path: &str| {
+        let t0 = Instant::now();
+        let (code, body) = http(port, "GET", path, None, &[]).unwrap();
+        (code, body, t0.elapsed())
+    };
+    let (code, page, took) = timed("/effects");
+    assert_eq!(code, 200);
+    assert_eq!(page.matches("<td><a href=\"/meetings/").count(), 50, "one page of 50 rows");
+    assert!(page.contains(">m-999999</a>"), "newest first");
+    assert!(page.contains("id=\"older\""), "a link to older rows");
+    assert!(took < Duration::from_secs(2), "/effects took {took:?}");
+    let older = page.split("id=\"older\" href=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    let (code, page, took) = timed(&older);
+    assert_eq!(code, 200);
+    assert!(page.contains(">m-999949</a>") && !page.contains(">m-999999</a>"), "the next 50");
+    assert!(took < Duration::from_secs(2), "an older page took {took:?}");
+    let (code, page, took) = timed("/effects?status=failed");
+    assert_eq!(code, 200);
+    assert!(page.contains("No effect matches."));
+    assert!(took < Duration::from_secs(2), "a filter with no match took {took:?} (it must not scan a million rows)");
+    let (code, page, _) = timed("/dead-letters");
+    assert_eq!(code, 200);
+    assert!(page.contains("dead letter number 250") && page.contains("dead letter number 201"), "the newest 50");
+    assert!(!page.contains("dead letter number 200<"), "one page only");
+    let rss = peak_rss_mib(c.0.id());
+    assert!(rss < 150.0, "the console's peak RSS is {rss:.0} MiB");
+    eprintln!("console on 1M outbox rows: /effects {took:?}, peak RSS {rss:.0} MiB");
+}
+
+/// Every request must name this listener (`Host`, and `Origin` when sent):
+/// a page elsewhere whose name resolves here (DNS rebinding) gets nothing.
+/// Signing in hands out an opaque session, not the token; `Secure` behind
+/// TLS. A private console shows nothing without a session, but `/metrics`
+/// and the health checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_origins_sessions_and_a_private_console() {
+    use common::web::request;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    database(&db).await;
+    let port = free_port();
+    let _c = console_with(&db, port, Some("s3cret"), &["--console-private", "--allow-host", "ops.example.com"]);
+    let get = |path: &str, headers: &[(&str, &str)]| request(port, "GET", path, None, headers).unwrap();
+    assert_eq!(get("/metrics", &[("Host", "evil.example")]).0, 403, "a name that is not ours");
+    assert_eq!(get("/livez", &[("Host", &format!("localhost:{port}"))]).0, 200);
+    assert_eq!(get("/livez", &[("Host", "ops.example.com:9464")]).0, 200, "a configured name");
+    assert_eq!(get("/livez", &[("Origin", "http://evil.example")]).0, 403, "another site's page");
+    assert_eq!(get("/metrics", &[]).0, 200, "metrics need no session");
+    let (code, head, _) = get("/meetings", &[]);
+    assert_eq!(code, 303, "private: sent to sign in");
+    assert!(head.to_ascii_lowercase().contains("location: /login"), "{head}");
+    let form = [("Content-Type", "application/x-www-form-urlencoded"), ("X-Forwarded-Proto", "https")];
+    let (code, head, _) = request(port, "POST", "/login", Some("token=s3cret"), &form).unwrap();
+    assert_eq!(code, 303, "{head}");
+    let cookie =
+        head.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).expect("a session cookie").to_string();
+    assert!(!cookie.contains("s3cret"), "the cookie is not the token: {cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Secure"), "{cookie}");
+    let session = cookie.split_once(':').unwrap().1.trim().split(';').next().unwrap().to_string();
+    let (code, _, page) = get("/meetings", &[("Cookie", &session)]);
+    assert_eq!(code, 200);
+    assert!(page.contains(">m-noshow</a>"));
+    let (code, _, _) = get("/meetings", &[("Cookie", "spindown_console=s3cret")]);
+    assert_eq!(code, 303, "the token itself is not a session");
 }

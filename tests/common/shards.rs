@@ -42,10 +42,13 @@ fn json_request(req: &Request, target: &str, body: &Value) -> Request {
     let head: String = req
         .head
         .lines()
-        .filter(|l| !l.is_empty() && !l.to_ascii_lowercase().starts_with("content-length:"))
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            !l.is_empty() && !l.starts_with("content-length:") && !l.starts_with("x-amz-target:")
+        })
         .map(|l| format!("{l}\r\n"))
         .collect::<String>()
-        + &format!("content-length: {}\r\n", body.len());
+        + &format!("x-amz-target: {target}\r\ncontent-length: {}\r\n", body.len());
     Request { head, body, target: target.to_string(), json: true }
 }
 

@@ -33,13 +33,28 @@ pub fn http(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> std::io::Result<(u16, String)> {
+    request(port, method, path, body, headers).map(|(status, _, body)| (status, body))
+}
+
+/// [`http`], with the response's head too: (status, head, body). A `Host`
+/// among `headers` replaces `127.0.0.1:port`.
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String, String)> {
     let mut c = TcpStream::connect(("127.0.0.1", port))?;
     c.set_read_timeout(Some(Duration::from_secs(60)))?;
     let body = body.unwrap_or("");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let host = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map_or(format!("127.0.0.1:{port}"), |(_, v)| v.to_string());
+    let headers: Vec<&(&str, &str)> = headers.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("host")).collect();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -83,7 +98,7 @@ pub fn http(
     }
     let text = String::from_utf8_lossy(&body).into_owned();
     let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-    Ok((status, if chunked { dechunk(&text) } else { text }))
+    Ok((status, head.clone(), if chunked { dechunk(&text) } else { text }))
 }
 
 /// GET `path`.

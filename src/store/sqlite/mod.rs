@@ -306,13 +306,34 @@ impl Store for SqliteStore {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<EffectRow>, StoreError> {
-        let rows = sqlx::query(include_str!("queries/recent_effects.sql"))
-            .bind(f.meeting.as_ref().map(MeetingId::as_str))
-            .bind(f.status.map(|s| s.as_str()))
-            .bind(before.unwrap_or(i64::MAX))
-            .bind(limit as i64)
-            .fetch_all(&self.reader)
-            .await?;
+        // One statement per filter, so each reads its own index (never a scan of the outbox).
+        let before = before.unwrap_or(i64::MAX);
+        let rows = match (&f.meeting, f.status) {
+            (Some(m), status) => {
+                sqlx::query(include_str!("queries/recent_effects_by_meeting.sql"))
+                    .bind(m.as_str())
+                    .bind(status.map(|s| s.as_str()))
+                    .bind(before)
+                    .bind(limit as i64)
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+            (None, Some(status)) => {
+                sqlx::query(include_str!("queries/recent_effects_by_status.sql"))
+                    .bind(status.as_str())
+                    .bind(before)
+                    .bind(limit as i64)
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+            (None, None) => {
+                sqlx::query(include_str!("queries/recent_effects.sql"))
+                    .bind(before)
+                    .bind(limit as i64)
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+        };
         rows.iter().map(crate::store::rows::effect_row).collect()
     }
 
@@ -679,6 +700,8 @@ pub const QUERIES: &[(&str, &str)] = &[
     ("prune_log", include_str!("queries/prune_log.sql")),
     ("prunable", include_str!("queries/prunable.sql")),
     ("recent_effects", include_str!("queries/recent_effects.sql")),
+    ("recent_effects_by_status", include_str!("queries/recent_effects_by_status.sql")),
+    ("recent_effects_by_meeting", include_str!("queries/recent_effects_by_meeting.sql")),
     ("recent_dead_letters", include_str!("queries/recent_dead_letters.sql")),
     ("prune_dead_letters", include_str!("queries/prune_dead_letters.sql")),
     ("prune_sweep_log", include_str!("queries/prune_sweep_log.sql")),

@@ -1,5 +1,3 @@
--- Outbox rows (of meeting $1, with status $2) with an id below $3, newest first, at most $4.
+-- Outbox rows with an id below $1, newest first, at most $2 (the primary key, backwards).
 SELECT id, key, meeting_id, parts, done, status, attempts, next_attempt_at, last_error, created_at, updated_at
-FROM outbox
-WHERE ($1::text IS NULL OR meeting_id = $1) AND ($2::text IS NULL OR status = $2) AND id < $3
-ORDER BY id DESC LIMIT $4
+FROM outbox WHERE id < $1 ORDER BY id DESC LIMIT $2
