@@ -7,7 +7,9 @@
 //!
 //! `SPINDOWN_HOLD="timers=/tmp/hold"` makes the named loop wait, without
 //! ticking, while that file exists (the readiness tests stop the timer loop
-//! this way). Unset, [`hold`] costs one relaxed load.
+//! this way; `in-transaction` holds a unit of work that writes meetings with
+//! its transaction open and its rows locked). Unset, [`hold`] costs one
+//! relaxed load.
 //!
 //! Points: `stream-after-fetch` (records fetched, not yet applied),
 //! `tx-before-commit` (inside a transaction, everything written),

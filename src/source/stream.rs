@@ -350,7 +350,6 @@ impl StreamReader {
     /// Apply a page (or a bare checkpoint) under the shard's lease.
     async fn commit(&mut self, shard_id: &str, items: Vec<Incoming>, mut c: Checkpoint) -> Result<bool, ReaderError> {
         c.lease = self.leases.lease(shard_id).cloned();
-        crate::failpoint::hold("reader-commit").await;
         match self.engine.apply_with_checkpoint(items, Some(c)).await {
             Ok(_) => Ok(true),
             Err(EngineError::Store(StoreError::LeaseLost(_))) => {

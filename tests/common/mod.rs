@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod records;
 pub mod scenario;
 pub mod shards;
+pub mod tcp;
 pub mod web;
 
 use std::collections::BTreeMap;

@@ -24,6 +24,47 @@ pub struct Server {
     pub base: String,
     pub bin: PathBuf,
     pub data: PathBuf,
+    /// The server's options (`pg_ctl -o`), to start it again the same way.
+    pub options: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// `pg_ctl` as the server's user, waiting for it to finish.
+    fn ctl(&self, args: &[&str]) {
+        assert!(
+            !self.options.is_empty(),
+            "this test stops and starts the PostgreSQL server: it needs the server the tests start, not SPINDOWN_PG_URL's"
+        );
+        let out = as_server_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        check(&format!("pg_ctl {args:?}"), out);
+    }
+
+    /// `pg_ctl stop -m fast`: every session ended, the server gone (as in a
+    /// managed database's maintenance restart or failover).
+    pub fn stop_fast(&self) {
+        self.ctl(&["stop", "-m", "fast", "-w", "-t", "60"]);
+    }
+
+    /// Start it again as it was.
+    pub fn start_again(&self) {
+        let log = self.log.display().to_string();
+        self.ctl(&["start", "-o", &self.options, "-l", &log, "-w", "-t", "60"]);
+    }
+
+    /// `pg_ctl restart -m immediate`: the server killed and recovered from its WAL.
+    pub fn restart_immediate(&self) {
+        let log = self.log.display().to_string();
+        self.ctl(&["restart", "-m", "immediate", "-o", &self.options, "-l", &log, "-w", "-t", "60"]);
+    }
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
@@ -118,7 +159,13 @@ fn check(what: &str, out: std::process::Output) {
 
 fn start() -> Server {
     if let Ok(url) = std::env::var("SPINDOWN_PG_URL") {
-        return Server { base: url.trim_end_matches('/').to_string(), bin: bin_dir(), data: PathBuf::new() };
+        return Server {
+            base: url.trim_end_matches('/').to_string(),
+            bin: bin_dir(),
+            data: PathBuf::new(),
+            options: String::new(),
+            log: PathBuf::new(),
+        };
     }
     let bin = bin_dir();
     let dir = tempfile::Builder::new().prefix("spindown-pg-").tempdir().unwrap().keep();
@@ -176,7 +223,7 @@ fn start() -> Server {
         .spawn()
         .expect("start the server's watchdog");
     let base = format!("postgres://spindown@127.0.0.1:{port}");
-    let server = Server { base, bin, data };
+    let server = Server { base, bin, data, options, log: dir.join("server.log") };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = psql(&server, "postgres", "SELECT 1");

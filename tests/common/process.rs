@@ -40,10 +40,8 @@ pub fn worker_with(
     config_text: &str,
     env: &[(&str, &str)],
 ) -> Child {
-    let policy = dir.join("policy.toml");
-    let config = dir.join("spindown.toml");
-    std::fs::write(&policy, policy_text).unwrap();
-    std::fs::write(&config, config_text).unwrap();
+    let policy = settings_file(dir, "policy", policy_text);
+    let config = settings_file(dir, "spindown", config_text);
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(log)).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_spindown"));
     cmd.arg("--db").arg(db).args(["run", "--table", table, "--policy"]).arg(&policy).arg("--config").arg(&config);
@@ -54,6 +52,22 @@ pub fn worker_with(
         cmd.env(k, v);
     }
     cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log).spawn().unwrap()
+}
+
+/// A settings file named by its content, written whole (to a temporary name,
+/// then renamed): workers started side by side never read one half-written
+/// by another.
+fn settings_file(dir: &Path, stem: &str, text: &str) -> std::path::PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    let path = dir.join(format!("{stem}-{:016x}.toml", h.finish()));
+    if !path.exists() {
+        let tmp = tempfile::NamedTempFile::new_in(dir).unwrap();
+        std::fs::write(tmp.path(), text).unwrap();
+        tmp.persist(&path).unwrap();
+    }
+    path
 }
 
 pub fn kill9(child: &mut Child) {

@@ -6,9 +6,20 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A TCP port nothing listens on (for a child process to bind).
+/// A TCP port nothing listens on (for a child process to bind), outside
+/// the kernel's ephemeral range: a port the kernel hands out itself could be
+/// taken by any outgoing connection (to PostgreSQL, to moto) before the
+/// child binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..1000 {
+        let port = rng.gen_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000")
 }
 
 /// A program on `PATH`.

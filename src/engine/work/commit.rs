@@ -137,6 +137,10 @@ impl Work<'_> {
             *guard = cache;
         } else {
             let uow = self.uow.take().expect("a unit of work that is not resident holds a transaction");
+            // (The black-hole test holds a worker here: its transaction open, its rows locked.)
+            if !changes.meetings.is_empty() {
+                crate::failpoint::hold("in-transaction").await;
+            }
             let t = Instant::now();
             if changes.is_empty() {
                 uow.rollback().await?;
