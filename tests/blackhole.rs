@@ -16,7 +16,8 @@
 //! * A, its calls past its own deadline, reports the outage in `/readyz` and
 //!   recovers once the proxy lets traffic through again (within 30 s), still
 //!   running;
-//! * every meeting ends as `spindown replay` says, every timer fired once.
+//! * every meeting ends as `spindown replay` says, every timer fired once;
+//! * cut off again and asked to stop, A exits within its `shutdown_timeout`.
 //!
 //! Time is shrunk: lease TTL 3 s, lock_timeout 2 s,
 //! idle_in_transaction_session_timeout 4 s, statement timeout 5 s, call
@@ -200,14 +201,22 @@ async fn a_worker_cut_off_mid_transaction_holds_nobody_up_and_comes_back() {
     scenario::converge(&store, plans.len(), Duration::from_secs(90)).await;
     let checked = scenario::check(&aws, &store, &plans, &[], dir.path()).await;
     assert!(checked.late_outcomes.is_empty(), "{:?}", checked.late_outcomes);
+    assert!(sigterm(&mut b).success(), "B stops cleanly");
+    // Cut off again, A is asked to stop: it does within its shutdown_timeout
+    // (5 s), whatever its calls in flight are waiting for.
     wait_started(&log_a);
-    for (w, name) in [(&mut a, "A"), (&mut b, "B")] {
-        assert!(sigterm(w).success(), "{name} stops cleanly");
-    }
+    proxy.hold();
+    std::thread::sleep(Duration::from_secs(1));
+    let asked = Instant::now();
+    let status = sigterm(&mut a);
+    let stopped = asked.elapsed().as_secs_f64();
+    assert!(stopped <= 5.0 + 3.0, "A stopped {stopped:.1}s after SIGTERM while cut off ({status})");
+    proxy.release();
     eprintln!(
         "black hole: B took the shard over {takeover:.1}s after A was cut off mid-transaction and applied a new record \
          {applied:.1}s after (bound {bound}s); A reported the outage after {noticed:.1}s and was ready again \
-         {recovered:.1}s after the network came back; {} meetings ended as replay says ({:?})",
+         {recovered:.1}s after the network came back, and stopped {stopped:.1}s after SIGTERM when cut off again; {} \
+         meetings ended as replay says ({:?})",
         plans.len(),
         checked.by_reason
     );

@@ -67,9 +67,11 @@ async fn killed_again_and_again_the_worker_loses_nothing_and_doubles_nothing() {
     }
     let end_of_life = scenario::end_of_life(&plans);
     let writer = scenario::spawn_writer(&aws, &plans);
+    // The worker reaches AWS through a proxy that injects nothing and counts the calls.
+    let proxy = common::proxy::FaultProxy::start(&moto.endpoint, common::proxy::Rates::default(), 1).await;
 
     // The killer: run, SIGKILL at a random moment, restart; again and again.
-    let env = [("SPINDOWN_FAILPOINTS", FAILPOINTS)];
+    let env = [("SPINDOWN_FAILPOINTS", FAILPOINTS), ("AWS_ENDPOINT_URL", proxy.endpoint.as_str())];
     let spawn = |n: usize| {
         worker_with(&moto, &db, "elephant-meetings", dir.path(), &format!("run-{n:03}.log"), POLICY, CONFIG, &env)
     };
@@ -105,7 +107,16 @@ async fn killed_again_and_again_the_worker_loses_nothing_and_doubles_nothing() {
 
     // A last, undisturbed run until every meeting has ended and every effect ran.
     runs += 1;
-    let mut last = worker_with(&moto, &db, "elephant-meetings", dir.path(), "final.log", POLICY, CONFIG, &[]);
+    let mut last = worker_with(
+        &moto,
+        &db,
+        "elephant-meetings",
+        dir.path(),
+        "final.log",
+        POLICY,
+        CONFIG,
+        &[("AWS_ENDPOINT_URL", proxy.endpoint.as_str())],
+    );
     let store = spindown::store::sqlite::SqliteStore::open(&db, &Default::default()).await.unwrap();
     scenario::converge(&store, n, Duration::from_secs(120)).await;
     common::process::wait_started(&dir.path().join("final.log"));
@@ -131,11 +142,17 @@ async fn killed_again_and_again_the_worker_loses_nothing_and_doubles_nothing() {
     let effects = store.effects(&EffectFilter::default()).await.unwrap();
     assert!(effects.iter().all(|e| e.status == EffectStatus::Done), "every effect done");
     let retried: i64 = effects.iter().map(|e| e.attempts - 1).sum();
+    let terminates =
+        effects.iter().flat_map(|e| &e.parts).filter(|p| p.kind() == spindown::meeting::EffectKind::Terminate).count()
+            as u64;
+    let calls: u64 = proxy.requests().iter().filter(|(k, _)| k.contains("TerminateInstances")).map(|(_, n)| *n).sum();
+    let repeated = calls.saturating_sub(terminates);
     eprintln!(
         "crash loop: {n} meetings checked ({:?}); {kills} SIGKILLs + {self_aborts} crash-point aborts {aborts:?} \
          over {runs} worker runs; {} stream records replayed, outcomes equal replay (timers at most {} late; {} \
          ended otherwise because the worker was down when their timer was due: {:?}); {} instances terminated, {} left \
-         running as required; {} effects, {retried} re-attempts; integrity ok",
+         running as required; {} effects, {retried} re-attempts; {terminates} terminations took {calls} \
+         TerminateInstances calls ({repeated} repeated: {:.2} per kill); integrity ok",
         checked.by_reason,
         checked.records,
         checked.max_lateness,
@@ -143,7 +160,13 @@ async fn killed_again_and_again_the_worker_loses_nothing_and_doubles_nothing() {
         checked.late_outcomes,
         checked.terminated_instances,
         checked.left_running,
-        effects.len()
+        effects.len(),
+        repeated as f64 / (kills + self_aborts).max(1) as f64,
     );
     assert!(kills >= min_kills, "{kills} SIGKILLs");
+    assert!(calls >= terminates, "{calls} calls for {terminates} terminations");
+    assert!(
+        repeated <= (kills + self_aborts) as u64,
+        "{repeated} calls repeated for {kills} kills and {self_aborts} aborts"
+    );
 }

@@ -13,6 +13,14 @@
 //! that must run was touched, every write-back is exact, no history shows two
 //! terminations and every timer fired once.
 //!
+//! The stream has two open shards (moto's one, split by meeting id by a
+//! proxy, `common::shards`), so the workers lease and read them separately.
+//! Every `TerminateInstances` call is counted on the way: the calls repeated
+//! (beyond one per termination) must be at most the number of kills — an
+//! effect is claimed only as it starts, its lease renewed while its call
+//! runs, its outcome recorded when the call returns, so a kill repeats at
+//! most the calls in flight.
+//!
 //! `SPINDOWN_MW_MEETINGS` (default 150), `SPINDOWN_MW_KILLS` (default 30),
 //! `SPINDOWN_MW_SEED`, `SPINDOWN_KEEP_DIR=1`.
 
@@ -131,7 +139,10 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
     }
     let end_of_life = scenario::end_of_life(&plans);
 
-    let proxy = FaultProxy::start(&moto.endpoint, Rates::default(), 1).await;
+    // Two open shards, split by meeting id, then a proxy that counts the calls.
+    let split: common::shards::Split = std::sync::Arc::new(|id: &str| id.bytes().map(usize::from).sum::<usize>() % 2);
+    let shards = common::shards::ShardProxy::start(&moto.endpoint, split, None).await;
+    let proxy = FaultProxy::start(&shards.endpoint, Rates::default(), 1).await;
     let mut fleet = Fleet {
         moto: &moto,
         endpoint: proxy.endpoint.clone(),
@@ -238,8 +249,8 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
          pg_terminate_backend; {} worker runs; {seen:?}; {} stream records replayed, outcomes equal replay \
          (timers at most {} late; {} ended otherwise because no worker was up when their timer was due: {:?}); \
          {} timer fires, each once; {} instances terminated, {} left running; {} effects: {terminates} terminations \
-         took {terminate_calls} TerminateInstances calls ({} repeated), {write_backs} write-backs {update_calls} \
-         UpdateItem calls",
+         took {terminate_calls} TerminateInstances calls ({} repeated: {:.2} per kill), {write_backs} write-backs \
+         {update_calls} UpdateItem calls; {} shards read",
         checked.by_reason,
         fleet.runs,
         checked.records,
@@ -251,7 +262,15 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
         checked.left_running,
         effects.len(),
         terminate_calls - terminates,
+        (terminate_calls - terminates) as f64 / (kills + self_aborts).max(1) as f64,
+        store.checkpoints(None).await.unwrap().len(),
     );
     assert!(kills >= min_kills, "{kills} SIGKILLs");
+    let repeated = terminate_calls - terminates;
+    assert!(
+        repeated <= (kills + self_aborts) as u64,
+        "{repeated} TerminateInstances calls repeated for {kills} SIGKILLs and {self_aborts} crash-point aborts"
+    );
+    assert_eq!(store.checkpoints(None).await.unwrap().len(), 2, "two shards");
     assert_eq!(zombies, 1, "the zombie was made");
 }

@@ -165,8 +165,10 @@ impl ShardProxy {
                     let (rd, mut wr) = sock.into_split();
                     let mut rd = BufReader::new(rd);
                     while let Some(req) = read_request(&mut rd).await {
+                        // A client that asked to close (another proxy in front) reads to the end.
+                        let close = req.head.to_ascii_lowercase().contains("connection: close");
                         let Ok(reply) = handle(upstream, req, &split, slow).await else { return };
-                        if wr.write_all(&reply).await.is_err() {
+                        if wr.write_all(&reply).await.is_err() || close {
                             return;
                         }
                     }
