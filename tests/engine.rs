@@ -368,3 +368,87 @@ async fn two_engines_creating_the_same_meetings_on_postgres_both_succeed() {
     let h = store.history(&id("m-7-7")).await.unwrap();
     assert_eq!(h.iter().filter(|e| e.entry.outcome == Outcome::Created).count(), 1, "{h:?}");
 }
+
+/// A due timer the store names but the meeting no longer has (its row's
+/// index of the next due timer disagrees with its timers — another writer
+/// moved it between the read and the load, or an old bug wrote it) fires
+/// nothing and is dropped once: the row is written again, and the real
+/// timer fires once at its time. (It used to be fired as if it were real —
+/// a re-check that did not exist ended a scheduled meeting — and then again
+/// on every pass.)
+#[tokio::test]
+async fn a_stale_timer_key_fires_nothing_and_is_dropped_once() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stale.db");
+    let clock = ManualClock::live(t("10:00"));
+    let (e, store) = sqlite_engine(&db, Arc::new(clock.clone())).await;
+    e.apply(items(&[rec(Some("ev-1"), "INSERT", Some(t("10:00")), "m-1", img("10:00", json!({})))])).await.unwrap();
+    assert_eq!(pending(store.as_ref()).await, vec![(TimerKind::SafetyNet, t("10:15")), (TimerKind::Cap, t("14:00"))]);
+    // The row's due-timer index says "a re-check at 10:05", which the meeting does not have.
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    sqlx::query("UPDATE meetings SET next_due = ?1, next_kind = 1 WHERE id = 'm-1'")
+        .bind(t("10:05").as_micros())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    clock.set(t("10:10"));
+    let (report, more) = e.fire_due(100).await.unwrap();
+    assert_eq!((report.timers_fired, more), (0, false), "nothing real is due at 10:10");
+    let m = store.meeting(&id("m-1")).await.unwrap().unwrap().meeting;
+    assert_eq!(m.state, State::Scheduled, "not ended by a timer it does not have");
+    assert_eq!(store.next_due().await.unwrap(), Some(t("10:15")), "the row was written again: the index agrees");
+    let (again, _) = e.fire_due(100).await.unwrap();
+    assert_eq!(again.timers_fired, 0);
+    clock.set(t("10:16"));
+    let (report, _) = e.fire_due(100).await.unwrap();
+    assert_eq!(report.timers_fired, 1, "the safety net fires once");
+    let m = store.meeting(&id("m-1")).await.unwrap().unwrap().meeting;
+    assert_eq!(m.ended.unwrap().reason, Reason::NoShowTimeout);
+    let fires = store
+        .history(&id("m-1"))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|h| matches!(h.entry.cause, Cause::Timer { .. }))
+        .count();
+    assert_eq!(fires, 1, "one timer fire in the story");
+}
+
+/// PostgreSQL sessions run under the configured limits: a frozen peer holds
+/// its locks at most `idle_in_transaction_session_timeout`, nobody waits for
+/// a lock longer than `lock_timeout`, a statement runs at most
+/// `statement_timeout`, and the server probes dead clients.
+#[tokio::test]
+async fn postgresql_sessions_run_under_their_timeouts() {
+    use spindown::store::postgres::{PgOptions, PgStore};
+    let url = common::postgres::database("session_limits");
+    let options = PgOptions {
+        statement_timeout: Duration::from_secs(7),
+        lock_timeout: Duration::from_millis(1500),
+        idle_in_transaction_timeout: Duration::from_secs(9),
+        keepalive: Duration::from_secs(12),
+        ..PgOptions::default()
+    };
+    let store = PgStore::open(&url, &options).await.unwrap();
+    let show = |name: &'static str| {
+        let pool = store.pool().clone();
+        async move { sqlx::query_scalar::<_, String>(&format!("SHOW {name}")).fetch_one(&pool).await.unwrap() }
+    };
+    assert_eq!(show("statement_timeout").await, "7s");
+    assert_eq!(show("lock_timeout").await, "1500ms");
+    assert_eq!(show("idle_in_transaction_session_timeout").await, "9s");
+    assert_eq!(show("tcp_keepalives_idle").await, "12");
+    assert_eq!(show("tcp_keepalives_interval").await, "4");
+    // A lock held by another session is waited for lock_timeout, then the
+    // call fails as a passing fault (the worker waits and tries again).
+    let mut holder = store.pool().begin().await.unwrap();
+    sqlx::query("LOCK TABLE meetings IN ACCESS EXCLUSIVE MODE").execute(&mut *holder).await.unwrap();
+    let t0 = std::time::Instant::now();
+    let e = store.meeting(&id("m-1")).await.unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(5), "gave up after lock_timeout, not later: {:?}", t0.elapsed());
+    assert_eq!(e.fault(), Some(spindown::store::Fault::LockTimeout), "{e}");
+    assert!(e.is_transient());
+    holder.rollback().await.unwrap();
+}

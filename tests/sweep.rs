@@ -105,3 +105,61 @@ async fn the_sweep_terminates_orphans_of_ended_meetings_and_nothing_else() {
     assert_eq!(aws.state(&unknown).await, "running");
     assert_eq!(aws.state(&bystander).await, "running");
 }
+
+/// Three workers on one PostgreSQL database, each with the recurring sweep:
+/// one sweeps at a time (the holder of the sweep's lease row), so a tagged
+/// instance of a meeting never seen is reported once a second, not three
+/// times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sweeper_at_a_time_across_workers() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::postgres::database("one_sweeper");
+    let aws = Aws::new(&moto, "elephant-meetings").await;
+    let unknown = aws.instance("m-never-seen").await;
+    // The schema first (the test reads the sweep log from the start).
+    let _store = spindown::store::postgres::PgStore::open(&url, &Default::default()).await.unwrap();
+    let config = format!("{CONFIG}every = \"1s\"\n");
+    let mut workers: Vec<_> = (0..3)
+        .map(|k| {
+            let id = format!("w{k}");
+            let log = format!("{id}.log");
+            worker_with(
+                &moto,
+                Path::new(&url),
+                "elephant-meetings",
+                dir.path(),
+                &log,
+                POLICY,
+                &config,
+                &[("SPINDOWN_WORKER_ID", id.as_str())],
+            )
+        })
+        .collect();
+    let reported = || -> usize {
+        common::postgres::sql(&url, &format!("SELECT count(*) FROM sweep_log WHERE instance_id = '{unknown}'"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reported() == 0 {
+        assert!(Instant::now() < deadline, "no sweep reported {unknown}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (t0, n0) = (Instant::now(), reported());
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (secs, n) = (t0.elapsed().as_secs_f64(), reported() - n0);
+    assert!(n >= 4, "the sweep goes on: {n} reports in {secs:.1}s");
+    assert!(
+        (n as f64) <= secs + 2.0,
+        "one sweeper at a time: {n} reports in {secs:.1}s (three would make ~{:.0})",
+        3.0 * secs
+    );
+    let holder = common::postgres::sql(&url, "SELECT owner FROM shard_leases WHERE stream_arn = 'spindown:sweep'");
+    assert!(["w0", "w1", "w2"].contains(&holder.trim()), "the sweep's lease: {holder:?}");
+    for w in workers.iter_mut() {
+        assert!(sigterm(w).success());
+    }
+    eprintln!("one sweeper: {n} reports in {secs:.1}s by {}", holder.trim());
+}

@@ -241,6 +241,13 @@ impl Work<'_> {
         // or whose meeting is gone: nothing to fire.
         let current = self.cache.meeting(&key.meeting_id).is_some_and(|m| m.timers.get(key.kind) == Some(key.due));
         if !current {
+            // Its row is written again, so the store's index of due timers
+            // agrees with the meeting from now on: the key is dropped once.
+            if let Some(Some(c)) = self.cache.entries.get_mut(&key.meeting_id) {
+                tracing::warn!(meeting_id = %key.meeting_id, kind = %key.kind, due = %key.due, "a due timer the meeting no longer has: dropped");
+                c.row_dirty = true;
+                self.touch(&key.meeting_id);
+            }
             return false;
         }
         let now = self.instant(key.due);
