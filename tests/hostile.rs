@@ -300,7 +300,8 @@ async fn hostile_rows_on_a_real_stream_are_dead_lettered_and_good_ones_end() {
     // The same records through replay give the same outcomes.
     let file = dir.path().join("stream.jsonl");
     std::fs::write(&file, aws.stream_lines().await.join("\n")).unwrap();
-    let policy = dir.path().join("policy.toml");
+    let policy = dir.path().join("the-workers-policy.toml");
+    std::fs::write(&policy, common::process::POLICY).unwrap();
     let replayed = outcomes(&run_ok(spindown().arg("replay").arg(&file).arg("--policy").arg(&policy).arg("--json")));
     for m in store.meetings(&MeetingFilter::default()).await.unwrap() {
         let m = m.meeting;

@@ -17,6 +17,8 @@
 //! W3 recovery: a fresh process over N overdue timers: time to the first
 //!    fire, to the last, peak RSS, each exactly once.
 //! W4 steady: R timers per second for S seconds: lateness p50/p99/max.
+//! YEAR retention: a generated year replayed month by month into one
+//!    database, pruned to its 30-day retention after each: the file's size.
 
 mod day;
 #[cfg(feature = "peers")]
@@ -28,6 +30,7 @@ mod records;
 mod timers;
 mod w1;
 mod whatif;
+mod year;
 
 use std::path::PathBuf;
 
@@ -70,6 +73,8 @@ enum Cmd {
     Peers,
     /// `spindown whatif` on W1's day with three models (legacy, smart, fixed).
     Whatif,
+    /// A year of meetings replayed month by month into one database and pruned to its retention window.
+    Year,
     /// W1 and W2 on PostgreSQL (W2 with 1, 2 and 4 workers): --pg names a
     /// server (a superuser URL, e.g. from `scripts/pg-server start`).
     Pg {
@@ -206,9 +211,10 @@ async fn main() -> Result<()> {
         let mut out = Vec::new();
         let which: Vec<&str> = match &cli.cmd {
             // Built with the peers, `all` runs them too, after spindown's own.
-            Cmd::All if cfg!(feature = "peers") => vec!["w1", "w2", "w3", "w4", "whatif", "peers"],
-            Cmd::All => vec!["w1", "w2", "w3", "w4", "whatif"],
+            Cmd::All if cfg!(feature = "peers") => vec!["w1", "w2", "w3", "w4", "whatif", "year", "peers"],
+            Cmd::All => vec!["w1", "w2", "w3", "w4", "whatif", "year"],
             Cmd::Whatif => vec!["whatif"],
+            Cmd::Year => vec!["year"],
             Cmd::W1 => vec!["w1"],
             Cmd::W2 => vec!["w2"],
             Cmd::W3 => vec!["w3"],
@@ -225,6 +231,7 @@ async fn main() -> Result<()> {
                 "w3" => timers::w3(&cli, &dir, &mut out).await?,
                 "w4" => timers::w4(&cli, &dir, &mut out).await?,
                 "whatif" => whatif::run(&cli, &dir, &mut out)?,
+                "year" => year::run(&cli, &dir, &mut out)?,
                 "pg" => {
                     let Cmd::Pg { pg, workers, no_w1 } = &cli.cmd else { unreachable!("only for pg") };
                     pg::run(&cli, &dir, pg, workers, *no_w1, &mut out).await?
