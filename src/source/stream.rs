@@ -283,7 +283,7 @@ impl StreamReader {
                 s.caught_up = c.caught_up;
                 s.iterator = None;
             }
-            s.elsewhere = if c.caught_up { Some(c.at) } else { c.last_event_at };
+            s.elsewhere = crate::engine::read_through(&c);
         }
         for shard in changes.lost.into_iter().chain(changes.released).chain(changes.taken) {
             if let Some(s) = self.shards.get_mut(&shard) {
