@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spindown::record::{decode_line, Item};
+use spindown::meeting::record::{decode_line, Item};
 
 fuzz_target!(|data: &[u8]| {
     for item in decode_line(data) {

@@ -7,16 +7,16 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use spindown::machine::{transition, Input, Meeting, MeetingId, Outcome, State};
-use spindown::policy::Policy;
-use spindown::record::{decode_line, Item};
+use spindown::meeting::{transition, Input, Meeting, MeetingId, Outcome, State};
+use spindown::meeting::Policy;
+use spindown::meeting::record::{decode_line, Item};
 use spindown::time::Timestamp;
 
 fuzz_target!(|data: &[u8]| {
     let policy = Policy::default();
     let mut meetings: BTreeMap<MeetingId, Meeting> = BTreeMap::new();
     let mut clock = Timestamp::EPOCH;
-    let mut fire = |meetings: &mut BTreeMap<MeetingId, Meeting>, target: Timestamp, clock: &mut Timestamp| {
+    let fire = |meetings: &mut BTreeMap<MeetingId, Meeting>, target: Timestamp, clock: &mut Timestamp| {
         for _ in 0..10_000 {
             let next = meetings
                 .values()
@@ -62,5 +62,5 @@ fn check(before: &Meeting, after: &Meeting, outcome: Outcome) {
         assert_eq!(outcome, Outcome::Ignored, "a termination happens once");
         assert_eq!(before.ended, after.ended);
     }
-    assert!(after.instances.iter().all(|i| spindown::machine::InstanceId::parse(i.as_str()).is_some()));
+    assert!(after.instances.iter().all(|i| spindown::meeting::InstanceId::parse(i.as_str()).is_some()));
 }
