@@ -530,13 +530,13 @@ impl WorkerConfig {
     }
 
     /// The listener's settings; `None` when it is off.
-    pub fn http(&self) -> Result<Option<crate::worker::HttpOptions>, ConfigError> {
+    pub fn http(&self) -> Result<Option<crate::http::HttpOptions>, ConfigError> {
         let Some(listen) = &self.http.listen else { return Ok(None) };
         let addr = std::net::ToSocketAddrs::to_socket_addrs(listen.as_str())
             .ok()
             .and_then(|mut a| a.next())
             .ok_or_else(|| bad("http.listen", format!("{listen:?} is not HOST:PORT (e.g. 127.0.0.1:9464)")))?;
-        Ok(Some(crate::worker::HttpOptions {
+        Ok(Some(crate::http::HttpOptions {
             listen: addr,
             timer_stall: parse_duration("http.timer_stall", &self.http.timer_stall)?,
             reader_stall: parse_duration("http.reader_stall", &self.http.reader_stall)?,

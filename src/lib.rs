@@ -53,6 +53,7 @@
 //!   [`Span`](time::Span); the spec's time and duration formats.
 //! * [`clock`] — the [`Clock`](clock::Clock) trait: the system clock for the
 //!   worker, a manual clock for replay and tests.
+//! * [`named`] — enums named by strings (`names!`), for every layer.
 //! * [`meeting`] — the pure model: ids, facts, states, the transition rules,
 //!   the policy, record decoding, the history vocabulary.
 //! * [`legacy`] — the old Lambdas (safety net and terminator) as a second
@@ -93,6 +94,7 @@ pub mod http;
 pub mod inspect;
 pub mod legacy;
 pub mod meeting;
+pub mod named;
 pub mod outbox;
 pub mod retention;
 pub mod source;

@@ -10,7 +10,6 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
-use crate::engine::Report;
 use crate::meeting::{EffectKind, TimerKind};
 use crate::store::StoreError;
 use crate::time::Timestamp;
@@ -76,27 +75,6 @@ pub fn describe() {
         }
     }
     metrics::gauge!("spindown_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-}
-
-/// A committed unit of work: its records, dead letters, terminations and timer fires.
-pub fn unit_committed(r: &Report) {
-    let applied = r.records.saturating_sub(r.duplicates + r.ignored);
-    for (outcome, n) in [("applied", applied), ("duplicate", r.duplicates), ("ignored", r.ignored)] {
-        if n > 0 {
-            metrics::counter!("spindown_records_total", "outcome" => outcome).increment(n);
-        }
-    }
-    for (reason, &n) in &r.dead_letters {
-        metrics::counter!("spindown_records_total", "outcome" => "dead_letter").increment(n);
-        metrics::counter!("spindown_dead_letters_total", "reason" => reason.clone()).increment(n);
-    }
-    for (reason, &n) in &r.terminated {
-        metrics::counter!("spindown_terminations_total", "reason" => reason.as_str()).increment(n);
-    }
-    for &(kind, lateness) in &r.lateness {
-        metrics::histogram!("spindown_timer_lateness_seconds", "kind" => kind.as_str())
-            .record(lateness.as_micros() as f64 / 1e6);
-    }
 }
 
 /// One attempt at one effect part.

@@ -327,22 +327,31 @@ impl Engine {
         items: Vec<Incoming>,
         checkpoint: Option<Checkpoint>,
     ) -> Result<Report, EngineError> {
-        let mut attempt = 0;
-        loop {
-            let run = async {
+        let report = self
+            .retrying("applying the records again", || async {
                 let mut w = Work::begin(self).await?;
                 w.set_checkpoint(checkpoint.clone());
                 w.apply(items.clone()).await?;
                 w.commit().await
-            };
-            match run.await {
-                Ok(report) => {
-                    crate::telemetry::unit_committed(&report);
-                    return Ok(report);
-                }
+            })
+            .await?;
+        report.record_metrics();
+        Ok(report)
+    }
+
+    /// Run a unit of work, again while it loses a race another writer won
+    /// first ([`Engine::may_retry`]).
+    async fn retrying<T, F, Fut>(&self, again: &str, mut unit: F) -> Result<T, EngineError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, EngineError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match unit().await {
                 Err(e) if self.may_retry(&e, attempt) => {
                     attempt += 1;
-                    tracing::info!(attempt, "unit of work not committed ({e}); applying it again");
+                    tracing::info!(attempt, "unit of work not committed ({e}); {again}");
                     tokio::time::sleep(Duration::from_millis(20 << attempt.min(5))).await;
                 }
                 r => return r,
@@ -368,27 +377,16 @@ impl Engine {
     ///
     /// A store failure; nothing is then committed.
     pub async fn fire_due(&self, limit: usize) -> Result<(Report, bool), EngineError> {
-        let mut attempt = 0;
-        loop {
-            let run = async {
+        let (report, more) = self
+            .retrying("firing the timers again", || async {
                 let mut w = Work::begin(self).await?;
                 let target = self.limit_at(self.clock.now());
                 let more = w.fire_through(target, limit).await?;
                 Ok((w.commit().await?, more))
-            };
-            match run.await {
-                Ok((report, more)) => {
-                    crate::telemetry::unit_committed(&report);
-                    return Ok((report, more));
-                }
-                Err(e) if self.may_retry(&e, attempt) => {
-                    attempt += 1;
-                    tracing::info!(attempt, "timer fires not committed ({e}); firing again");
-                    tokio::time::sleep(Duration::from_millis(20 << attempt.min(5))).await;
-                }
-                r => return r,
-            }
-        }
+            })
+            .await?;
+        report.record_metrics();
+        Ok((report, more))
     }
 
     /// Virtual time: run the clock on, firing every timer due at or before

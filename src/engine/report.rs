@@ -63,3 +63,28 @@ impl Report {
         self.dead_letters.values().sum()
     }
 }
+
+impl Report {
+    /// Count a committed unit of work in the metrics: its records, dead
+    /// letters, terminations and timer fires (see [`crate::telemetry::METRICS`]).
+    pub(crate) fn record_metrics(&self) {
+        let r = self;
+        let applied = r.records.saturating_sub(r.duplicates + r.ignored);
+        for (outcome, n) in [("applied", applied), ("duplicate", r.duplicates), ("ignored", r.ignored)] {
+            if n > 0 {
+                metrics::counter!("spindown_records_total", "outcome" => outcome).increment(n);
+            }
+        }
+        for (reason, &n) in &r.dead_letters {
+            metrics::counter!("spindown_records_total", "outcome" => "dead_letter").increment(n);
+            metrics::counter!("spindown_dead_letters_total", "reason" => reason.clone()).increment(n);
+        }
+        for (reason, &n) in &r.terminated {
+            metrics::counter!("spindown_terminations_total", "reason" => reason.as_str()).increment(n);
+        }
+        for &(kind, lateness) in &r.lateness {
+            metrics::histogram!("spindown_timer_lateness_seconds", "kind" => kind.as_str())
+                .record(lateness.as_micros() as f64 / 1e6);
+        }
+    }
+}

@@ -26,7 +26,27 @@ use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::store::Store;
 use crate::telemetry::Liveness;
-use crate::worker::HttpOptions;
+
+/// The operator's listener.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub listen: std::net::SocketAddr,
+    /// `/readyz` fails when the timer loop has not run for this long.
+    pub timer_stall: Duration,
+    /// `/readyz` fails when the stream reader has not finished a round for this long.
+    pub reader_stall: Duration,
+    /// Write actions in the console need this token; `None`: read-only.
+    pub console_token: Option<String>,
+    /// Reading the console needs the token too (`/metrics` and the health
+    /// checks never do).
+    pub console_private: bool,
+    /// `Host` names the listener answers besides IP literals and `localhost`
+    /// (a name a proxy or a browser uses for it).
+    pub allowed_hosts: Vec<String>,
+    /// Mark the console's session cookie `Secure` (it is served over TLS,
+    /// behind a proxy); also when a proxy says `X-Forwarded-Proto: https`.
+    pub secure_cookies: bool,
+}
 
 /// What the handlers share.
 #[derive(Clone)]

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::InstanceId;
 use super::model::Reason;
-use super::named::names;
+use crate::named::names;
 use crate::time::Timestamp;
 
 names! {

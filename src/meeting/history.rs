@@ -13,7 +13,7 @@ use super::effect::EffectKind;
 use super::ids::InstanceId;
 use super::input::{CommandKind, InstanceSource};
 use super::model::{Ended, EventName, Facts, Reason, State, TimerKind};
-use super::named::{join, names};
+use crate::named::{join, names};
 use crate::time::{Span, Timestamp};
 
 /// One line of a meeting's history.

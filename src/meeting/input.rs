@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::MeetingId;
 use super::model::{EventName, TimerKind};
-use super::named::names;
+use crate::named::names;
 use crate::time::{Span, Timestamp};
 
 /// An image (`NewImage` for INSERT/MODIFY, `OldImage` for REMOVE), decoded.

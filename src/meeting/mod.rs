@@ -18,17 +18,15 @@ pub mod history;
 mod ids;
 mod input;
 mod model;
-mod named;
 pub mod policy;
 pub mod record;
 mod transition;
 
+pub use crate::named::UnknownName;
 pub use effect::{Effect, EffectKind};
 pub use history::{Cause, CauseKind, Chunk, Entry, Note, OperatorAction, Outcome};
 pub use ids::{BadInstanceId, EmptyMeetingId, InstanceId, MeetingId};
 pub use input::{Change, Command, CommandKind, Image, Input, InstanceSource, Rejection, SeenInstance};
 pub use model::{Ended, EventName, Facts, Meeting, Reason, State, TimerKey, TimerKind, Timers};
-pub(crate) use named::names;
-pub use named::UnknownName;
 pub use policy::{Mode, Policy, PolicyError};
 pub use transition::{admits, can_create, step, transition, Step, TimerChange};

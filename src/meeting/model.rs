@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{InstanceId, MeetingId};
-use super::named::names;
+use crate::named::names;
 use crate::time::{Span, Timestamp};
 
 names! {

@@ -26,8 +26,8 @@ use serde_json::Value;
 
 use super::leases::Leases;
 use crate::engine::{Engine, EngineError, Incoming};
-use crate::meeting::names;
 use crate::meeting::record::decode_text;
+use crate::named::names;
 use crate::store::{Checkpoint, Gap, StoreError, WorkerInfo};
 use crate::time::Timestamp;
 use crate::BoxFuture;

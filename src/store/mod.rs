@@ -14,8 +14,10 @@
 //!   database: the meetings a unit of work touches are locked (`FOR
 //!   UPDATE`), due timers and effects are claimed with `SKIP LOCKED`.
 //! * [`memory`] — no database at all: maps behind a lock (tests).
+//! * [`copy`] — one database into another, empty one (`spindown migrate`).
 
 pub(crate) mod codec;
+pub mod copy;
 pub mod memory;
 pub mod postgres;
 pub(crate) mod rows;
@@ -28,7 +30,8 @@ use async_trait::async_trait;
 pub use stats::{Phase, WriteCounts};
 pub use types::*;
 
-use crate::meeting::{names, MeetingId, TimerKey};
+use crate::meeting::{MeetingId, TimerKey};
+use crate::named::names;
 use crate::time::{Span, Timestamp};
 
 /// A storage failure, classified for the operator.

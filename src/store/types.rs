@@ -6,7 +6,7 @@ use crate::meeting::history::{Chunk, Entry};
 use crate::meeting::{Effect, EffectKind, Meeting, MeetingId, Reason, State, TimerKind};
 use crate::time::{Span, Timestamp};
 
-use crate::meeting::names;
+use crate::named::names;
 
 names! {
     /// Where an outbox row is.

@@ -41,6 +41,7 @@ use crate::source::stream::{ReaderError, ReaderOptions, StreamReader, StreamSour
 use crate::store::StoreError;
 use crate::time::Span;
 
+pub use crate::http::HttpOptions;
 pub use identity::IdentityError;
 pub use jobs::Retention;
 
@@ -96,27 +97,6 @@ impl std::fmt::Debug for SweepJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SweepJob").field("every", &self.every).field("options", &self.options).finish_non_exhaustive()
     }
-}
-
-/// The operator's listener.
-#[derive(Debug, Clone)]
-pub struct HttpOptions {
-    pub listen: std::net::SocketAddr,
-    /// `/readyz` fails when the timer loop has not run for this long.
-    pub timer_stall: Duration,
-    /// `/readyz` fails when the stream reader has not finished a round for this long.
-    pub reader_stall: Duration,
-    /// Write actions in the console need this token; `None`: read-only.
-    pub console_token: Option<String>,
-    /// Reading the console needs the token too (`/metrics` and the health
-    /// checks never do).
-    pub console_private: bool,
-    /// `Host` names the listener answers besides IP literals and `localhost`
-    /// (a name a proxy or a browser uses for it).
-    pub allowed_hosts: Vec<String>,
-    /// Mark the console's session cookie `Secure` (it is served over TLS,
-    /// behind a proxy); also when a proxy says `X-Forwarded-Proto: https`.
-    pub secure_cookies: bool,
 }
 
 /// Why the worker stopped on its own.

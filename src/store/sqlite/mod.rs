@@ -25,7 +25,8 @@ use super::{
     HistoryAppend, HistoryRecord, Lease, LeaseRow, MeetingFilter, OutcomeLine, Page, PruneLog, Requeue, Retained,
     Store, StoreError, StoredMeeting, TimerFilter, UnitOfWork, WorkerInfo, WorkerRow,
 };
-use crate::meeting::{names, MeetingId, TimerKey};
+use crate::meeting::{MeetingId, TimerKey};
+use crate::named::names;
 use crate::store::stats::{Phase, Stats};
 use crate::store::WriteCounts;
 use crate::time::{Span, Timestamp};

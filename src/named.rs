@@ -1,4 +1,6 @@
-//! Enums whose values are the spec's strings.
+//! Enums whose values are named by strings (the spec's, the store's, the
+//! command line's): states, reasons, effect and history kinds, stored
+//! statuses, faults, stream starts.
 //!
 //! [`names!`] declares an enum with `as_str`, `Display`, `FromStr` (an
 //! [`UnknownName`] error listing the valid names) and serde: the string in a
@@ -42,11 +44,11 @@ macro_rules! names {
         }
 
         impl std::str::FromStr for $name {
-            type Err = $crate::meeting::UnknownName;
+            type Err = $crate::named::UnknownName;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    _ => Err($crate::meeting::UnknownName { what: $what, value: s.to_string(), expected: Self::NAMES }),
+                    _ => Err($crate::named::UnknownName { what: $what, value: s.to_string(), expected: Self::NAMES }),
                 }
             }
         }

@@ -1,0 +1,159 @@
+//! Copy one database into another, empty one (`spindown migrate`: a SQLite
+//! file into PostgreSQL, to run several workers): meetings with their
+//! pending timers and applied eventIDs, every meeting's history (chunk by
+//! chunk, as written), the outbox as it is (ids, status, attempts, errors),
+//! dead letters, stream checkpoints and gaps, the sweep log and the engine's
+//! clocks; then both must count the same.
+
+use serde::Serialize;
+
+use super::{Changes, Counts, HistoryAppend, MeetingFilter, MeetingWrite, NewDeadLetter, Page, Store, StoreError};
+use crate::meeting::history::Chunk;
+
+/// Rows per transaction (meetings with their histories, outbox rows, dead letters).
+const PAGE: usize = 1000;
+
+/// What a copy copied.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Copied {
+    pub meetings: u64,
+    pub history_entries: u64,
+    pub timers: i64,
+    pub effects: u64,
+    pub dead_letters: u64,
+    pub checkpoints: u64,
+    pub gaps: u64,
+    pub sweep_log: u64,
+}
+
+/// Why a copy did not happen, or does not match.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "{0} is not empty (it holds meetings, effects, dead letters or stream positions): a copy goes only into an empty database"
+    )]
+    NotEmpty(String),
+    #[error("the copy does not match its source:\n  {0}")]
+    Mismatch(String),
+}
+
+/// Nothing to overwrite: no meeting, effect, dead letter, checkpoint or gap.
+pub async fn is_empty(store: &dyn Store) -> Result<bool, StoreError> {
+    let c = store.counts().await?;
+    Ok(c.meetings == 0
+        && c.effects_by_status.iter().all(|(_, n)| *n == 0)
+        && c.dead_letters == 0
+        && store.checkpoints(None).await?.is_empty()
+        && store.gaps().await?.is_empty())
+}
+
+/// What must match between the two databases afterwards.
+fn essentials(c: &Counts) -> impl PartialEq + std::fmt::Debug {
+    (
+        c.meetings,
+        c.meetings_by_state.clone(),
+        c.terminated_by_reason.clone(),
+        c.timers_pending,
+        c.next_timer_due,
+        c.effects_by_status.clone(),
+        c.dead_letters_by_kind.clone(),
+    )
+}
+
+/// Copy `from` into `to`, which must be empty; `progress` hears (meetings
+/// copied, meetings in all) after each page.
+///
+/// # Errors
+///
+/// `to` is not empty, a store fails, or the two do not count the same afterwards.
+pub async fn copy(from: &dyn Store, to: &dyn Store, progress: &mut dyn FnMut(u64, u64)) -> Result<Copied, CopyError> {
+    if !is_empty(to).await? {
+        return Err(CopyError::NotEmpty(to.describe()));
+    }
+    let mut copied = Copied::default();
+    let total = from.counts().await?.meetings.max(0) as u64;
+
+    // Meetings and their stories, a page per transaction.
+    let mut filter = MeetingFilter { limit: Some(PAGE), ..MeetingFilter::default() };
+    loop {
+        let page = from.meetings(&filter).await?;
+        let Some(last) = page.last() else { break };
+        filter.after = Some(last.meeting.id.clone());
+        let mut changes = Changes::default();
+        for m in page {
+            let story = from.history(&m.meeting.id).await?;
+            copied.history_entries += story.len() as u64;
+            // One chunk per stored chunk: entries written together stay together.
+            let mut chunks: Vec<(i64, Vec<_>)> = Vec::new();
+            for h in story {
+                match chunks.last_mut() {
+                    Some((seq, entries)) if *seq == h.seq => entries.push(h.entry),
+                    _ => chunks.push((h.seq, vec![h.entry])),
+                }
+            }
+            for (_, entries) in chunks {
+                changes.history.push(HistoryAppend {
+                    meeting_id: m.meeting.id.clone(),
+                    chunk: entries.iter().cloned().collect::<Chunk>(),
+                });
+            }
+            changes.meetings.push(MeetingWrite { stored: m, loaded_version: None });
+        }
+        copied.meetings += changes.meetings.len() as u64;
+        to.begin().await?.commit(changes).await?;
+        progress(copied.meetings, total);
+    }
+
+    // The outbox as it is, a page at a time (newest first; the ids are kept).
+    let mut before = None;
+    loop {
+        let rows = from.recent_effects(&Default::default(), before, PAGE).await?;
+        let Some(last) = rows.last() else { break };
+        before = Some(last.id);
+        copied.effects += rows.len() as u64;
+        to.copy_effects(&rows).await?;
+    }
+    let mut after = None;
+    loop {
+        let page = from.dead_letters(&Page { after, limit: PAGE }).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        copied.dead_letters += page.len() as u64;
+        let dead_letters = page
+            .into_iter()
+            .map(|d| NewDeadLetter {
+                at: d.at,
+                origin: d.origin,
+                kind: d.kind.into(),
+                reason: d.reason,
+                event_id: d.event_id,
+                raw: d.raw,
+            })
+            .collect();
+        to.begin().await?.commit(Changes { dead_letters, ..Changes::default() }).await?;
+    }
+    for c in from.checkpoints(None).await? {
+        to.begin().await?.commit(Changes { checkpoint: Some(c), ..Changes::default() }).await?;
+        copied.checkpoints += 1;
+    }
+    for g in from.gaps().await? {
+        to.record_gap(&g).await?;
+        copied.gaps += 1;
+    }
+    let mut findings = from.sweep_log(i64::MAX).await?;
+    findings.reverse(); // oldest first, as they were written
+    copied.sweep_log = findings.len() as u64;
+    to.record_sweep(&findings).await?;
+    let clocks = from.clocks().await?;
+    to.begin().await?.commit(Changes { clocks, ..Changes::default() }).await?;
+
+    // Both sides must now count the same.
+    let (a, b) = (from.counts().await?, to.counts().await?);
+    if essentials(&a) != essentials(&b) {
+        return Err(CopyError::Mismatch(format!("{}: {a:?}\n  {}: {b:?}", from.describe(), to.describe())));
+    }
+    copied.timers = b.timers_pending;
+    Ok(copied)
+}
