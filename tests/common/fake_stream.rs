@@ -112,7 +112,7 @@ impl StreamSource for FakeStream {
                 let d = &s.shards[shard];
                 let limit = d.page_cap.map_or(limit as usize, |c| c.min(limit as usize));
                 let end = (index + limit).min(d.records.len());
-                let records = d.records[index..end].iter().map(|(q, r)| (r.clone(), q.to_string())).collect();
+                let records = d.records[index..end].iter().map(|(q, r)| (r.to_string(), q.to_string())).collect();
                 let next = if d.closed && end == d.records.len() { None } else { Some(format!("{shard}|{end}")) };
                 Ok(Page { records, next_iterator: next })
             })

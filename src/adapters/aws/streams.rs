@@ -184,7 +184,7 @@ impl StreamSource for AwsStreams {
                 .iter()
                 .map(|r| {
                     let seq = r.dynamodb().and_then(|d| d.sequence_number()).unwrap_or_default().to_string();
-                    (record_json(r), seq)
+                    (record_json(r).to_string(), seq)
                 })
                 .collect();
             Ok(Page { records, next_iterator: out.next_shard_iterator().map(str::to_owned) })

@@ -16,96 +16,29 @@
 //! The AWS SDK sits behind [`StreamSource`], so shard splits, expired
 //! iterators and trimmed data — which the local endpoint cannot produce — are
 //! tested against a scripted source.
+//!
+//! * `port` — [`StreamSource`] and what crosses it ([`Page`]: each record as
+//!   JSON text, decoded once by the reader);
+//! * `shards` — lineage and positions, and how far the stream is read
+//!   through (the gate's input), pure;
+//! * `page` — reading one shard: a page applied with its checkpoint in one
+//!   unit of work, a shard read to its end, trimmed data, passing failures;
+//! * this file — the reader: shard lists, leases, rounds, the run loop.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::leases::Leases;
 use crate::engine::{Engine, EngineError, Incoming};
-use crate::meeting::record::decode_text;
-use crate::named::names;
-use crate::store::{Checkpoint, Gap, StoreError, WorkerInfo};
-use crate::time::Timestamp;
-use crate::BoxFuture;
+use crate::store::{Checkpoint, StoreError, WorkerInfo};
 
-/// A shard as the stream describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardInfo {
-    pub shard_id: String,
-    pub parent_shard_id: Option<String>,
-}
+mod page;
+mod port;
+mod shards;
 
-/// Where to start reading a shard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Position {
-    TrimHorizon,
-    Latest,
-    After(String),
-}
-
-/// One `GetRecords` page: records in the Lambda JSON shape with their sequence numbers.
-#[derive(Debug, Clone, Default)]
-pub struct Page {
-    pub records: Vec<(Value, String)>,
-    /// `None` when the shard is closed and fully read.
-    pub next_iterator: Option<String>,
-}
-
-/// A stream call that failed, classified for the reader.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StreamError {
-    #[error("shard iterator expired")]
-    ExpiredIterator,
-    #[error("trimmed data: {0}")]
-    Trimmed(String),
-    #[error("throttled: {0}")]
-    Throttled(String),
-    #[error("not found: {0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Transient(String),
-    #[error("{0}")]
-    Fatal(String),
-}
-
-/// One `DescribeStream` page: shards, and the last shard id when more follow.
-pub type ShardPage = (Vec<ShardInfo>, Option<String>);
-
-/// The DynamoDB Streams API, as much of it as the reader uses.
-pub trait StreamSource: Send + Sync + 'static {
-    /// One page of `DescribeStream`: shards after `start_after`, and the last
-    /// shard id when more pages follow.
-    fn describe<'a>(
-        &'a self,
-        stream_arn: &'a str,
-        start_after: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<ShardPage, StreamError>>;
-
-    fn iterator<'a>(
-        &'a self,
-        stream_arn: &'a str,
-        shard_id: &'a str,
-        position: &'a Position,
-    ) -> BoxFuture<'a, Result<String, StreamError>>;
-
-    fn records<'a>(&'a self, iterator: &'a str, limit: i32) -> BoxFuture<'a, Result<Page, StreamError>>;
-}
-
-names! {
-    /// Where a reader starts on a stream it has never read.
-    #[derive(Default)]
-    pub Start ("stream start") {
-        /// The oldest record the stream keeps (24 h).
-        #[default]
-        TrimHorizon = "trim-horizon",
-        /// Only records written from now on.
-        Latest = "latest",
-    }
-}
+pub use port::{Page, Position, ShardInfo, ShardPage, Start, StreamError, StreamSource};
+use shards::{Shard, Shards};
 
 /// Reader settings.
 #[derive(Debug, Clone)]
@@ -170,24 +103,6 @@ impl ReaderError {
     }
 }
 
-#[derive(Debug, Default)]
-struct Shard {
-    parent: Option<String>,
-    iterator: Option<String>,
-    closed: bool,
-    sequence: Option<String>,
-    /// Where to (re)start when no checkpoint exists.
-    start: Option<Position>,
-    caught_up: bool,
-    last_heartbeat: Option<std::time::Instant>,
-    listed: bool,
-    /// Every record of this shard with an earlier event time is applied (by
-    /// this worker; `None`: not read since it was taken).
-    progress: Option<Timestamp>,
-    /// Read by another worker through this event time, by its last checkpoint.
-    elsewhere: Option<Timestamp>,
-}
-
 /// What one reading round did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoundReport {
@@ -205,7 +120,7 @@ pub struct StreamReader {
     engine: Arc<Engine>,
     arn: String,
     options: ReaderOptions,
-    shards: BTreeMap<String, Shard>,
+    shards: Shards,
     last_refresh: Option<std::time::Instant>,
     backoff: Duration,
     fresh_stream: bool,
@@ -224,7 +139,7 @@ impl StreamReader {
     ) -> Result<Self, ReaderError> {
         let stored = engine.store().checkpoints(Some(&stream_arn)).await?;
         let fresh_stream = stored.is_empty();
-        let mut shards = BTreeMap::new();
+        let mut shards = Shards::default();
         for c in stored {
             shards.insert(
                 c.shard_id.clone(),
@@ -316,23 +231,7 @@ impl StreamReader {
     /// read twice are dropped by `eventID`.
     pub async fn resync(&mut self) -> Result<(), ReaderError> {
         let stored = self.engine.store().checkpoints(Some(&self.arn)).await?;
-        let mut by_shard: BTreeMap<String, Checkpoint> = stored.into_iter().map(|c| (c.shard_id.clone(), c)).collect();
-        for (id, s) in self.shards.iter_mut() {
-            s.iterator = None;
-            s.progress = None;
-            match by_shard.remove(id) {
-                Some(c) => {
-                    s.closed = c.closed;
-                    s.sequence = c.sequence_number;
-                    s.caught_up = c.caught_up;
-                }
-                None => {
-                    s.closed = false;
-                    s.sequence = None;
-                    s.caught_up = false;
-                }
-            }
-        }
+        self.shards.reset_to(stored);
         self.leases.poke();
         Ok(())
     }
@@ -413,15 +312,7 @@ impl StreamReader {
     /// Shards that may be read now: open, and whose parent is fully read
     /// (or gone from the stream), parents first.
     fn readable(&self) -> Vec<String> {
-        self.shards
-            .iter()
-            .filter(|(_, s)| !s.closed)
-            .filter(|(_, s)| match &s.parent {
-                None => true,
-                Some(p) => self.shards.get(p).is_none_or(|parent| parent.closed || !parent.listed),
-            })
-            .map(|(id, _)| id.clone())
-            .collect()
+        self.shards.readable()
     }
 
     /// Read one page from every readable shard.
@@ -464,208 +355,11 @@ impl StreamReader {
             self.refresh_elsewhere().await?;
         }
         let leases = &self.leases;
-        let through = self
-            .shards
-            .iter()
-            .filter(|(_, s)| !s.closed && s.listed)
-            .map(|(id, s)| if leases.holds(id) { s.progress } else { s.elsewhere })
-            .try_fold(round_start, |acc, p| p.map(|p| acc.min(p)));
+        let through = self.shards.read_through(round_start, |id| leases.holds(id));
         if let Some(t) = through {
             self.engine.advance_gate(t);
         }
         Ok(report)
-    }
-
-    async fn read_shard(
-        &mut self,
-        shard_id: &str,
-        round_start: Timestamp,
-        report: &mut RoundReport,
-    ) -> Result<(), ReaderError> {
-        let arn = self.arn.clone();
-        let iterator = match self.shards[shard_id].iterator.clone() {
-            Some(it) => it,
-            None => {
-                let s = &self.shards[shard_id];
-                let position = match (&s.sequence, &s.start) {
-                    (Some(seq), _) => Position::After(seq.clone()),
-                    (None, Some(p)) => p.clone(),
-                    (None, None) => Position::TrimHorizon,
-                };
-                match self.source.iterator(&arn, shard_id, &position).await {
-                    Ok(it) => it,
-                    Err(StreamError::Trimmed(why)) => {
-                        self.gap(shard_id, &format!("checkpoint {position:?} is older than the stream keeps ({why})"))
-                            .await?;
-                        report.trimmed += 1;
-                        let s = self.shards.get_mut(shard_id).expect("known shard");
-                        s.sequence = None;
-                        s.start = Some(Position::TrimHorizon);
-                        return Ok(());
-                    }
-                    Err(StreamError::NotFound(why)) => {
-                        tracing::warn!(shard = shard_id, "shard no longer exists ({why}); treating it as read");
-                        self.close(shard_id).await?;
-                        return Ok(());
-                    }
-                    Err(e) => return self.transient(e, report).await,
-                }
-            }
-        };
-        match self.source.records(&iterator, self.options.page_limit).await {
-            Ok(page) => {
-                if !page.records.is_empty() {
-                    crate::failpoint::hit("stream-after-fetch");
-                }
-                self.backoff = Duration::ZERO;
-                report.pages += 1;
-                self.apply_page(shard_id, page, round_start, report).await
-            }
-            Err(StreamError::ExpiredIterator) => {
-                tracing::info!(shard = shard_id, "shard iterator expired; re-acquiring from the checkpoint");
-                report.expired += 1;
-                self.shards.get_mut(shard_id).expect("known shard").iterator = None;
-                Ok(())
-            }
-            Err(StreamError::Trimmed(why)) => {
-                self.gap(shard_id, &why).await?;
-                report.trimmed += 1;
-                let s = self.shards.get_mut(shard_id).expect("known shard");
-                s.iterator = None;
-                s.sequence = None;
-                s.start = Some(Position::TrimHorizon);
-                Ok(())
-            }
-            Err(e) => {
-                self.shards.get_mut(shard_id).expect("known shard").iterator = None;
-                self.transient(e, report).await
-            }
-        }
-    }
-
-    async fn apply_page(
-        &mut self,
-        shard_id: &str,
-        page: Page,
-        round_start: Timestamp,
-        report: &mut RoundReport,
-    ) -> Result<(), ReaderError> {
-        let closed = page.next_iterator.is_none();
-        let last_seq = page.records.last().map(|(_, seq)| seq.clone());
-        let n = page.records.len() as u64;
-        let mut last_event = None;
-        let mut items = Vec::with_capacity(page.records.len());
-        for (value, seq) in &page.records {
-            if let Some(t) =
-                value["dynamodb"]["ApproximateCreationDateTime"].as_f64().and_then(Timestamp::from_epoch_seconds)
-            {
-                last_event = Some(t);
-            }
-            let text = value.to_string();
-            items.push(Incoming { item: decode_text(&text), origin: format!("{shard_id}/{seq}").into() });
-        }
-        let now = self.engine.clock().now();
-        let lag = match (n, last_event) {
-            (0, _) | (_, None) => 0.0,
-            (_, Some(t)) => now.since(t).as_micros() as f64 / 1e6,
-        };
-        crate::telemetry::stream_lag(shard_id, lag);
-        let s = self.shards.get_mut(shard_id).expect("known shard");
-        s.iterator = page.next_iterator;
-        // An empty page: everything written before this round began is read.
-        let read = if n == 0 { Some(round_start) } else { last_event };
-        s.progress = s.progress.max(read);
-        // Idle shards still write their checkpoint every few seconds: the
-        // other workers' stream gate reads how far this shard is read from it.
-        let heartbeat_due = s.last_heartbeat.is_none_or(|t| t.elapsed() >= Duration::from_secs(2));
-        let newly_caught_up = n == 0 && !s.caught_up;
-        if n == 0 && !closed && !newly_caught_up && !heartbeat_due {
-            return Ok(()); // an idle poll: nothing to record
-        }
-        s.caught_up = n == 0;
-        s.last_heartbeat = Some(std::time::Instant::now());
-        if let Some(seq) = &last_seq {
-            s.sequence = Some(seq.clone());
-        }
-        if closed {
-            s.closed = true;
-            report.closed += 1;
-            tracing::info!(shard = shard_id, "shard closed and fully read");
-        }
-        let checkpoint = Checkpoint {
-            stream_arn: self.arn.clone(),
-            shard_id: shard_id.to_string(),
-            parent_shard_id: s.parent.clone(),
-            sequence_number: last_seq,
-            closed,
-            records: n,
-            last_event_at: last_event,
-            caught_up: n == 0,
-            at: self.engine.clock().now(),
-            lease: None,
-        };
-        if self.commit(shard_id, items, checkpoint).await? {
-            report.records += n;
-            if closed {
-                let store = self.engine.store().clone();
-                self.leases.release(store.as_ref(), &self.arn, shard_id).await?;
-                self.leases.poke(); // its children may be read now
-            }
-        }
-        Ok(())
-    }
-
-    async fn close(&mut self, shard_id: &str) -> Result<(), ReaderError> {
-        let s = self.shards.get_mut(shard_id).expect("known shard");
-        s.closed = true;
-        let checkpoint = Checkpoint {
-            stream_arn: self.arn.clone(),
-            shard_id: shard_id.to_string(),
-            parent_shard_id: s.parent.clone(),
-            sequence_number: None,
-            closed: true,
-            records: 0,
-            last_event_at: None,
-            caught_up: true,
-            at: self.engine.clock().now(),
-            lease: None,
-        };
-        if self.commit(shard_id, Vec::new(), checkpoint).await? {
-            let store = self.engine.store().clone();
-            self.leases.release(store.as_ref(), &self.arn, shard_id).await?;
-            self.leases.poke();
-        }
-        Ok(())
-    }
-
-    /// Trimmed data: say it loudly, keep a record, go on from the oldest record.
-    async fn gap(&mut self, shard_id: &str, detail: &str) -> Result<(), ReaderError> {
-        tracing::error!(
-            stream = %self.arn,
-            shard = shard_id,
-            "DATA LOSS: stream records were trimmed before spindown read them ({detail}); continuing from the oldest available record"
-        );
-        let gap = Gap {
-            stream_arn: self.arn.clone(),
-            shard_id: shard_id.to_string(),
-            at: self.engine.clock().now(),
-            detail: detail.to_string(),
-        };
-        self.engine.store().record_gap(&gap).await?;
-        crate::telemetry::stream_gap();
-        Ok(())
-    }
-
-    async fn transient(&mut self, e: StreamError, report: &mut RoundReport) -> Result<(), ReaderError> {
-        if let StreamError::Fatal(_) = e {
-            return Err(ReaderError::Stream(self.arn.clone(), e));
-        }
-        if let StreamError::Throttled(_) = e {
-            report.throttled += 1;
-        }
-        self.backoff = (self.backoff * 2).clamp(Duration::from_millis(200), self.options.max_backoff);
-        tracing::warn!(error = %e, backoff = ?self.backoff, "stream call failed; backing off");
-        Ok(())
     }
 
     /// Read until `shutdown`: rounds back to back while records flow, a short
