@@ -310,7 +310,7 @@ async fn a_resident_engine_gives_the_same_story_with_dry_run_effects_done_inline
         }
     };
     let worker = run("worker.db", EngineOptions::default()).await;
-    let resident = run("resident.db", EngineOptions::replay()).await;
+    let resident = run("resident.db", spindown::source::replay::engine_options()).await;
     for i in 0..30 {
         let m = id(&format!("m-{i:02}"));
         let a = worker.meeting(&m).await.unwrap().unwrap();

@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use spindown::clock::{Clock, ManualClock};
-use spindown::engine::{Engine, EngineOptions};
+use spindown::engine::Engine;
 use spindown::inspect::OutcomeLine;
 use spindown::meeting::record::{decode_line, Item};
 use spindown::meeting::{admits, transition, Input, Meeting, MeetingId, Mode, Policy};
@@ -307,8 +307,14 @@ async fn engine_outcomes(lines: &[String], policy: &Policy, batch: usize, on: On
         On::Memory => Arc::new(MemoryStore::new()),
     };
     let clock = ManualClock::new(Timestamp::EPOCH);
-    let engine =
-        Engine::start(store.clone(), policy.clone(), Arc::new(clock.clone()), EngineOptions::replay()).await.unwrap();
+    let engine = Engine::start(
+        store.clone(),
+        policy.clone(),
+        Arc::new(clock.clone()),
+        spindown::source::replay::engine_options(),
+    )
+    .await
+    .unwrap();
     let text = lines.join("\n");
     let opts = ReplayOptions { batch, ..ReplayOptions::default() };
     replay(&engine, &clock, LineFeed::new(std::io::Cursor::new(text.into_bytes()), "gen"), &opts).await.unwrap();
@@ -373,7 +379,10 @@ async fn a_long_keepalive_chain_ends_at_the_cap() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Timestamp::EPOCH);
     let store = Arc::new(SqliteStore::open(&dir.path().join("k.db"), &SqliteOptions::default()).await.unwrap());
-    let engine = Engine::start(store.clone(), policy, Arc::new(clock.clone()), EngineOptions::replay()).await.unwrap();
+    let engine =
+        Engine::start(store.clone(), policy, Arc::new(clock.clone()), spindown::source::replay::engine_options())
+            .await
+            .unwrap();
     let s =
         replay(&engine, &clock, LineFeed::new(std::io::Cursor::new(line.into_bytes()), "k"), &ReplayOptions::default())
             .await

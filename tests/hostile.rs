@@ -398,13 +398,18 @@ async fn records_a_database_cannot_store_are_dead_letters_on_every_backend() {
 
     // The memory store, through the library.
     use spindown::clock::ManualClock;
-    use spindown::engine::{Engine, EngineOptions};
+    use spindown::engine::Engine;
     use spindown::source::feed::LineFeed;
     let store = Arc::new(spindown::store::memory::MemoryStore::new());
     let clock = ManualClock::new(Timestamp::EPOCH);
-    let engine = Engine::start(store.clone(), Default::default(), Arc::new(clock.clone()), EngineOptions::replay())
-        .await
-        .unwrap();
+    let engine = Engine::start(
+        store.clone(),
+        Default::default(),
+        Arc::new(clock.clone()),
+        spindown::source::replay::engine_options(),
+    )
+    .await
+    .unwrap();
     let feed = LineFeed::new(std::fs::File::open(&file).unwrap(), "unstorable.jsonl");
     spindown::source::replay::replay(&engine, &clock, feed, &Default::default()).await.unwrap();
     engine.flush().await.unwrap();

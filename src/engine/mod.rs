@@ -34,9 +34,9 @@ pub use report::Report;
 use work::{Cache, Work};
 
 use crate::clock::Clock;
-use crate::meeting::history::Note;
+use crate::meeting::history::{Entry, Note};
 use crate::meeting::record::Item;
-use crate::meeting::{Command, MeetingId, Outcome, Policy, State};
+use crate::meeting::{Command, Effect, MeetingId, Outcome, Policy, State};
 use crate::store::{Checkpoint, Store, StoreError};
 use crate::time::{Span, Timestamp};
 
@@ -65,16 +65,21 @@ impl EngineError {
     }
 }
 
+/// How effects completed inside the unit of work that queued them are told
+/// in the history: one entry per effect at the instant of the unit of work
+/// (the outbox's dry run hands the engine its own, for `replay`).
+pub type CompleteInline = fn(&Effect, Timestamp) -> Entry;
+
 /// What happens to the effects a termination queues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub enum EffectMode {
     /// Queued in the outbox, `pending`, for the executor (the worker).
     #[default]
     Queue,
-    /// Completed through the dry-run port in the unit of work that queued
-    /// them: the outbox row is written `done` and the history says what
-    /// would have been done (`replay`).
-    DryRunInline,
+    /// Completed in the unit of work that queued them: the outbox row is
+    /// written `done` and the history says, through the given function, what
+    /// was done (`replay`: what would have been done).
+    Inline(CompleteInline),
 }
 
 /// How an engine works.
@@ -87,9 +92,10 @@ pub struct EngineOptions {
 }
 
 impl EngineOptions {
-    /// How `replay` runs: resident, dry-run effects completed inline.
-    pub fn replay() -> Self {
-        EngineOptions { resident: true, effects: EffectMode::DryRunInline }
+    /// Resident, effects completed inline and told by `complete` — how
+    /// `replay` runs ([`crate::source::replay::engine_options`]).
+    pub fn resident(complete: CompleteInline) -> Self {
+        EngineOptions { resident: true, effects: EffectMode::Inline(complete) }
     }
 }
 

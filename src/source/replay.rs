@@ -20,6 +20,13 @@ use crate::time::Timestamp;
 
 use super::feed::LineFeed;
 
+/// How `replay`'s engine runs: resident (the only writer of its database),
+/// every effect completed in the unit of work that queued it by the dry run,
+/// which says in the history what would have been done.
+pub fn engine_options() -> crate::engine::EngineOptions {
+    crate::engine::EngineOptions::resident(crate::outbox::dry_run::entry)
+}
+
 /// Options for [`replay`].
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {

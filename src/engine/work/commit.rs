@@ -95,7 +95,7 @@ impl Work<'_> {
     pub(super) async fn commit_with(mut self, all: bool) -> Result<Report, EngineError> {
         let ids = self.pick_writes(all);
         let changes = self.changes(&ids);
-        let queued = !changes.effects.is_empty() && self.engine.options.effects == EffectMode::Queue;
+        let queued = !changes.effects.is_empty() && matches!(self.engine.options.effects, EffectMode::Queue);
         let engine = self.engine;
         let mut report = mem::take(&mut self.report);
         if let Some(mut guard) = self.guard.take() {

@@ -19,7 +19,6 @@ use crate::clock::Clock;
 use crate::meeting::history::{Cause, Entry, Note, Outcome};
 use crate::meeting::record::{DeadLetter, Decoded, Item, RecordError};
 use crate::meeting::{admits, step, Command, Input, Meeting, MeetingId, Step, TimerKey, Timers};
-use crate::outbox::dry_run;
 use crate::store::{Checkpoint, NewDeadLetter, NewEffect, StoredMeeting, UnitOfWork};
 use crate::time::{Span, Timestamp};
 pub(crate) use cache::Cache;
@@ -314,13 +313,17 @@ impl<'e> Work<'e> {
         let mut entries =
             vec![Entry { at: now, cause, from, to: Some(meeting.state), outcome, reason, lateness, notes }];
         if !effects.is_empty() {
-            let completed = self.engine.options.effects == EffectMode::DryRunInline;
-            if completed {
-                self.report.effects_completed += 1;
-                entries.extend(effects.iter().map(|e| dry_run::entry(e, now)));
-            } else {
-                self.report.effects_queued += 1;
-            }
+            let completed = match self.engine.options.effects {
+                EffectMode::Inline(complete) => {
+                    self.report.effects_completed += 1;
+                    entries.extend(effects.iter().map(|e| complete(e, now)));
+                    true
+                }
+                EffectMode::Queue => {
+                    self.report.effects_queued += 1;
+                    false
+                }
+            };
             self.effects.push(NewEffect {
                 key: format!("{id}/end"),
                 meeting_id: id.clone(),
