@@ -294,6 +294,21 @@ impl Engine {
         }
     }
 
+    /// The stream reader cannot run (a database failure, or it has not
+    /// started): the gate holds timers for it, whatever `hold_max` says.
+    pub fn reader_stopped(&self) {
+        if let Some(g) = self.gate.get() {
+            g.reader_stopped();
+        }
+    }
+
+    /// The stream reader finished a round.
+    pub fn reader_running(&self, now: Timestamp) {
+        if let Some(g) = self.gate.get() {
+            g.reader_running(now);
+        }
+    }
+
     /// The instant up to which timers may fire at `now`.
     fn limit_at(&self, now: Timestamp) -> Timestamp {
         match self.gate.get() {

@@ -250,7 +250,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     tokio::pin!(shutdown);
-    engine.set_gate(Arc::new(StreamGate::new(Span::from_micros(options.timer_hold_max.as_micros() as i64))));
+    let gate = StreamGate::new(Span::from_micros(options.timer_hold_max.as_micros() as i64));
+    // Until the reader's first round, timers wait for it (a worker back from downtime).
+    gate.reader_stopped();
+    engine.set_gate(Arc::new(gate));
     engine.set_store_deadline(options.store_deadline);
     let store = engine.store().clone();
     let worker = options.reader.worker.clone();

@@ -399,10 +399,12 @@ impl StreamReader {
                     let now = self.engine.clock().now();
                     self.engine.liveness().store_ok(now);
                     self.engine.liveness().reader_tick(now);
+                    self.engine.reader_running(now);
                     let idle = if round.records == 0 { self.options.idle_delay } else { Duration::ZERO };
                     idle.max(self.backoff)
                 }
                 Err(e) if e.is_transient() => {
+                    self.engine.reader_stopped();
                     if let Some(se) = crate::worker::AsStoreError::store_error(&e) {
                         self.engine.liveness().store_failed("stream reader", se, self.engine.clock().now());
                     }
