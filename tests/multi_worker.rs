@@ -16,10 +16,12 @@
 //! The stream has two open shards (moto's one, split by meeting id by a
 //! proxy, `common::shards`), so the workers lease and read them separately.
 //! Every `TerminateInstances` call is counted on the way: the calls repeated
-//! (beyond one per termination) must be at most the number of kills — an
-//! effect is claimed only as it starts, its lease renewed while its call
-//! runs, its outcome recorded when the call returns, so a kill repeats at
-//! most the calls in flight.
+//! (beyond one per termination) must be at most the effects the dead (or
+//! paused) workers held — claimed and not recorded — when they died, and none
+//! may have held more than the executor runs at once: an effect is claimed
+//! only as it starts, its lease renewed while its call runs, its outcome
+//! recorded when the call returns, so a kill repeats at most the calls in
+//! flight.
 //!
 //! `SPINDOWN_MW_MEETINGS` (default 150), `SPINDOWN_MW_KILLS` (default 30),
 //! `SPINDOWN_MW_SEED`, `SPINDOWN_KEEP_DIR=1`.
@@ -69,10 +71,16 @@ struct Fleet<'a> {
     children: Vec<Child>,
     ids: Vec<String>,
     runs: usize,
+    /// For each worker that died or was paused: the effects it held then.
+    held: Vec<u64>,
 }
 
 impl Fleet<'_> {
     fn spawn(&mut self, k: usize, failpoints: bool) {
+        if k < self.children.len() {
+            // The one replaced is dead: what it held, its successor may call again.
+            self.held.push(self.held_by(k));
+        }
         self.runs += 1;
         let id = format!("w{k}-r{:03}", self.runs);
         let mut env = vec![("SPINDOWN_WORKER_ID", id.as_str()), ("AWS_ENDPOINT_URL", self.endpoint.as_str())];
@@ -101,6 +109,15 @@ impl Fleet<'_> {
             }
         }
         n
+    }
+
+    /// Effects worker `k` has claimed and not recorded (its leases on pending rows).
+    fn held_by(&self, k: usize) -> u64 {
+        let n = common::postgres::sql(
+            &self.url,
+            &format!("SELECT count(*) FROM outbox WHERE status = 'pending' AND lease_owner = '{}'", self.ids[k]),
+        );
+        n.trim().parse().unwrap_or_else(|_| panic!("a count, not {n:?}"))
     }
 
     /// The worker holding the stream's shard lease now, if one does.
@@ -143,6 +160,8 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
     let split: common::shards::Split = std::sync::Arc::new(|id: &str| id.bytes().map(usize::from).sum::<usize>() % 2);
     let shards = common::shards::ShardProxy::start(&moto.endpoint, split, None).await;
     let proxy = FaultProxy::start(&shards.endpoint, Rates::default(), 1).await;
+    // The schema first, so that what a dead worker held can always be counted.
+    let store = PgStore::open(&url, &PgOptions::default()).await.unwrap();
     let mut fleet = Fleet {
         moto: &moto,
         endpoint: proxy.endpoint.clone(),
@@ -151,6 +170,7 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
         children: vec![],
         ids: vec![],
         runs: 0,
+        held: vec![],
     };
     for k in 0..WORKERS {
         fleet.spawn(k, true);
@@ -165,6 +185,8 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
             // A zombie: the shard's reader is paused past its lease, then resumes.
             if let Some(k) = fleet.holder() {
                 signal(&fleet.children[k], "-STOP");
+                let held = fleet.held_by(k);
+                fleet.held.push(held);
                 tokio::time::sleep(Duration::from_secs(6)).await;
                 signal(&fleet.children[k], "-CONT");
                 zombies += 1;
@@ -205,7 +227,6 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
         }
         fleet.spawn(k, false);
     }
-    let store = PgStore::open(&url, &PgOptions::default()).await.unwrap();
     scenario::converge(&store, n, Duration::from_secs(180)).await;
     for k in 0..WORKERS {
         let log = dir.path().join(format!("{}.log", fleet.ids[k]));
@@ -267,9 +288,18 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
     );
     assert!(kills >= min_kills, "{kills} SIGKILLs");
     let repeated = terminate_calls - terminates;
+    // A death (or a pause past its leases) repeats at most the calls its
+    // worker had claimed and not recorded, and a worker claims only what it
+    // starts (at most CONCURRENCY at once): a batch claimed whole and run
+    // later, or outcomes recorded in batches, would break one of these.
+    let held: u64 = fleet.held.iter().sum();
+    let most = fleet.held.iter().max().copied().unwrap_or(0);
+    eprintln!("multi-worker: effects held at each death or pause {:?} (sum {held}, most {most})", fleet.held);
+    assert!(most as usize <= spindown::outbox::CONCURRENCY, "a dead worker held {most} effects");
     assert!(
-        repeated <= (kills + self_aborts) as u64,
-        "{repeated} TerminateInstances calls repeated for {kills} SIGKILLs and {self_aborts} crash-point aborts"
+        repeated <= held,
+        "{repeated} TerminateInstances calls repeated where the {kills} SIGKILLs and {self_aborts} crash-point aborts \
+         held {held}"
     );
     assert_eq!(store.checkpoints(None).await.unwrap().len(), 2, "two shards");
     assert_eq!(zombies, 1, "the zombie was made");

@@ -261,3 +261,33 @@ async fn a_database_locked_by_another_process_is_reported_and_waited_out() {
     assert_eq!(aws.state(&t1).await, "terminated");
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
 }
+
+/// A worker and its console, or an operator's command, started together on a
+/// new file: every process opens (and so migrates) it at the same moment. Each
+/// must find a database, never `table … already exists` from a migration the
+/// other was running (the CI failure of a test that opened the file while its
+/// worker started).
+#[test]
+fn processes_opening_one_new_file_at_once_all_find_it_migrated() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("new.db");
+        let empty = dir.path().join("none.jsonl");
+        std::fs::write(&empty, "").unwrap();
+        let children: Vec<Child> = (0..6)
+            .map(|_| {
+                common::spindown()
+                    .args(["--db", db.to_str().unwrap(), "ingest"])
+                    .arg(&empty)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}

@@ -149,6 +149,36 @@ fn read_only_probe(path: &Path) -> Option<StoreError> {
     }
 }
 
+/// Two processes opening one new file at once (a worker and its console, or
+/// `run` started twice) would both run the migrations, and the second would
+/// fail on `table … already exists` (or find the file locked while the other
+/// turns WAL on): SQLite has no lock sqlx's migrator can take. So creating
+/// and migrating run under an advisory lock on `<db>.migrate.lock`,
+/// waited for (the kernel drops it with its holder, so a killed process never
+/// leaves it held). Where the lock file cannot be created (a read-only
+/// directory) migrating goes on without it and fails, if it must, for its own
+/// reason.
+async fn migration_lock(path: &Path) -> Option<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".migrate.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&name).ok()?;
+    let started = std::time::Instant::now();
+    let mut warned = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Some(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if !warned && started.elapsed() > Duration::from_secs(10) {
+                    tracing::warn!(lock = %Path::new(&name).display(), "waiting for another process to finish migrating the database");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(std::fs::TryLockError::Error(_)) => return None,
+        }
+    }
+}
+
 /// What an operator needs to hear about a SQLite failure, then SQLite's words.
 pub(crate) fn describe(e: &sqlx::Error) -> (String, Option<Fault>) {
     let code = e.as_database_error().and_then(|d| d.code()).and_then(|c| c.parse::<i64>().ok());
@@ -207,6 +237,8 @@ impl SqliteStore {
             StoreError::Open { path: path.display().to_string(), message, fault }
         };
         let connect = SqliteStore::connect_options(path, options);
+        // Creating the file, turning WAL on and migrating, one process at a time.
+        let migrating = migration_lock(path).await;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -217,6 +249,7 @@ impl SqliteStore {
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
+        drop(migrating);
         let reader = SqlitePoolOptions::new()
             .max_connections(options.readers.max(1))
             .connect_with(connect)
