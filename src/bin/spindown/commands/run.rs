@@ -1,6 +1,7 @@
 //! `spindown run --table T`: the worker, on AWS.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use spindown::adapters::aws;
@@ -15,7 +16,17 @@ use crate::db;
 
 pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     // Catch SIGTERM/SIGINT from the very start: a stop during start-up is a clean stop too.
-    let shutdown = shutdown_signal()?;
+    // When a stop was asked for: the whole stop, closing the database
+    // included, fits in shutdown_timeout from then.
+    let asked: Arc<std::sync::OnceLock<Instant>> = Arc::default();
+    let signal = shutdown_signal()?;
+    let shutdown = {
+        let asked = asked.clone();
+        async move {
+            signal.await;
+            let _ = asked.set(Instant::now());
+        }
+    };
     tokio::pin!(shutdown);
     let policy = db::load_policy(&args.policy)?;
     let policy_max_lifetime = policy.max_lifetime;
@@ -86,8 +97,10 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let streams = Arc::new(aws::AwsStreams::new(&sdk));
     let shutdown_timeout = options.shutdown_timeout;
     worker::run(engine, streams, ec2, Arc::new(table), options, shutdown).await?;
-    // A database that is gone does not hold the exit.
-    let _ = tokio::time::timeout(shutdown_timeout, store.close()).await;
+    // A database that is gone does not hold the exit: closing gets what is
+    // left of shutdown_timeout (at least a moment to say goodbye).
+    let left = asked.get().map_or(shutdown_timeout, |t| shutdown_timeout.saturating_sub(t.elapsed()));
+    let _ = tokio::time::timeout(left.max(Duration::from_millis(200)), store.close()).await;
     tracing::info!("spindown worker stopped");
     Ok(())
 }

@@ -1,1 +1,0 @@
-DELETE FROM checkpoints WHERE stream_arn = ?1

@@ -1,1 +1,0 @@
-SELECT stream_arn, shard_id, at, detail FROM stream_gaps ORDER BY id
