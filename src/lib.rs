@@ -61,8 +61,10 @@
 //! * [`engine`] — units of work, timer order and paging, the stream gate, the
 //!   timer loop.
 //! * [`store`] — the storage seam ([`Store`](store::Store),
-//!   [`UnitOfWork`](store::UnitOfWork)), the SQLite backend, the PostgreSQL
-//!   one (several workers on one database) and the in-memory one.
+//!   [`UnitOfWork`](store::UnitOfWork)); one SQL implementation of it
+//!   ([`store::sql`]) generic over a small [`Dialect`](store::Dialect), in
+//!   SQLite's (the embedded default) and PostgreSQL's (several workers on one
+//!   database); and the in-memory one.
 //! * [`outbox`] — the effect ports, the executor (leases, retry, backoff),
 //!   the dry run.
 //! * [`source`] — record sources: files, the DynamoDB Streams reader and its

@@ -9,6 +9,7 @@
 //! never interpret a meeting's rules. Every backend must pass the conformance
 //! suite in `tests/common/conformance.rs`.
 //!
+//! * [`sql`] — the one SQL store over sqlx, generic over a small [`Dialect`]:
 //! * [`sqlite`] — the embedded default: one file, WAL, one writer at a time.
 //! * [`postgres`] — PostgreSQL (`postgres://…`), for several workers on one
 //!   database: the meetings a unit of work touches are locked (`FOR
@@ -21,12 +22,14 @@ pub mod copy;
 pub mod memory;
 pub mod postgres;
 pub(crate) mod rows;
+pub mod sql;
 pub mod sqlite;
 mod stats;
 mod types;
 
 use async_trait::async_trait;
 
+pub use sql::{Dialect, SqlStore};
 pub use stats::{Phase, WriteCounts};
 pub use types::*;
 

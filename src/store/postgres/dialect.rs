@@ -1,0 +1,266 @@
+//! What PostgreSQL words its own way: lists as arrays (`ANY`, `UNNEST`),
+//! one statement of one shape per table and unit of work whatever the number
+//! of rows (one array per column), the meetings a unit of work loads locked
+//! (`FOR UPDATE`, in id order so that two workers cannot deadlock) and due
+//! timers claimed with `SKIP LOCKED`, an advisory lock for a worker's
+//! identity, and `LISTEN`/`NOTIFY` hints.
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgListener, PgQueryResult};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+use crate::meeting::MeetingId;
+use crate::store::codec::encode_parts;
+use crate::store::rows::meetings_from_doc;
+use crate::store::sql::{Dialect, Q};
+use crate::store::{
+    EffectStatus, Hints, HistoryAppend, MeetingWrite, NewDeadLetter, NewEffect, StoreError, StoredMeeting,
+};
+use crate::time::{Span, Timestamp};
+
+/// Ids per statement (one array parameter each).
+const IDS_PER_STATEMENT: usize = 5000;
+
+const CHANNEL: &str = "spindown_wake";
+
+fn us(t: Option<Timestamp>) -> Option<i64> {
+    t.map(Timestamp::as_micros)
+}
+
+struct PgHints(PgListener);
+
+#[async_trait]
+impl Hints for PgHints {
+    async fn recv(&mut self) -> Result<(), StoreError> {
+        self.0.recv().await?;
+        Ok(())
+    }
+}
+
+/// The PostgreSQL dialect of the SQL store: one database, several workers.
+#[derive(Debug)]
+pub struct PgDialect {
+    /// The server and database, without the password.
+    pub(super) name: String,
+}
+
+/// One array per column of the meetings to write.
+#[derive(Default)]
+struct MeetingColumns<'a> {
+    id: Vec<&'a str>,
+    state: Vec<&'static str>,
+    reason: Vec<Option<&'static str>>,
+    terminated_at: Vec<Option<i64>>,
+    meet_time: Vec<Option<i64>>,
+    created_at: Vec<Option<i64>>,
+    duration: Vec<Option<i64>>,
+    status: Vec<Option<&'a str>>,
+    teacher: Vec<bool>,
+    student: Vec<bool>,
+    instances: Vec<String>,
+    first_seen: Vec<i64>,
+    version: Vec<i64>,
+    safety_net: Vec<Option<i64>>,
+    recheck: Vec<Option<i64>>,
+    cap: Vec<Option<i64>>,
+    fixed: Vec<Option<i64>>,
+    next_due: Vec<Option<i64>>,
+    next_kind: Vec<Option<i64>>,
+    event_ids: Vec<String>,
+    prev_version: Vec<i64>,
+}
+
+#[async_trait]
+impl Dialect for PgDialect {
+    type DB = Postgres;
+    type Ints = Vec<i64>;
+    type Texts = Vec<String>;
+
+    fn ints(v: &[i64]) -> Vec<i64> {
+        v.to_vec()
+    }
+
+    fn texts(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn statement(q: Q) -> &'static str {
+        super::statement(q)
+    }
+
+    fn affected(r: &PgQueryResult) -> u64 {
+        r.rows_affected()
+    }
+
+    fn limit(limit: Option<usize>) -> Option<i64> {
+        limit.map(|l| l as i64)
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        pool.begin().await
+    }
+
+    async fn load(conn: &mut PgConnection, ids: &[MeetingId], lock: bool) -> Result<Vec<StoredMeeting>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let ids: Vec<&str> = chunk.iter().map(MeetingId::as_str).collect();
+            let doc: Option<String> = if lock {
+                // Locking cannot be combined with an aggregate: one document a row.
+                let docs: Vec<String> = sqlx::query_scalar(include_str!("queries/lock_meetings.sql"))
+                    .bind(ids)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                Some(format!("[{}]", docs.join(",")))
+            } else {
+                sqlx::query_scalar(super::statement(Q::LoadMeetings)).bind(ids).fetch_one(&mut *conn).await?
+            };
+            out.extend(meetings_from_doc(doc.as_deref())?);
+        }
+        Ok(out)
+    }
+
+    /// A unit of work claims: the meetings of the timers it reads are locked
+    /// until it ends, and those another transaction holds are skipped.
+    fn due_statement(after: bool, claim: bool) -> &'static str {
+        match (after, claim) {
+            (true, true) => include_str!("queries/claim_due_after.sql"),
+            (false, true) => include_str!("queries/claim_due_first.sql"),
+            (true, false) => super::statement(Q::DueAfter),
+            (false, false) => super::statement(Q::DueFirst),
+        }
+    }
+
+    async fn write_meetings(conn: &mut PgConnection, rows: &[MeetingWrite]) -> Result<u64, StoreError> {
+        let mut c = MeetingColumns::default();
+        for w in rows {
+            let m = &w.stored.meeting;
+            let next = m.timers.next();
+            c.id.push(m.id.as_str());
+            c.state.push(m.state.as_str());
+            c.reason.push(m.ended.map(|e| e.reason.as_str()));
+            c.terminated_at.push(us(m.ended.map(|e| e.at)));
+            c.meet_time.push(us(m.facts.meet_time));
+            c.created_at.push(us(m.facts.created_at));
+            c.duration.push(m.facts.duration.map(Span::as_micros));
+            c.status.push(m.facts.status.as_deref());
+            c.teacher.push(m.facts.teacher_data);
+            c.student.push(m.facts.student_data);
+            c.instances.push(serde_json::to_string(&m.instances).expect("ids serialize"));
+            c.first_seen.push(m.created.as_micros());
+            c.version.push(m.version);
+            c.safety_net.push(us(m.timers.safety_net));
+            c.recheck.push(us(m.timers.recheck));
+            c.cap.push(us(m.timers.cap));
+            c.fixed.push(us(m.timers.fixed));
+            c.next_due.push(next.map(|(_, due)| due.as_micros()));
+            c.next_kind.push(next.map(|(kind, _)| kind.rank() as i64));
+            c.event_ids.push(serde_json::to_string(&w.stored.event_ids).expect("ids serialize"));
+            c.prev_version.push(w.loaded_version.unwrap_or(-1));
+        }
+        let done = sqlx::query(include_str!("queries/upsert_meetings.sql"))
+            .bind(c.id)
+            .bind(c.state)
+            .bind(c.reason)
+            .bind(c.terminated_at)
+            .bind(c.meet_time)
+            .bind(c.created_at)
+            .bind(c.duration)
+            .bind(c.status)
+            .bind(c.teacher)
+            .bind(c.student)
+            .bind(c.instances)
+            .bind(c.first_seen)
+            .bind(c.version)
+            .bind(c.safety_net)
+            .bind(c.recheck)
+            .bind(c.cap)
+            .bind(c.fixed)
+            .bind(c.next_due)
+            .bind(c.next_kind)
+            .bind(c.event_ids)
+            .bind(c.prev_version)
+            .execute(&mut *conn)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_history(conn: &mut PgConnection, appends: &[&HistoryAppend]) -> Result<(), StoreError> {
+        let ids: Vec<&str> = appends.iter().map(|h| h.meeting_id.as_str()).collect();
+        let chunks: Vec<&[u8]> = appends.iter().map(|h| h.chunk.as_bytes()).collect();
+        sqlx::query(include_str!("queries/insert_history.sql")).bind(ids).bind(chunks).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    async fn insert_effects(conn: &mut PgConnection, effects: &[NewEffect]) -> Result<(), StoreError> {
+        let (mut key, mut meeting, mut parts, mut done, mut status, mut attempts, mut at) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        for e in effects {
+            let (d, s, a) = if e.completed {
+                (e.parts.len() as i64, EffectStatus::Done, 1_i64)
+            } else {
+                (0, EffectStatus::Pending, 0)
+            };
+            key.push(e.key.as_str());
+            meeting.push(e.meeting_id.as_str());
+            parts.push(encode_parts(&e.parts));
+            done.push(d);
+            status.push(s.as_str());
+            attempts.push(a);
+            at.push(e.at.as_micros());
+        }
+        sqlx::query(include_str!("queries/insert_outbox.sql"))
+            .bind(key)
+            .bind(meeting)
+            .bind(parts)
+            .bind(done)
+            .bind(status)
+            .bind(attempts)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_dead_letters(conn: &mut PgConnection, d: &[NewDeadLetter]) -> Result<(), StoreError> {
+        sqlx::query(include_str!("queries/insert_dead_letters.sql"))
+            .bind(d.iter().map(|d| d.at.as_micros()).collect::<Vec<_>>())
+            .bind(d.iter().map(|d| d.origin.as_str()).collect::<Vec<_>>())
+            .bind(d.iter().map(|d| d.kind.as_ref()).collect::<Vec<_>>())
+            .bind(d.iter().map(|d| d.reason.as_str()).collect::<Vec<_>>())
+            .bind(d.iter().map(|d| d.event_id.as_deref()).collect::<Vec<_>>())
+            .bind(d.iter().map(|d| d.raw.as_slice()).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Two workers starting at once under one identity take turns here.
+    async fn lock_identity(conn: &mut PgConnection, worker: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("spindown worker {worker}"))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Rows copied in with their ids: the id sequence moves past them.
+    async fn after_copy_effects(conn: &mut PgConnection) -> Result<(), StoreError> {
+        sqlx::query(include_str!("queries/outbox_ids_after_copy.sql")).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    async fn notify(pool: &PgPool) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(pool).await?;
+        Ok(())
+    }
+
+    async fn listen(pool: &PgPool) -> Result<Option<Box<dyn Hints>>, StoreError> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(Some(Box::new(PgHints(listener))))
+    }
+}

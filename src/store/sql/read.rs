@@ -1,0 +1,36 @@
+//! Due timers in fire order: the engine's paging read, for a unit of work
+//! (claiming, where other writers exist) and for committed state.
+
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::{Conn, Dialect};
+use crate::meeting::TimerKey;
+use crate::store::rows;
+use crate::store::StoreError;
+use crate::time::Timestamp;
+
+/// Meetings' first pending timers strictly after `after` in fire order, due
+/// by `upto`, at most `limit`.
+pub(super) async fn due<D: Dialect>(
+    conn: &mut Conn<D>,
+    after: Option<&TimerKey>,
+    upto: Timestamp,
+    limit: usize,
+    claim: bool,
+) -> Result<Vec<TimerKey>, StoreError>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'r> i64: Encode<'r, D::DB> + Decode<'r, D::DB> + Type<D::DB>,
+    for<'r> &'r str: Encode<'r, D::DB> + Type<D::DB>,
+    for<'r> String: Decode<'r, D::DB> + Type<D::DB>,
+    usize: ColumnIndex<<D::DB as Database>::Row>,
+{
+    let query = sqlx::query(D::due_statement(after.is_some(), claim));
+    let query = match after {
+        Some(a) => query.bind(a.due.as_micros()).bind(a.kind.rank() as i64).bind(a.meeting_id.as_str()),
+        None => query,
+    };
+    let rows = query.bind(upto.as_micros()).bind(limit as i64).fetch_all(&mut *conn).await?;
+    rows.iter().map(rows::timer_key).collect()
+}
