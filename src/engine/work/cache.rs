@@ -77,10 +77,7 @@ impl Cache {
 impl Work<'_> {
     pub(super) async fn store_load(&mut self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
         let t = Instant::now();
-        let r = match &mut self.uow {
-            Some(u) => u.load(ids).await,
-            None => self.engine.store.load(ids).await,
-        };
+        let r = self.backing.load(self.engine, ids).await;
         self.report.store_time += t.elapsed();
         r
     }
@@ -92,10 +89,7 @@ impl Work<'_> {
         limit: usize,
     ) -> Result<Vec<TimerKey>, StoreError> {
         let t = Instant::now();
-        let r = match &mut self.uow {
-            Some(u) => u.due(after, upto, limit).await,
-            None => self.engine.store.due(after, upto, limit).await,
-        };
+        let r = self.backing.due(self.engine, after, upto, limit).await;
         self.report.store_time += t.elapsed();
         r
     }

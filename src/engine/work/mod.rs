@@ -1,17 +1,20 @@
 //! One unit of work: load, decide in memory, commit once.
 //!
+//! * [`backing`] — where it reads what it does not hold and how its
+//!   decisions reach the store: a store transaction, or a resident engine's
+//!   memory;
 //! * [`cache`] — the meetings and timers a unit of work holds, and paging
 //!   through the store's due timers in fire order;
 //! * this file — records, timers and commands applied to them;
 //! * [`commit`] — what is written, when, and the commit itself.
 
+mod backing;
 mod cache;
 mod commit;
 
 use std::mem;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::MutexGuard;
 use tracing::Instrument;
 
 use super::{CommandResult, EffectMode, Engine, EngineError, Incoming, Origin, Report};
@@ -19,18 +22,16 @@ use crate::clock::Clock;
 use crate::meeting::history::{Cause, Entry, Note, Outcome};
 use crate::meeting::record::{DeadLetter, Decoded, Item, RecordError};
 use crate::meeting::{admits, step, Command, Input, Meeting, MeetingId, Step, TimerKey, Timers};
-use crate::store::{Checkpoint, NewDeadLetter, NewEffect, StoredMeeting, UnitOfWork};
+use crate::store::{Checkpoint, NewDeadLetter, NewEffect, StoredMeeting};
 use crate::time::{Span, Timestamp};
+use backing::{Backing, Resident, Transaction};
 pub(crate) use cache::Cache;
 use cache::Cached;
 
 pub(super) struct Work<'e> {
     engine: &'e Engine,
-    /// A resident engine's cache, held for the unit of work (units take turns).
-    guard: Option<MutexGuard<'e, Cache>>,
-    /// The transaction (not for a resident engine: it reads committed state
-    /// and opens its transaction at commit).
-    uow: Option<Box<dyn UnitOfWork>>,
+    /// A store transaction, or a resident engine's memory.
+    backing: Box<dyn Backing + 'e>,
     cache: Cache,
     effects: Vec<NewEffect>,
     dead: Vec<NewDeadLetter>,
@@ -47,17 +48,15 @@ pub(super) struct Work<'e> {
 
 impl<'e> Work<'e> {
     pub(super) async fn begin(engine: &'e Engine) -> Result<Work<'e>, EngineError> {
-        let (guard, uow, cache) = if engine.options.resident {
-            let mut guard = engine.resident.lock().await;
-            let cache = mem::take(&mut *guard);
-            (Some(guard), None, cache)
+        let mut backing: Box<dyn Backing + 'e> = if engine.options.resident {
+            Box::new(Resident { guard: engine.resident.lock().await })
         } else {
-            (None, Some(engine.store.begin().await?), Cache::default())
+            Box::new(Transaction { uow: engine.store.begin().await? })
         };
+        let cache = backing.take_cache();
         Ok(Work {
             engine,
-            guard,
-            uow,
+            backing,
             cache,
             effects: Vec::new(),
             dead: Vec::new(),

@@ -1,0 +1,243 @@
+//! Where a unit of work reads what it does not hold, and how what it decided
+//! reaches the store: one small interface, two implementations.
+//!
+//! * [`Transaction`] — a worker's: reads inside one store transaction (where
+//!   the store has several writers, the meetings it loads are locked), every
+//!   meeting it touched written at its end, together, or nothing.
+//! * [`Resident`] — a resident engine's (`replay`: the only writer of its
+//!   database): it keeps what it works on in its own memory between units of
+//!   work (units take turns on it), reads committed state for the rest, and
+//!   writes a meeting once it has ended and is among the oldest ended ones
+//!   (or at the final flush), the commit running while the next unit works.
+
+use std::mem;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use tokio::sync::MutexGuard;
+
+use super::cache::Cache;
+use crate::engine::{Engine, EngineError, Report};
+use crate::meeting::{MeetingId, TimerKey};
+use crate::store::{Changes, StoreError, StoredMeeting, UnitOfWork};
+use crate::time::Timestamp;
+
+/// A resident engine keeps this many ended meetings in memory, unwritten,
+/// before it writes the oldest (records that come after the end then find
+/// them in memory, and a meeting is written once, with its whole story).
+const ENDED_KEPT: usize = 10_000;
+
+/// What a unit of work's store side does (see the module docs).
+#[async_trait]
+pub(super) trait Backing: Send {
+    /// The cache the unit of work starts with (it is handed back at the end).
+    fn take_cache(&mut self) -> Cache;
+
+    /// Stored meetings of `ids` (those stored).
+    async fn load(&mut self, engine: &Engine, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError>;
+
+    /// Stored due timers in fire order after `after`, due by `upto`, at most `limit`.
+    async fn due(
+        &mut self,
+        engine: &Engine,
+        after: Option<&TimerKey>,
+        upto: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<TimerKey>, StoreError>;
+
+    /// Note that the held meeting `id` has something to write.
+    fn touch(&self, cache: &mut Cache, id: &MeetingId);
+
+    /// The meetings to write now (`all`: every one with something to write).
+    fn pick_writes(&self, cache: &mut Cache, all: bool) -> Vec<MeetingId>;
+
+    /// Write `changes` (holding the meetings `ids`) and hand `cache` back.
+    async fn finish(
+        self: Box<Self>,
+        engine: &Engine,
+        cache: Cache,
+        changes: Changes,
+        ids: Vec<MeetingId>,
+        all: bool,
+        report: &mut Report,
+    ) -> Result<(), EngineError>;
+
+    /// End without writing.
+    async fn abandon(self: Box<Self>, engine: &Engine) -> Result<(), EngineError>;
+}
+
+/// A unit of work in one store transaction.
+pub(super) struct Transaction {
+    pub(super) uow: Box<dyn UnitOfWork>,
+}
+
+#[async_trait]
+impl Backing for Transaction {
+    fn take_cache(&mut self) -> Cache {
+        Cache::default()
+    }
+
+    async fn load(&mut self, _engine: &Engine, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
+        self.uow.load(ids).await
+    }
+
+    async fn due(
+        &mut self,
+        _engine: &Engine,
+        after: Option<&TimerKey>,
+        upto: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<TimerKey>, StoreError> {
+        self.uow.due(after, upto, limit).await
+    }
+
+    fn touch(&self, cache: &mut Cache, id: &MeetingId) {
+        let Some(Some(c)) = cache.entries.get_mut(id) else { return };
+        if !c.queued {
+            c.queued = true;
+            cache.touched.push(id.clone());
+        }
+    }
+
+    fn pick_writes(&self, cache: &mut Cache, _all: bool) -> Vec<MeetingId> {
+        mem::take(&mut cache.touched)
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _engine: &Engine,
+        _cache: Cache,
+        changes: Changes,
+        _ids: Vec<MeetingId>,
+        _all: bool,
+        report: &mut Report,
+    ) -> Result<(), EngineError> {
+        // (The black-hole test holds a worker here: its transaction open, its rows locked.)
+        if !changes.meetings.is_empty() {
+            crate::failpoint::hold("in-transaction").await;
+        }
+        let t = Instant::now();
+        if changes.is_empty() {
+            self.uow.rollback().await?;
+        } else {
+            self.uow.commit(changes).await?;
+            report.commits += 1;
+        }
+        report.store_time += t.elapsed();
+        crate::failpoint::hit("after-commit");
+        Ok(())
+    }
+
+    async fn abandon(self: Box<Self>, _engine: &Engine) -> Result<(), EngineError> {
+        self.uow.rollback().await?;
+        Ok(())
+    }
+}
+
+/// A unit of work on a resident engine's memory, held for its duration.
+pub(super) struct Resident<'e> {
+    pub(super) guard: MutexGuard<'e, Cache>,
+}
+
+#[async_trait]
+impl Backing for Resident<'_> {
+    fn take_cache(&mut self) -> Cache {
+        mem::take(&mut *self.guard)
+    }
+
+    async fn load(&mut self, engine: &Engine, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
+        engine.store.load(ids).await
+    }
+
+    async fn due(
+        &mut self,
+        engine: &Engine,
+        after: Option<&TimerKey>,
+        upto: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<TimerKey>, StoreError> {
+        engine.store.due(after, upto, limit).await
+    }
+
+    fn touch(&self, cache: &mut Cache, id: &MeetingId) {
+        let Some(Some(c)) = cache.entries.get_mut(id) else { return };
+        // Written once it has ended and is among the oldest ended ones, or at the final flush.
+        if c.stored.meeting.ended.is_some() && !c.queued {
+            c.queued = true;
+            cache.ended.push_back(id.clone());
+        }
+    }
+
+    fn pick_writes(&self, cache: &mut Cache, all: bool) -> Vec<MeetingId> {
+        if all {
+            cache.ended.clear();
+            let mut ids: Vec<MeetingId> = cache
+                .entries
+                .iter()
+                .filter(|(_, c)| c.as_ref().is_some_and(|c| c.pending()))
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.sort_unstable();
+            return ids;
+        }
+        let n = cache.ended.len().saturating_sub(ENDED_KEPT);
+        cache.ended.drain(..n).collect()
+    }
+
+    async fn finish(
+        mut self: Box<Self>,
+        engine: &Engine,
+        mut cache: Cache,
+        changes: Changes,
+        ids: Vec<MeetingId>,
+        all: bool,
+        report: &mut Report,
+    ) -> Result<(), EngineError> {
+        // The previous commit must land before anything of it leaves memory.
+        let previous = engine.inflight.lock().await.take();
+        if let Some(task) = previous {
+            let t = Instant::now();
+            task.await.map_err(|e| EngineError::Commit(e.to_string()))??;
+            report.store_time += t.elapsed();
+        }
+        // What the previous commit wrote may leave memory now, unless it
+        // was touched again since (then it waits for its next write).
+        for id in mem::take(&mut cache.evict) {
+            if let Some(Some(c)) = cache.entries.get(&id) {
+                if !c.pending() && c.stored.meeting.ended.is_some() {
+                    cache.entries.remove(&id);
+                }
+            }
+        }
+        if !all {
+            cache.evict = ids;
+        }
+        cache.entries.retain(|_, c| c.is_some());
+        tracing::debug!(
+            held = cache.entries.len(),
+            timers = cache.overlay.len(),
+            ended = cache.ended.len(),
+            history_bytes = cache.entries.values().flatten().map(|c| c.history.as_bytes().len()).sum::<usize>(),
+            "resident cache"
+        );
+        // The final flush also writes the clocks (a later replay resumes there).
+        if !changes.is_empty() || all {
+            report.commits += 1;
+            let store = engine.store.clone();
+            let task = tokio::spawn(async move { store.begin().await?.commit(changes).await });
+            *engine.inflight.lock().await = Some(task);
+        }
+        *self.guard = cache;
+        Ok(())
+    }
+
+    async fn abandon(mut self: Box<Self>, engine: &Engine) -> Result<(), EngineError> {
+        // Nothing of this unit of work is kept: once the last commit has
+        // landed, the store is the truth and the cache starts empty.
+        if let Some(task) = engine.inflight.lock().await.take() {
+            task.await.map_err(|e| EngineError::Commit(e.to_string()))??;
+        }
+        *self.guard = Cache::default();
+        Ok(())
+    }
+}
