@@ -348,12 +348,20 @@ impl Engine {
         items: Vec<Incoming>,
         checkpoint: Option<Checkpoint>,
     ) -> Result<Report, EngineError> {
+        // The batch is copied for an attempt only where a unit of work may
+        // run again (several writers); a resident engine, which never
+        // retries, hands its one attempt the batch itself.
+        let mut batch = Some(items);
         let report = self
-            .retrying("applying the records again", || async {
-                let mut w = Work::begin(self).await?;
-                w.set_checkpoint(checkpoint.clone());
-                w.apply(items.clone()).await?;
-                w.commit().await
+            .retrying("applying the records again", || {
+                let items = if self.options.resident { batch.take() } else { batch.clone() };
+                let checkpoint = checkpoint.clone();
+                async move {
+                    let mut w = Work::begin(self).await?;
+                    w.set_checkpoint(checkpoint);
+                    w.apply(items.unwrap_or_default()).await?;
+                    w.commit().await
+                }
             })
             .await?;
         report.record_metrics();
