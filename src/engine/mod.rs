@@ -89,13 +89,18 @@ pub struct EngineOptions {
     /// background. Only for an engine that is its store's only writer.
     pub resident: bool,
     pub effects: EffectMode,
+    /// Nobody will search this database (`replay`'s temporary file): a
+    /// resident engine then never indexes its meetings' search attributes.
+    /// Otherwise a resident engine indexes them once, at [`Engine::flush`]
+    /// (a bulk load's random-key index written per commit cost W1 45 %).
+    pub unsearched: bool,
 }
 
 impl EngineOptions {
     /// Resident, effects completed inline and told by `complete` — how
     /// `replay` runs ([`crate::source::replay::engine_options`]).
     pub fn resident(complete: CompleteInline) -> Self {
-        EngineOptions { resident: true, effects: EffectMode::Inline(complete) }
+        EngineOptions { resident: true, effects: EffectMode::Inline(complete), unsearched: false }
     }
 }
 
@@ -475,6 +480,10 @@ impl Engine {
         let task = self.inflight.lock().await.take();
         if let Some(t) = task {
             t.await.map_err(|e| EngineError::Commit(e.to_string()))??;
+        }
+        // What its units of work left out of the search index, in one pass.
+        if !self.options.unsearched {
+            self.store.index_search().await?;
         }
         Ok(report)
     }

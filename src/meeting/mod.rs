@@ -27,6 +27,6 @@ pub use effect::{Effect, EffectKind};
 pub use history::{Cause, CauseKind, Chunk, Entry, Note, OperatorAction, Outcome};
 pub use ids::{BadInstanceId, EmptyMeetingId, InstanceId, MeetingId};
 pub use input::{Change, Command, CommandKind, Image, Input, InstanceSource, Rejection, SeenInstance};
-pub use model::{Ended, EventName, Facts, Meeting, Reason, State, TimerKey, TimerKind, Timers};
+pub use model::{Ended, EventName, Facts, Meeting, Reason, State, TimerKey, TimerKind, Timers, SEARCH_INSTANCE};
 pub use policy::{Mode, Policy, PolicyError};
 pub use transition::{admits, can_create, step, transition, Step, TimerChange};

@@ -160,7 +160,17 @@ pub struct Meeting {
     pub version: i64,
 }
 
+/// The search attribute of an instance id: a meeting is found by each of its instances.
+pub const SEARCH_INSTANCE: &str = "instance_id";
+
 impl Meeting {
+    /// What the store indexes this meeting by, as (attribute, value): each
+    /// of its instance ids ([`SEARCH_INSTANCE`]). Values are only ever added
+    /// (instances are never forgotten), so a store keeps what it has seen.
+    pub fn search_attributes(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.instances.iter().map(|i| (SEARCH_INSTANCE, i.as_str()))
+    }
+
     /// A meeting first seen at `now`, with no facts yet.
     pub fn new(id: MeetingId, now: Timestamp) -> Meeting {
         Meeting {

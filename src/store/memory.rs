@@ -244,6 +244,21 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn search(&self, name: &str, value: &str, limit: usize) -> Result<Vec<MeetingId>, StoreError> {
+        // No index here (tests): every meeting's attributes, in id order.
+        let s = self.state.lock().await;
+        Ok(s.meetings
+            .values()
+            .filter(|m| m.meeting.search_attributes().any(|(n, v)| n == name && v == value))
+            .map(|m| m.meeting.id.clone())
+            .take(limit)
+            .collect())
+    }
+
+    async fn index_search(&self) -> Result<u64, StoreError> {
+        Ok(0) // computed at each search
+    }
+
     async fn outcomes(&self, after: Option<&MeetingId>, limit: usize) -> Result<Vec<OutcomeLine>, StoreError> {
         let page = MeetingFilter { after: after.cloned(), limit: Some(limit), ..MeetingFilter::default() };
         Ok(self.meetings(&page).await?.iter().map(|m| OutcomeLine::from(&m.meeting)).collect())

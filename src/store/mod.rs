@@ -197,6 +197,13 @@ pub trait Store: Send + Sync + 'static {
     async fn meeting(&self, id: &MeetingId) -> Result<Option<StoredMeeting>, StoreError>;
     /// Meetings in id order, after `filter.after`, at most `filter.limit`.
     async fn meetings(&self, filter: &MeetingFilter) -> Result<Vec<StoredMeeting>, StoreError>;
+    /// Meetings whose search attribute `name` has `value` (see
+    /// [`Meeting::search_attributes`](crate::meeting::Meeting::search_attributes)),
+    /// in id order, at most `limit`: an index lookup.
+    async fn search(&self, name: &str, value: &str, limit: usize) -> Result<Vec<MeetingId>, StoreError>;
+    /// Index every stored meeting's search attributes not indexed yet, in one
+    /// pass (after units of work that deferred them); how many were added.
+    async fn index_search(&self) -> Result<u64, StoreError>;
     /// The spec's outcome lines in id order, after `after`, at most `limit`.
     async fn outcomes(&self, after: Option<&MeetingId>, limit: usize) -> Result<Vec<OutcomeLine>, StoreError>;
     /// A meeting's history, oldest first.

@@ -86,6 +86,9 @@ pub struct Changes {
     /// The stream position these writes bring a shard to.
     pub checkpoint: Option<Checkpoint>,
     pub clocks: Clocks,
+    /// Leave the meetings' search attributes out: a bulk load indexes them
+    /// at its end, in one sorted pass ([`Store::index_search`](crate::store::Store::index_search)).
+    pub defer_search: bool,
 }
 
 impl Changes {

@@ -44,7 +44,8 @@ macro_rules! conformance_tests {
             clocks_only_grow, counts_and_read_models, forget_event_ids_of_meetings_ended_long_ago,
             shard_leases_fence_checkpoints, workers_are_live_while_they_heartbeat,
             the_sweep_log_keeps_findings_newest_first, one_identity_one_process,
-            retention_deletes_ended_meetings_and_old_rows_only, recent_rows_come_newest_first);
+            retention_deletes_ended_meetings_and_old_rows_only, recent_rows_come_newest_first,
+            meetings_are_found_by_their_search_attributes, a_bulk_load_indexes_its_search_attributes_at_its_end);
     };
     (@each $backend:expr; $($name:ident),+) => {
         $(
@@ -137,6 +138,7 @@ pub async fn units_of_work_are_all_or_nothing(b: &dyn Backend) {
         dead_letters: vec![dead(b"x", t("10:00"))],
         checkpoint: Some(checkpoint("s-0", Some("1"), 1, t("10:00"))),
         clocks: Clocks { last_instant: Some(t("10:00")), event_clock: Some(t("10:00")) },
+        ..Changes::default()
     };
     commit(store.as_ref(), changes).await.unwrap();
 
@@ -152,6 +154,7 @@ pub async fn units_of_work_are_all_or_nothing(b: &dyn Backend) {
         dead_letters: vec![dead(b"y", t("10:01"))],
         checkpoint: Some(checkpoint("s-0", Some("2"), 1, t("10:01"))),
         clocks: Clocks { last_instant: Some(t("11:00")), event_clock: None },
+        ..Changes::default()
     };
     assert!(matches!(commit(store.as_ref(), stale).await, Err(StoreError::Conflict(_))));
     // Nor does one that is rolled back.
@@ -976,4 +979,65 @@ pub async fn recent_rows_come_newest_first(b: &dyn Backend) {
     assert_eq!(d.iter().map(|d| d.raw.clone()).collect::<Vec<_>>(), [b"d4".to_vec(), b"d3".to_vec()]);
     let d = store.recent_dead_letters(Some(d[1].id), 10).await.unwrap();
     assert_eq!(d.len(), 3);
+}
+
+/// A meeting is found by each of its instance ids (its search attributes) —
+/// by a lookup, as soon as it is committed, after a reopen, and no longer once
+/// retention deleted it; an instance gained later is found too.
+pub async fn meetings_are_found_by_their_search_attributes(b: &dyn Backend) {
+    use spindown::meeting::SEARCH_INSTANCE;
+    let store = b.open().await;
+    let (t1, t2, t3) = ("i-0000000000000000a", "i-0000000000000000b", "i-0000000000000000c");
+    let mut one = meeting("one", t("08:00"));
+    one.instances = [t1, t2].iter().map(|i| InstanceId::parse(i).unwrap()).collect();
+    let mut two = meeting("two", t("08:00"));
+    two.instances = [t2].iter().map(|i| InstanceId::parse(i).unwrap()).collect();
+    commit(store.as_ref(), Changes { meetings: vec![write(&one, None), write(&two, None)], ..Changes::default() })
+        .await
+        .unwrap();
+    let found = |v: &'static str| {
+        let store = store.clone();
+        async move { store.search(SEARCH_INSTANCE, v, 10).await.unwrap() }
+    };
+    assert_eq!(found(t1).await, [id("one")]);
+    assert_eq!(found(t2).await, [id("one"), id("two")], "in id order");
+    assert!(found(t3).await.is_empty());
+    assert_eq!(store.search(SEARCH_INSTANCE, t2, 1).await.unwrap(), [id("one")], "at most the limit");
+    assert!(store.search("no_such_attribute", t1, 10).await.unwrap().is_empty());
+
+    // A later write adds an instance; what was indexed stays.
+    let mut again = one.clone();
+    again.instances.insert(InstanceId::parse(t3).unwrap());
+    again.version = 2;
+    again.state = State::Terminated;
+    again.ended = Some(Ended { reason: Reason::NoShowTimeout, at: t("09:00") });
+    commit(store.as_ref(), Changes { meetings: vec![write(&again, Some(1))], ..Changes::default() }).await.unwrap();
+    let store = b.open().await;
+    assert_eq!(store.search(SEARCH_INSTANCE, t3, 10).await.unwrap(), [id("one")], "after a reopen");
+    assert_eq!(store.search(SEARCH_INSTANCE, t1, 10).await.unwrap(), [id("one")]);
+
+    // Retention deletes the meeting, and with it what finds it.
+    let d = store.delete_meetings(&[id("one")], t("10:00"), t("12:00")).await.unwrap();
+    assert_eq!(d.meetings, 1);
+    for v in [t1, t3] {
+        assert!(store.search(SEARCH_INSTANCE, v, 10).await.unwrap().is_empty(), "{v} of a deleted meeting");
+    }
+    assert_eq!(store.search(SEARCH_INSTANCE, t2, 10).await.unwrap(), [id("two")]);
+}
+
+/// A bulk load may leave its meetings' search attributes out of its units of
+/// work and index them all at its end, in one pass.
+pub async fn a_bulk_load_indexes_its_search_attributes_at_its_end(b: &dyn Backend) {
+    use spindown::meeting::SEARCH_INSTANCE;
+    let store = b.open().await;
+    let inst = "i-0000000000000000d";
+    let mut m = meeting("bulk", t("08:00"));
+    m.instances.insert(InstanceId::parse(inst).unwrap());
+    commit(store.as_ref(), Changes { meetings: vec![write(&m, None)], defer_search: true, ..Changes::default() })
+        .await
+        .unwrap();
+    store.index_search().await.unwrap();
+    assert_eq!(store.search(SEARCH_INSTANCE, inst, 10).await.unwrap(), [id("bulk")]);
+    store.index_search().await.unwrap();
+    assert_eq!(store.search(SEARCH_INSTANCE, inst, 10).await.unwrap(), [id("bulk")], "indexing again adds nothing");
 }

@@ -188,7 +188,7 @@ impl Backing for Resident<'_> {
         mut self: Box<Self>,
         engine: &Engine,
         mut cache: Cache,
-        changes: Changes,
+        mut changes: Changes,
         ids: Vec<MeetingId>,
         all: bool,
         report: &mut Report,
@@ -220,6 +220,8 @@ impl Backing for Resident<'_> {
             history_bytes = cache.entries.values().flatten().map(|c| c.history.as_bytes().len()).sum::<usize>(),
             "resident cache"
         );
+        // Search attributes are indexed at the flush, in one sorted pass.
+        changes.defer_search = true;
         // The final flush also writes the clocks (a later replay resumes there).
         if !changes.is_empty() || all {
             report.commits += 1;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{message, render, store_error, timeline, PAGE};
 use crate::http::AppState;
 use crate::inspect::{self, HistoryView, MeetingView};
-use crate::meeting::{MeetingId, Reason, State as MeetingState};
+use crate::meeting::{InstanceId, MeetingId, Reason, State as MeetingState, SEARCH_INSTANCE};
 use crate::store::{EffectFilter, EffectRow, EffectStatus, MeetingFilter, TimerFilter};
 use crate::time::{Span, Timestamp};
 
@@ -95,47 +95,74 @@ pub(super) async fn meetings(State(s): State<AppState>, headers: HeaderMap, Quer
             return Redirect::to(&format!("/meetings/{}", urlencode(&needle))).into_response();
         }
     }
+    // What a listed meeting must match besides state and reason (the store filters those).
+    let keep = |m: &crate::meeting::Meeting, by_id: bool| -> Option<Row> {
+        let start = m.facts.start();
+        if from.is_some_and(|f| start.is_none_or(|st| st < f)) || to.is_some_and(|t| start.is_none_or(|st| st >= t)) {
+            return None;
+        }
+        if by_id && !needle.is_empty() && !m.id.as_str().contains(needle.as_str()) {
+            return None;
+        }
+        Some(Row {
+            id: m.id.to_string(),
+            state: m.state.to_string(),
+            reason: m.ended.map(|e| e.reason.to_string()).unwrap_or_default(),
+            start: opt_ts(start),
+            terminated_at: opt_ts(m.ended.map(|e| e.at)),
+            instances: m.instances.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" "),
+        })
+    };
     let mut rows = Vec::new();
-    let mut after = MeetingId::new(q.after.clone());
     let mut more = false;
-    // Keyset pages of the store, filtered further here (time range, instance search).
-    'pages: loop {
-        let filter = MeetingFilter { state, reason, after: after.clone(), limit: Some(500) };
-        let page = match s.store.meetings(&filter).await {
-            Ok(p) => p,
+    if InstanceId::parse(&needle).is_some() {
+        // An instance id: the meetings indexed by it — a lookup, not a scan.
+        let ids = match s.store.search(SEARCH_INSTANCE, &needle, PAGE + 1).await {
+            Ok(ids) => ids,
             Err(e) => return store_error(&s, &headers, e),
         };
-        let Some(last) = page.last() else { break };
-        after = Some(last.meeting.id.clone());
-        let full = page.len() == 500;
-        for m in page {
+        let mut found = match s.store.load(&ids).await {
+            Ok(found) => found,
+            Err(e) => return store_error(&s, &headers, e),
+        };
+        found.sort_by(|a, b| a.meeting.id.cmp(&b.meeting.id));
+        for m in found {
             let m = m.meeting;
-            let start = m.facts.start();
-            if from.is_some_and(|f| start.is_none_or(|st| st < f)) || to.is_some_and(|t| start.is_none_or(|st| st >= t))
-            {
+            if state.is_some_and(|st| m.state != st) || reason.is_some_and(|r| m.ended.map(|e| e.reason) != Some(r)) {
                 continue;
             }
-            if !needle.is_empty()
-                && !m.id.as_str().contains(needle.as_str())
-                && !m.instances.iter().any(|i| i.as_str() == needle)
-            {
-                continue;
+            if let Some(row) = keep(&m, false) {
+                if rows.len() == PAGE {
+                    more = true;
+                    break;
+                }
+                rows.push(row);
             }
-            if rows.len() == PAGE {
-                more = true;
-                break 'pages;
-            }
-            rows.push(Row {
-                id: m.id.to_string(),
-                state: m.state.to_string(),
-                reason: m.ended.map(|e| e.reason.to_string()).unwrap_or_default(),
-                start: opt_ts(start),
-                terminated_at: opt_ts(m.ended.map(|e| e.at)),
-                instances: m.instances.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" "),
-            });
         }
-        if !full {
-            break;
+    } else {
+        let mut after = MeetingId::new(q.after.clone());
+        // Keyset pages of the store, filtered further here (time range, meeting id search).
+        'pages: loop {
+            let filter = MeetingFilter { state, reason, after: after.clone(), limit: Some(500) };
+            let page = match s.store.meetings(&filter).await {
+                Ok(p) => p,
+                Err(e) => return store_error(&s, &headers, e),
+            };
+            let Some(last) = page.last() else { break };
+            after = Some(last.meeting.id.clone());
+            let full = page.len() == 500;
+            for m in page {
+                if let Some(row) = keep(&m.meeting, true) {
+                    if rows.len() == PAGE {
+                        more = true;
+                        break 'pages;
+                    }
+                    rows.push(row);
+                }
+            }
+            if !full {
+                break;
+            }
         }
     }
     let next = if more { rows.last().map(|r| r.id.clone()) } else { None };

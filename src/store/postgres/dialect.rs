@@ -225,6 +225,16 @@ impl Dialect for PgDialect {
         Ok(())
     }
 
+    async fn insert_search(conn: &mut PgConnection, name: &str, pairs: &[(&str, &str)]) -> Result<(), StoreError> {
+        sqlx::query(include_str!("queries/insert_search.sql"))
+            .bind(pairs.iter().map(|(v, _)| *v).collect::<Vec<_>>())
+            .bind(pairs.iter().map(|(_, m)| *m).collect::<Vec<_>>())
+            .bind(name)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     async fn insert_dead_letters(conn: &mut PgConnection, d: &[NewDeadLetter]) -> Result<(), StoreError> {
         sqlx::query(include_str!("queries/insert_dead_letters.sql"))
             .bind(d.iter().map(|d| d.at.as_micros()).collect::<Vec<_>>())

@@ -78,6 +78,9 @@ pub trait Dialect: Debug + Send + Sync + Sized + 'static {
     /// Queue effects; a key already queued is left alone.
     async fn insert_effects(conn: &mut Conn<Self>, effects: &[NewEffect]) -> Result<(), StoreError>;
     async fn insert_dead_letters(conn: &mut Conn<Self>, dead: &[NewDeadLetter]) -> Result<(), StoreError>;
+    /// Index search attribute `name`'s (value, meeting id) pairs; pairs
+    /// already indexed are kept.
+    async fn insert_search(conn: &mut Conn<Self>, name: &str, pairs: &[(&str, &str)]) -> Result<(), StoreError>;
     /// Inside the transaction registering `worker`: make two processes
     /// starting under one identity take turns (SQLite's write lock already does).
     async fn lock_identity(_conn: &mut Conn<Self>, _worker: &str) -> Result<(), StoreError> {
@@ -197,6 +200,21 @@ where
             .fetch_one(&self.reader)
             .await?;
         rows::meetings_from_doc(doc.as_deref())
+    }
+
+    async fn search(&self, name: &str, value: &str, limit: usize) -> Result<Vec<MeetingId>, StoreError> {
+        let ids: Vec<(String,)> = sqlx::query_as(D::statement(Q::Search))
+            .bind(name)
+            .bind(value)
+            .bind(limit as i64)
+            .fetch_all(&self.reader)
+            .await?;
+        ids.into_iter().map(|(id,)| meeting_id(id)).collect()
+    }
+
+    async fn index_search(&self) -> Result<u64, StoreError> {
+        let r = sqlx::query(D::statement(Q::IndexSearch)).execute(&self.writer).await?;
+        Ok(D::affected(&r))
     }
 
     async fn outcomes(&self, after: Option<&MeetingId>, limit: usize) -> Result<Vec<OutcomeLine>, StoreError> {
@@ -544,6 +562,7 @@ where
             .execute(&mut *tx)
             .await?;
         let meetings = D::affected(&meetings);
+        sqlx::query(D::statement(Q::DeleteSearch)).bind(D::texts(&list)).execute(&mut *tx).await?;
         sqlx::query(D::statement(Q::LogPrune))
             .bind(before.as_micros())
             .bind(meetings as i64)

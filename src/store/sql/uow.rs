@@ -4,6 +4,7 @@
 //! statements whatever its size, in the dialect's bulk form, then the stream
 //! checkpoint (fenced by the shard lease) and the clocks.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +14,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Trans
 use super::{read, Conn, Dialect, Q};
 use crate::meeting::{MeetingId, TimerKey};
 use crate::store::stats::{Phase, Stats};
-use crate::store::{Changes, HistoryAppend, StoreError, StoredMeeting, UnitOfWork};
+use crate::store::{Changes, HistoryAppend, MeetingWrite, StoreError, StoredMeeting, UnitOfWork};
 use crate::time::Timestamp;
 
 pub(super) struct SqlUnitOfWork<D: Dialect> {
@@ -38,6 +39,22 @@ pub(super) async fn insert_history<D: Dialect>(
     }
     D::insert_history(conn, &appends).await?;
     Ok((appends.len(), appends.iter().map(|h| h.chunk.len()).sum()))
+}
+
+/// Index the written meetings' search attributes (one statement per
+/// attribute; values already indexed are kept).
+async fn insert_search<D: Dialect>(conn: &mut Conn<D>, meetings: &[MeetingWrite]) -> Result<(), StoreError> {
+    let mut by_name: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+    for w in meetings {
+        let m = &w.stored.meeting;
+        for (name, value) in m.search_attributes() {
+            by_name.entry(name).or_default().push((value, m.id.as_str()));
+        }
+    }
+    for (name, pairs) in by_name {
+        D::insert_search(conn, name, &pairs).await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -83,6 +100,9 @@ where
                 let ids: Vec<&str> = changes.meetings.iter().map(|w| w.stored.meeting.id.as_str()).take(5).collect();
                 return Err(StoreError::Conflict(format!("one of {}", ids.join(", "))));
             }
+        }
+        if !changes.defer_search {
+            insert_search::<D>(conn, &changes.meetings).await?;
         }
         stats.add(&stats.meetings, changes.meetings.len());
         stats.add_time(Phase::WriteMeetings, t);

@@ -188,6 +188,18 @@ impl Dialect for SqliteDialect {
         Ok(())
     }
 
+    async fn insert_search(conn: &mut SqliteConnection, name: &str, pairs: &[(&str, &str)]) -> Result<(), StoreError> {
+        for chunk in shaped(pairs) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO search (name, value, meeting_id) ");
+            q.push_values(chunk, |mut b, (value, id)| {
+                b.push_bind(name).push_bind(*value).push_bind(*id);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
     async fn insert_dead_letters(conn: &mut SqliteConnection, dead: &[NewDeadLetter]) -> Result<(), StoreError> {
         for chunk in shaped(dead) {
             let mut q =

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
 use spindown::clock::ManualClock;
-use spindown::engine::Engine;
+use spindown::engine::{Engine, EngineOptions};
 use spindown::inspect::{self, for_each_meeting};
 use spindown::source::feed::LineFeed;
 use spindown::source::replay::{replay, ReplayOptions, ReplaySummary};
@@ -97,9 +97,9 @@ pub async fn run(cli: &Cli, args: &ReplayArgs) -> Result<()> {
     let store = replay_store.store();
     // A replay on an existing database resumes its virtual clock.
     let clock = ManualClock::new(store.clocks().await?.last_instant.unwrap_or(Timestamp::EPOCH));
-    let engine =
-        Engine::start(store.clone(), policy, Arc::new(clock.clone()), spindown::source::replay::engine_options())
-            .await?;
+    // A temporary database is never searched: its meetings are not indexed.
+    let options = EngineOptions { unsearched: cli.db.is_none(), ..spindown::source::replay::engine_options() };
+    let engine = Engine::start(store.clone(), policy, Arc::new(clock.clone()), options).await?;
     let options = ReplayOptions { until: args.until, batch: args.batch };
     let summary = replay(&engine, &clock, LineFeed::new(input, name.clone()), &options).await?;
     if let ReplayStore::Sqlite(_, path, _) = &replay_store {
