@@ -194,7 +194,7 @@ async fn raw_ceiling(dir: &Path, rows: &Value) -> Result<f64> {
             m.instances.insert(InstanceId::parse("i-0123456789abcdef0").unwrap());
             m.ended = Some(spindown::meeting::Ended { reason: Reason::NoShowTimeout, at });
             let stored = StoredMeeting { meeting: m, event_ids: vec![format!("{k:032x}")] };
-            changes.meetings.push(MeetingWrite { stored, loaded_version: None });
+            changes.meetings.push(MeetingWrite { stored, loaded_version: None, search_changed: false });
             if k * chunks / meetings.max(1) < (k + 1) * chunks / meetings.max(1) || chunks >= meetings {
                 changes.history.push(HistoryAppend { meeting_id: id.clone(), chunk: chunk.clone() });
             }

@@ -99,7 +99,7 @@ pub async fn copy(from: &dyn Store, to: &dyn Store, progress: &mut dyn FnMut(u64
                     chunk: entries.iter().cloned().collect::<Chunk>(),
                 });
             }
-            changes.meetings.push(MeetingWrite { stored: m, loaded_version: None });
+            changes.meetings.push(MeetingWrite { stored: m, loaded_version: None, search_changed: true });
         }
         copied.meetings += changes.meetings.len() as u64;
         to.begin().await?.commit(changes).await?;

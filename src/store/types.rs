@@ -32,6 +32,9 @@ pub struct StoredMeeting {
 pub struct MeetingWrite {
     pub stored: StoredMeeting,
     pub loaded_version: Option<i64>,
+    /// Its search attributes changed since they were indexed (a new meeting,
+    /// an instance seen): the store indexes them with the row.
+    pub search_changed: bool,
 }
 
 /// History entries to append to one meeting's story, encoded (a store keeps

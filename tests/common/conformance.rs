@@ -45,7 +45,8 @@ macro_rules! conformance_tests {
             shard_leases_fence_checkpoints, workers_are_live_while_they_heartbeat,
             the_sweep_log_keeps_findings_newest_first, one_identity_one_process,
             retention_deletes_ended_meetings_and_old_rows_only, recent_rows_come_newest_first,
-            meetings_are_found_by_their_search_attributes, a_bulk_load_indexes_its_search_attributes_at_its_end);
+            meetings_are_found_by_their_search_attributes, a_bulk_load_indexes_its_search_attributes_at_its_end,
+            the_engine_indexes_a_meeting_when_it_gains_an_instance);
     };
     (@each $backend:expr; $($name:ident),+) => {
         $(
@@ -66,7 +67,11 @@ fn meeting(name: &str, created: Timestamp) -> Meeting {
 }
 
 fn write(m: &Meeting, loaded: Option<i64>) -> MeetingWrite {
-    MeetingWrite { stored: StoredMeeting { meeting: m.clone(), event_ids: vec![] }, loaded_version: loaded }
+    MeetingWrite {
+        stored: StoredMeeting { meeting: m.clone(), event_ids: vec![] },
+        loaded_version: loaded,
+        search_changed: true,
+    }
 }
 
 fn entry(at: Timestamp, outcome: Outcome, notes: Vec<Note>) -> Entry {
@@ -206,7 +211,7 @@ pub async fn meetings_round_trip(b: &dyn Backend) {
     m.timers.cap = Some(t("14:00"));
     m.created = Timestamp::from_micros(1_795_687_200_123_456);
     let stored = StoredMeeting { meeting: m.clone(), event_ids: vec!["e-1".into(), "e\n\"2\"".into()] };
-    let w = MeetingWrite { stored: stored.clone(), loaded_version: None };
+    let w = MeetingWrite { stored: stored.clone(), loaded_version: None, search_changed: true };
     commit(store.as_ref(), Changes { meetings: vec![w], ..Changes::default() }).await.unwrap();
     let mut ended = meeting("m-2", t("09:00"));
     ended.state = State::Terminated;
@@ -739,6 +744,7 @@ pub async fn forget_event_ids_of_meetings_ended_long_ago(b: &dyn Backend) {
         .map(|m| MeetingWrite {
             stored: StoredMeeting { meeting: m.clone(), event_ids: vec!["e".into()] },
             loaded_version: None,
+            search_changed: true,
         })
         .collect();
     commit(store.as_ref(), Changes { meetings: writes, ..Changes::default() }).await.unwrap();
@@ -1040,4 +1046,31 @@ pub async fn a_bulk_load_indexes_its_search_attributes_at_its_end(b: &dyn Backen
     assert_eq!(store.search(SEARCH_INSTANCE, inst, 10).await.unwrap(), [id("bulk")]);
     store.index_search().await.unwrap();
     assert_eq!(store.search(SEARCH_INSTANCE, inst, 10).await.unwrap(), [id("bulk")], "indexing again adds nothing");
+}
+
+/// Through the engine (a worker's units of work, not resident): a new
+/// meeting is found by its instance at once, an instance a later record
+/// brings is found too, and a record that adds none leaves the index alone.
+pub async fn the_engine_indexes_a_meeting_when_it_gains_an_instance(b: &dyn Backend) {
+    use spindown::meeting::SEARCH_INSTANCE;
+    let clock = ManualClock::new(Timestamp::EPOCH);
+    let e = engine(b.open().await, &clock).await;
+    let (teacher, student) = ("i-0000000000000000e", "i-0000000000000000f");
+    let first =
+        rec(Some("s1"), "INSERT", Some(t("10:00")), "m-s", img("10:30", json!({"teacher_ec2_id": {"S": teacher}})));
+    e.apply(items(&[first])).await.unwrap();
+    assert_eq!(e.store().search(SEARCH_INSTANCE, teacher, 10).await.unwrap(), [id("m-s")]);
+    assert!(e.store().search(SEARCH_INSTANCE, student, 10).await.unwrap().is_empty());
+    let more = rec(
+        Some("s2"),
+        "MODIFY",
+        Some(t("10:01")),
+        "m-s",
+        img("10:30", json!({"teacher_ec2_id": {"S": teacher}, "student_ec2_id": {"S": student}})),
+    );
+    e.apply(items(&[more])).await.unwrap();
+    let store = b.open().await;
+    for i in [teacher, student] {
+        assert_eq!(store.search(SEARCH_INSTANCE, i, 10).await.unwrap(), [id("m-s")], "{i}");
+    }
 }

@@ -34,6 +34,8 @@ pub(super) struct Cached {
     pub(super) loaded_version: Option<i64>,
     /// The row must be written.
     pub(super) row_dirty: bool,
+    /// Search attributes were added since the store indexed them.
+    pub(super) search_dirty: bool,
     /// Entries not written yet.
     pub(super) history: Chunk,
     /// In `Cache::ended`, waiting to be written (resident).
@@ -107,6 +109,7 @@ impl Work<'_> {
             stored,
             loaded_version: Some(version),
             row_dirty: false,
+            search_dirty: false,
             history: Chunk::default(),
             queued: false,
         };

@@ -22,7 +22,12 @@ impl Work<'_> {
             let Some(Some(c)) = self.cache.entries.get_mut(id) else { continue };
             c.queued = false;
             if c.row_dirty {
-                changes.meetings.push(MeetingWrite { stored: c.stored.clone(), loaded_version: c.loaded_version });
+                changes.meetings.push(MeetingWrite {
+                    stored: c.stored.clone(),
+                    loaded_version: c.loaded_version,
+                    search_changed: c.search_dirty,
+                });
+                c.search_dirty = false;
                 c.loaded_version = Some(c.stored.meeting.version);
                 c.row_dirty = false;
             }

@@ -28,6 +28,14 @@ use backing::{Backing, Resident, Transaction};
 pub(crate) use cache::Cache;
 use cache::Cached;
 
+/// A meeting as a step found it: what its results are compared with.
+#[derive(Default)]
+struct Before {
+    timers: Timers,
+    /// How many search attributes it had.
+    searchable: usize,
+}
+
 pub(super) struct Work<'e> {
     engine: &'e Engine,
     /// A store transaction, or a resident engine's memory.
@@ -236,7 +244,7 @@ impl<'e> Work<'e> {
         self.fire_through(limit, usize::MAX).await?;
         let now = self.instant(clock_now);
         let kind = cmd.kind();
-        let (meeting, timers) = self.take(id);
+        let (meeting, before) = self.take(id);
         let step = match step(meeting, &Input::Command(cmd), now, &self.engine.policy) {
             Ok(s) => s,
             Err((_, meeting)) => {
@@ -250,21 +258,21 @@ impl<'e> Work<'e> {
             state: step.meeting.state,
             notes: step.notes.clone(),
         };
-        self.apply_step(step, timers, now, Cause::Command(kind), None);
+        self.apply_step(step, before, now, Cause::Command(kind), None);
         self.fire_through(limit, usize::MAX).await?;
         Ok(result)
     }
 
     /// Take a cached meeting out for [`step`] (a placeholder keeps its place),
-    /// with its pending timers as they are.
-    fn take(&mut self, id: &MeetingId) -> (Option<Meeting>, Timers) {
+    /// with what the step's results are compared with.
+    fn take(&mut self, id: &MeetingId) -> (Option<Meeting>, Before) {
         match self.cache.entries.get_mut(id) {
             Some(Some(c)) => {
                 let m = mem::replace(&mut c.stored.meeting, Meeting::new(id.clone(), Timestamp::EPOCH));
-                let timers = m.timers;
-                (Some(m), timers)
+                let before = Before { timers: m.timers, searchable: m.search_attributes().count() };
+                (Some(m), before)
             }
-            _ => (None, Timers::default()),
+            _ => (None, Before::default()),
         }
     }
 
@@ -286,11 +294,11 @@ impl<'e> Work<'e> {
         cause: Cause,
         lateness: Option<Span>,
     ) -> Result<Outcome, crate::meeting::Rejection> {
-        let (meeting, timers) = self.take(id);
+        let (meeting, before) = self.take(id);
         match step(meeting, input, now, &self.engine.policy) {
             Ok(s) => {
                 let outcome = s.outcome;
-                self.apply_step(s, timers, now, cause, lateness);
+                self.apply_step(s, before, now, cause, lateness);
                 Ok(outcome)
             }
             Err((rejection, meeting)) => {
@@ -300,9 +308,12 @@ impl<'e> Work<'e> {
         }
     }
 
-    /// Take a step's results into the cache and the write buffer; `old` are
-    /// the meeting's pending timers before the step.
-    fn apply_step(&mut self, step: Step, old: Timers, now: Timestamp, cause: Cause, lateness: Option<Span>) {
+    /// Take a step's results into the cache and the write buffer, compared
+    /// with the meeting `before` the step.
+    fn apply_step(&mut self, step: Step, before: Before, now: Timestamp, cause: Cause, lateness: Option<Span>) {
+        let old = before.timers;
+        // Search attributes are only ever added: a new count means new ones to index.
+        let search_changed = step.meeting.search_attributes().count() != before.searchable;
         let Step { meeting, from, outcome, effects, timers: _, notes } = step;
         let id = meeting.id.clone();
         let reason = (outcome == Outcome::Terminated).then(|| meeting.ended.map(|e| e.reason)).flatten();
@@ -352,6 +363,7 @@ impl<'e> Work<'e> {
                 if changed {
                     c.row_dirty = true;
                 }
+                c.search_dirty |= search_changed;
                 for e in &entries {
                     c.history.push(e);
                 }
@@ -359,7 +371,14 @@ impl<'e> Work<'e> {
             _ => {
                 let stored = StoredMeeting { meeting, event_ids: Vec::new() };
                 let history = entries.iter().cloned().collect();
-                let c = Cached { stored, loaded_version: None, row_dirty: true, history, queued: false };
+                let c = Cached {
+                    stored,
+                    loaded_version: None,
+                    row_dirty: true,
+                    search_dirty: true,
+                    history,
+                    queued: false,
+                };
                 self.cache.entries.insert(id.clone(), Some(Box::new(c)));
             }
         }

@@ -45,7 +45,7 @@ pub(super) async fn insert_history<D: Dialect>(
 /// attribute; values already indexed are kept).
 async fn insert_search<D: Dialect>(conn: &mut Conn<D>, meetings: &[MeetingWrite]) -> Result<(), StoreError> {
     let mut by_name: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
-    for w in meetings {
+    for w in meetings.iter().filter(|w| w.search_changed) {
         let m = &w.stored.meeting;
         for (name, value) in m.search_attributes() {
             by_name.entry(name).or_default().push((value, m.id.as_str()));
