@@ -54,6 +54,8 @@
 //! * [`clock`] — the [`Clock`](clock::Clock) trait: the system clock for the
 //!   worker, a manual clock for replay and tests.
 //! * [`named`] — enums named by strings (`names!`), for every layer.
+//! * [`machine`] — the [`Machine`](machine::Machine) trait: a typed state
+//!   machine's types and its pure step, all a runtime sees of its rules.
 //! * [`meeting`] — the pure model: ids, facts, states, the transition rules,
 //!   the policy, record decoding, the history vocabulary.
 //! * [`legacy`] — the old Lambdas (safety net and terminator) as a second
@@ -95,6 +97,7 @@ pub mod failpoint;
 pub mod http;
 pub mod inspect;
 pub mod legacy;
+pub mod machine;
 pub mod meeting;
 pub mod named;
 pub mod outbox;

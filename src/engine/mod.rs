@@ -17,6 +17,7 @@
 //! commits a unit of work while it computes the next. Memory is then bounded
 //! by the live meetings and one unit of work, not by the input.
 
+pub mod core;
 mod gate;
 mod report;
 mod timers;

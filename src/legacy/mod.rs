@@ -17,7 +17,8 @@
 //!   at again by the net, and a deleted row is never acted on: their
 //!   instances keep running.
 
-use crate::meeting::{Change, Ended, EventName, Reason};
+use crate::machine::Machine;
+use crate::meeting::{can_create, Change, Ended, EventName, Input, Reason, Rejection, TimerKind};
 use crate::time::{Span, Timestamp};
 
 /// The EventBridge one-shot: `at(meet_time + 15 min)`.
@@ -37,6 +38,8 @@ pub struct LegacyMeeting {
     pub in_progress: bool,
     /// The latest accepted record is a `REMOVE`: the safety net finds no item.
     pub removed: bool,
+    /// The one-shot, while it has not fired.
+    pub net: Option<Timestamp>,
     pub ended: Option<Ended>,
 }
 
@@ -69,6 +72,9 @@ pub fn record(meeting: Option<LegacyMeeting>, change: &Change, now: Timestamp) -
     } else {
         None
     };
+    if safety_net.is_some() {
+        m.net = safety_net;
+    }
 
     if m.ended.is_none() {
         let img = change.image.as_ref();
@@ -97,6 +103,7 @@ pub fn record(meeting: Option<LegacyMeeting>, change: &Change, now: Timestamp) -
 /// The safety net fires at `now`.
 pub fn safety_net(meeting: LegacyMeeting, now: Timestamp) -> LegacyMeeting {
     let mut m = meeting;
+    m.net = None;
     if m.ended.is_some() || m.removed {
         // Already ended, or the row is gone: the Lambda finds nothing to do.
         return m;
@@ -110,6 +117,69 @@ pub fn safety_net(meeting: LegacyMeeting, now: Timestamp) -> LegacyMeeting {
     };
     m.ended = Some(Ended { reason, at: now });
     m
+}
+
+/// The two Lambdas as a [`Machine`]: records move a [`LegacyMeeting`], its
+/// one safety net fires once. What it admits and how it recognises a
+/// redelivered record are the engine's (a record of a new meeting must give
+/// a start; `eventID`s once per meeting), so every `whatif` model sees the
+/// same records; operator commands did not exist and are ignored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LegacyWorkflow;
+
+impl Machine for LegacyWorkflow {
+    type State = LegacyMeeting;
+    type Input = Input;
+    type Timer = TimerKind;
+    type Step = LegacyMeeting;
+    type End = Ended;
+    type Rejection = Rejection;
+
+    fn dedupe_key(input: &Input) -> Option<&str> {
+        match input {
+            Input::Record(change) => change.event_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn creates(&self, input: &Input) -> Result<(), Rejection> {
+        match input {
+            Input::Record(change) => can_create(change),
+            _ => Err(Rejection::UnknownMeeting),
+        }
+    }
+
+    fn timer_input(&self, kind: TimerKind, due: Timestamp) -> Input {
+        Input::Timer { kind, due }
+    }
+
+    fn step(
+        &self,
+        state: Option<LegacyMeeting>,
+        input: &Input,
+        now: Timestamp,
+    ) -> Result<LegacyMeeting, (Rejection, Option<LegacyMeeting>)> {
+        match (input, state) {
+            (Input::Record(change), state) => Ok(record(state, change, now).meeting),
+            (Input::Timer { .. }, Some(m)) => Ok(safety_net(m, now)),
+            (Input::Command(_), Some(m)) => Ok(m),
+            (_, None) => Err((Rejection::UnknownMeeting, None)),
+        }
+    }
+
+    fn state(step: LegacyMeeting) -> LegacyMeeting {
+        step
+    }
+
+    fn timers(state: &LegacyMeeting, armed: &mut Vec<(TimerKind, Timestamp)>) {
+        if state.ended.is_none() {
+            armed.extend(state.net.map(|due| (TimerKind::SafetyNet, due)));
+        }
+    }
+
+    fn end(state: &LegacyMeeting) -> Option<Ended> {
+        state.ended
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //! * [`policy`] — the policy file (`workflows/meeting.toml`) and its validation.
 //! * [`record`] — DynamoDB stream records (Lambda shape) → [`Change`], or a
 //!   dead letter with its reason.
+//! * [`MeetingWorkflow`] — the rules under a policy as a [`Machine`](crate::machine::Machine),
+//!   the form every runtime runs them in.
 
 mod effect;
 pub mod history;
@@ -21,6 +23,7 @@ mod model;
 pub mod policy;
 pub mod record;
 mod transition;
+mod workflow;
 
 pub use crate::named::UnknownName;
 pub use effect::{Effect, EffectKind};
@@ -30,3 +33,4 @@ pub use input::{Change, Command, CommandKind, Image, Input, InstanceSource, Reje
 pub use model::{Ended, EventName, Facts, Meeting, Reason, State, TimerKey, TimerKind, Timers, SEARCH_INSTANCE};
 pub use policy::{Mode, Policy, PolicyError};
 pub use transition::{admits, can_create, step, transition, Step, TimerChange};
+pub use workflow::MeetingWorkflow;

@@ -1,4 +1,5 @@
-//! What every model shares, decided once per record: admission, dedupe, the
+//! What every model shares, decided once per record — admission and dedupe
+//! by the workflow's own rules (as the engine applies them) — the
 //! virtual clock, and each meeting's start, instance set and late activity.
 //!
 //! Records reach the models only through here, so every model sees the same
@@ -10,8 +11,9 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
+use crate::machine::{duplicate, Machine};
 use crate::meeting::record::{Decoded, RecordError};
-use crate::meeting::{can_create, EventName, Input, InstanceId, MeetingId};
+use crate::meeting::{EventName, Input, InstanceId, MeetingId, MeetingWorkflow};
 use crate::time::Timestamp;
 
 /// An accepted, non-duplicate record for the models: the meeting (its index
@@ -74,6 +76,8 @@ pub(crate) struct Front {
     /// The latest event time among accepted records.
     pub(crate) latest: Option<Timestamp>,
     pub(crate) stats: ReadStats,
+    /// Whose admission and dedupe the records get (the workflow's, whatever the model).
+    rules: MeetingWorkflow,
 }
 
 impl Front {
@@ -82,12 +86,16 @@ impl Front {
     }
 
     /// Take one decoded record: `Some` when the models must see it.
+    ///
+    /// Admission and dedupe are the machine's ([`Machine::creates`],
+    /// [`duplicate`]), as the durable engine applies them.
     pub(crate) fn accept(&mut self, d: Decoded) -> Option<Event> {
-        let change = d.change;
+        let input = Input::Record(d.change);
+        let Input::Record(change) = &input else { unreachable!("built above") };
         let known = self.index.get(&change.meeting_id).copied();
         if known.is_none() {
             // A new meeting needs a start (rule 1); a dead letter does not move the clock.
-            if let Err(rejection) = can_create(&change) {
+            if let Err(rejection) = self.rules.creates(&input) {
                 self.dead_letter(&RecordError::Rejected(rejection));
                 return None;
             }
@@ -116,12 +124,12 @@ impl Front {
             }
         };
         let seen = &mut self.meetings[m as usize];
-        if let Some(eid) = &change.event_id {
-            if seen.event_ids.iter().any(|e| **e == **eid) {
-                self.stats.duplicates += 1;
-                return None;
-            }
-            seen.event_ids.push(eid.as_str().into());
+        if duplicate::<MeetingWorkflow, _>(&seen.event_ids, &input).is_some() {
+            self.stats.duplicates += 1;
+            return None;
+        }
+        if let Some(key) = MeetingWorkflow::dedupe_key(&input) {
+            seen.event_ids.push(key.into());
         }
         if let Some(img) = &change.image {
             seen.meet_time = img.meet_time.or(seen.meet_time);
@@ -137,6 +145,6 @@ impl Front {
                 }
             }
         }
-        Some(Event { meeting: m, at, input: Input::Record(change) })
+        Some(Event { meeting: m, at, input })
     }
 }

@@ -6,15 +6,16 @@
 //! Everything runs in memory, no database. Each record is decoded once; the
 //! front (`front.rs`) decides once what every model shares (dead letters,
 //! duplicates, the virtual clock, each meeting's start and instance set);
-//! each model then runs on a thread of its own (`driver.rs`) over the same
-//! accepted records. A policy model is the engine's own rules
-//! ([`meeting::step`](crate::meeting::step)) — `spindown replay --policy P`
-//! gives the same end for every meeting, which the tests check.
+//! each model then runs on a thread of its own, on the engine's core
+//! ([`Core`]: the virtual clock and the timer order of the durable engine)
+//! over the same accepted records. A policy model is the engine's own
+//! machine ([`MeetingWorkflow`]), the legacy model the Lambdas'
+//! ([`LegacyWorkflow`]) — `spindown replay --policy P` gives the same end for
+//! every meeting, which the tests check.
 //!
 //! Memory is bounded by the meetings (a few dozen bytes each, plus the live
 //! meetings' state in each model) and the batches in flight, not by the input.
 
-mod driver;
 mod figures;
 mod front;
 pub mod html;
@@ -25,14 +26,16 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::engine::core::Core;
+use crate::legacy::LegacyWorkflow;
+use crate::machine::Machine;
 use crate::meeting::record::Item;
-use crate::meeting::{Ended, Policy};
+use crate::meeting::{Ended, Input, MeetingWorkflow, Policy};
 use crate::source::feed::LineFeed;
 
 pub use figures::{MeetingFigures, Summary, DEFAULT_PRICE};
 pub use front::{ReadStats, Seen};
 
-use driver::{Driver, LegacyMachine, Machine, PolicyMachine};
 use front::{Event, Front};
 
 /// Records decoded per batch handed from the reader to the models.
@@ -109,14 +112,14 @@ pub fn run<R: Read + Send + 'static>(feed: LineFeed<R>, models: &[ModelSpec]) ->
     for spec in models {
         let (tx, rx) = sync_channel::<Arc<Vec<Event>>>(4);
         senders.push(tx);
-        let machine: Box<dyn Machine> = match &spec.kind {
-            ModelKind::Legacy => Box::<LegacyMachine>::default(),
-            ModelKind::Policy(p) => Box::new(PolicyMachine::new(p.clone())),
+        let model: Box<dyn Model> = match &spec.kind {
+            ModelKind::Legacy => Box::new(Core::new(LegacyWorkflow)),
+            ModelKind::Policy(p) => Box::new(Core::new(MeetingWorkflow::new(p.clone()))),
         };
         let name = spec.name.clone();
         let handle = std::thread::Builder::new()
             .name(format!("whatif-{name}"))
-            .spawn(move || model_thread(name, machine, rx))
+            .spawn(move || model_thread(name, model, rx))
             .map_err(WhatIfError::Io)?;
         threads.push(handle);
     }
@@ -157,18 +160,38 @@ pub fn run<R: Read + Send + 'static>(feed: LineFeed<R>, models: &[ModelSpec]) ->
     })
 }
 
-fn model_thread(name: String, machine: Box<dyn Machine>, rx: Receiver<Arc<Vec<Event>>>) -> ModelRun {
-    let mut driver = Driver::new(machine);
+/// A model: a machine on the engine's core, fed the front's records.
+trait Model: Send {
+    fn apply(&mut self, e: &Event);
+    fn finish(self: Box<Self>) -> (Vec<Option<Ended>>, u64);
+}
+
+impl<M> Model for Core<M>
+where
+    M: Machine<Input = Input, End = Ended> + Send,
+    M::State: Send,
+    M::Timer: Send,
+{
+    fn apply(&mut self, e: &Event) {
+        Core::apply(self, e.meeting, &e.input, e.at);
+    }
+
+    fn finish(self: Box<Self>) -> (Vec<Option<Ended>>, u64) {
+        Core::finish(*self)
+    }
+}
+
+fn model_thread(name: String, mut model: Box<dyn Model>, rx: Receiver<Arc<Vec<Event>>>) -> ModelRun {
     let mut busy = Duration::ZERO;
     for events in rx {
         let t = Instant::now();
         for e in events.iter() {
-            driver.apply(e);
+            model.apply(e);
         }
         busy += t.elapsed();
     }
     let t = Instant::now();
-    let (ends, timers_fired) = driver.finish();
+    let (ends, timers_fired) = model.finish();
     busy += t.elapsed();
     ModelRun { name, ends, timers_fired, busy }
 }

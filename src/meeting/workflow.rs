@@ -1,0 +1,73 @@
+//! The meeting as a [`Machine`]: the rules of `spec/meeting-workflow.md`
+//! ([`step`]) under one [`Policy`], as every runtime runs them — the durable
+//! engine, `replay`, and `whatif`'s and `tune`'s policy models.
+
+use super::input::{Input, Rejection};
+use super::model::{Ended, Meeting, TimerKind};
+use super::policy::Policy;
+use super::transition::{can_create, step, Step};
+use crate::machine::Machine;
+use crate::time::Timestamp;
+
+/// The meeting workflow under a policy.
+#[derive(Debug, Clone, Default)]
+pub struct MeetingWorkflow {
+    pub policy: Policy,
+}
+
+impl MeetingWorkflow {
+    pub fn new(policy: Policy) -> Self {
+        MeetingWorkflow { policy }
+    }
+}
+
+impl Machine for MeetingWorkflow {
+    type State = Meeting;
+    type Input = Input;
+    type Timer = TimerKind;
+    type Step = Step;
+    type End = Ended;
+    type Rejection = Rejection;
+
+    /// A stream record's `eventID`.
+    fn dedupe_key(input: &Input) -> Option<&str> {
+        match input {
+            Input::Record(change) => change.event_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A record whose image gives a start (rules 1 and 4); a timer or an
+    /// operator command needs a meeting that exists.
+    fn creates(&self, input: &Input) -> Result<(), Rejection> {
+        match input {
+            Input::Record(change) => can_create(change),
+            _ => Err(Rejection::UnknownMeeting),
+        }
+    }
+
+    fn timer_input(&self, kind: TimerKind, due: Timestamp) -> Input {
+        Input::Timer { kind, due }
+    }
+
+    fn step(
+        &self,
+        state: Option<Meeting>,
+        input: &Input,
+        now: Timestamp,
+    ) -> Result<Step, (Rejection, Option<Meeting>)> {
+        step(state, input, now, &self.policy)
+    }
+
+    fn state(step: Step) -> Meeting {
+        step.meeting
+    }
+
+    fn timers(state: &Meeting, armed: &mut Vec<(TimerKind, Timestamp)>) {
+        armed.extend(state.timers.pending());
+    }
+
+    fn end(state: &Meeting) -> Option<Ended> {
+        state.ended
+    }
+}
