@@ -37,7 +37,7 @@ use work::{Cache, Work};
 use crate::clock::Clock;
 use crate::meeting::history::{Entry, Note};
 use crate::meeting::record::Item;
-use crate::meeting::{Command, Effect, MeetingId, Outcome, Policy, State};
+use crate::meeting::{Command, Effect, MeetingId, MeetingWorkflow, Outcome, Policy, State};
 use crate::store::{Checkpoint, Store, StoreError};
 use crate::time::{Span, Timestamp};
 
@@ -160,7 +160,8 @@ fn notes_as_text<S: serde::Serializer>(notes: &[Note], s: S) -> Result<S::Ok, S:
 /// The durable meeting engine: a store, a policy and a clock.
 pub struct Engine {
     store: Arc<dyn Store>,
-    policy: Policy,
+    /// The rules, as a machine: every step goes through it.
+    machine: MeetingWorkflow,
     clock: Arc<dyn Clock>,
     options: EngineOptions,
     timers_changed: Notify,
@@ -188,7 +189,7 @@ impl Engine {
     pub fn new(store: Arc<dyn Store>, policy: Policy, clock: Arc<dyn Clock>, options: EngineOptions) -> Engine {
         Engine {
             store,
-            policy,
+            machine: MeetingWorkflow::new(policy),
             clock,
             options,
             timers_changed: Notify::new(),
@@ -233,7 +234,7 @@ impl Engine {
     }
 
     pub fn policy(&self) -> &Policy {
-        &self.policy
+        &self.machine.policy
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {

@@ -8,8 +8,9 @@ use rustc_hash::FxHashMap;
 
 use super::Work;
 use crate::engine::EngineError;
+use crate::machine::Machine;
 use crate::meeting::history::{Cause, Chunk};
-use crate::meeting::{Input, Meeting, MeetingId, TimerKey};
+use crate::meeting::{Meeting, MeetingId, MeetingWorkflow, TimerKey, TimerKind};
 use crate::store::{StoreError, StoredMeeting};
 use crate::time::Timestamp;
 
@@ -221,8 +222,7 @@ impl Work<'_> {
         id: &MeetingId,
         target: Timestamp,
     ) -> Result<(), EngineError> {
-        while let Some((kind, due)) = self.cache.meeting(id).and_then(|m| m.timers.next()).filter(|(_, d)| *d <= target)
-        {
+        while let Some((kind, due)) = self.cache.meeting(id).and_then(next_timer).filter(|(_, d)| *d <= target) {
             self.fire_key(TimerKey::new(id.clone(), kind, due));
         }
         Ok(())
@@ -236,7 +236,11 @@ impl Work<'_> {
         // A key read from the store whose meeting no longer has that timer
         // (another worker fired or moved it between the read and the load),
         // or whose meeting is gone: nothing to fire.
-        let current = self.cache.meeting(&key.meeting_id).is_some_and(|m| m.timers.get(key.kind) == Some(key.due));
+        let current = self.cache.meeting(&key.meeting_id).is_some_and(|m| {
+            let mut pending = Vec::new();
+            MeetingWorkflow::timers(m, &mut pending);
+            pending.contains(&(key.kind, key.due))
+        });
         if !current {
             // Its row is written again, so the store's index of due timers
             // agrees with the meeting from now on: the key is dropped once.
@@ -248,7 +252,7 @@ impl Work<'_> {
             return false;
         }
         let now = self.instant(key.due);
-        let input = Input::Timer { kind: key.kind, due: key.due };
+        let input = self.engine.machine.timer_input(key.kind, key.due);
         let lateness = now.since(key.due);
         self.report.timers_fired += 1;
         self.report.max_lateness_us = self.report.max_lateness_us.max(lateness.as_micros());
@@ -267,4 +271,11 @@ impl Work<'_> {
             .expect("a timer of a known meeting is always applicable");
         true
     }
+}
+
+/// A meeting's pending timer that fires first: the earliest, ties in the machine's timer order.
+fn next_timer(m: &Meeting) -> Option<(TimerKind, Timestamp)> {
+    let mut pending = Vec::new();
+    MeetingWorkflow::timers(m, &mut pending);
+    pending.into_iter().min_by_key(|&(kind, due)| (due, kind))
 }

@@ -19,19 +19,20 @@ use tracing::Instrument;
 
 use super::{CommandResult, EffectMode, Engine, EngineError, Incoming, Origin, Report};
 use crate::clock::Clock;
+use crate::machine::{duplicate, Machine};
 use crate::meeting::history::{Cause, Entry, Note, Outcome};
 use crate::meeting::record::{DeadLetter, Decoded, Item, RecordError};
-use crate::meeting::{admits, step, Command, Input, Meeting, MeetingId, Step, TimerKey, Timers};
+use crate::meeting::{Command, Input, Meeting, MeetingId, MeetingWorkflow, Step, TimerKey, TimerKind};
 use crate::store::{Checkpoint, NewDeadLetter, NewEffect, StoredMeeting};
 use crate::time::{Span, Timestamp};
 use backing::{Backing, Resident, Transaction};
 pub(crate) use cache::Cache;
 use cache::Cached;
 
-/// A meeting as a step found it: what its results are compared with.
+/// A meeting as a step found it: what its results are compared with (its
+/// pending timers are in [`Work::before`]).
 #[derive(Default)]
 struct Before {
-    timers: Timers,
     /// How many search attributes it had.
     searchable: usize,
 }
@@ -52,6 +53,9 @@ pub(super) struct Work<'e> {
     event_clock: Timestamp,
     report: Report,
     armed: bool,
+    /// The pending timers of the meeting a step took, and of what it left.
+    before: Vec<(TimerKind, Timestamp)>,
+    after: Vec<(TimerKind, Timestamp)>,
 }
 
 impl<'e> Work<'e> {
@@ -74,6 +78,8 @@ impl<'e> Work<'e> {
             event_clock: Timestamp::from_micros(engine.event_clock.load(Ordering::SeqCst)),
             report: Report::default(),
             armed: false,
+            before: Vec::new(),
+            after: Vec::new(),
         })
     }
 
@@ -140,15 +146,19 @@ impl<'e> Work<'e> {
     }
 
     async fn record(&mut self, d: Decoded, origin: &Origin) -> Result<(), EngineError> {
-        let change = d.change;
+        let input = Input::Record(d.change);
+        let Input::Record(change) = &input else { unreachable!("built above") };
         let id = change.meeting_id.clone();
         // (`apply` loaded the batch's meetings.)
         // Rule 1, the part that needs the store: a new meeting needs a start.
         // A dead-lettered record does not move the clock.
-        if let Err(rejection) = admits(self.cache.meeting(&id), &change) {
-            let reason = RecordError::Rejected(rejection);
-            self.dead_letter(DeadLetter { reason, raw: d.raw, event_id: change.event_id }, origin);
-            return Ok(());
+        if self.cache.meeting(&id).is_none() {
+            if let Err(rejection) = self.engine.machine.creates(&input) {
+                let reason = RecordError::Rejected(rejection);
+                let event_id = change.event_id.clone();
+                self.dead_letter(DeadLetter { reason, raw: d.raw, event_id }, origin);
+                return Ok(());
+            }
         }
         // Timers due by the record's time fire first. On a virtual clock the
         // clock moves to the event time. On the wall clock the record is
@@ -178,28 +188,27 @@ impl<'e> Work<'e> {
         self.report.records += 1;
 
         // Rule 2: a record whose eventID this meeting has applied is a duplicate.
-        if let (Some(eid), Some(Some(c))) = (&change.event_id, self.cache.entries.get_mut(&id)) {
-            if c.stored.event_ids.iter().any(|e| e == eid) {
+        if let Some(Some(c)) = self.cache.entries.get_mut(&id) {
+            if let Some(eid) = duplicate::<MeetingWorkflow, _>(&c.stored.event_ids, &input) {
                 self.report.duplicates += 1;
                 let state = c.stored.meeting.state;
                 c.history.push(&Entry {
                     at: now,
-                    cause: Cause::Duplicate { event: change.event_name, event_id: eid.clone() },
+                    cause: Cause::Duplicate { event: change.event_name, event_id: eid.to_string() },
                     from: Some(state),
                     to: Some(state),
                     outcome: Outcome::Ignored,
                     reason: None,
                     lateness: None,
-                    notes: vec![Note::Duplicate { event_id: eid.clone() }],
+                    notes: vec![Note::Duplicate { event_id: eid.to_string() }],
                 });
                 self.touch(&id);
                 return Ok(());
             }
         }
         let cause = Cause::Record { event: change.event_name, event_id: change.event_id.clone() };
-        let event_id = change.event_id.clone();
+        let event_id = MeetingWorkflow::dedupe_key(&input).map(str::to_string);
         let created = self.cache.meeting(&id).is_none();
-        let input = Input::Record(change);
         match self.run_step(&id, &input, now, cause, None) {
             Ok(outcome) => {
                 if outcome == Outcome::Ignored {
@@ -210,11 +219,10 @@ impl<'e> Work<'e> {
                 }
             }
             Err(rejection) => {
-                // `admits` said yes a moment ago; should the rules ever
+                // `creates` said yes a moment ago; should the rules ever
                 // disagree, the record is kept as a dead letter, not lost.
-                let Input::Record(change) = input else { unreachable!("built above") };
                 let reason = RecordError::Rejected(rejection);
-                self.dead_letter(DeadLetter { reason, raw: d.raw, event_id: change.event_id }, origin);
+                self.dead_letter(DeadLetter { reason, raw: d.raw, event_id }, origin);
                 return Ok(());
             }
         }
@@ -245,7 +253,7 @@ impl<'e> Work<'e> {
         let now = self.instant(clock_now);
         let kind = cmd.kind();
         let (meeting, before) = self.take(id);
-        let step = match step(meeting, &Input::Command(cmd), now, &self.engine.policy) {
+        let step = match self.engine.machine.step(meeting, &Input::Command(cmd), now) {
             Ok(s) => s,
             Err((_, meeting)) => {
                 self.put_back(meeting);
@@ -266,10 +274,12 @@ impl<'e> Work<'e> {
     /// Take a cached meeting out for [`step`] (a placeholder keeps its place),
     /// with what the step's results are compared with.
     fn take(&mut self, id: &MeetingId) -> (Option<Meeting>, Before) {
+        self.before.clear();
         match self.cache.entries.get_mut(id) {
             Some(Some(c)) => {
                 let m = mem::replace(&mut c.stored.meeting, Meeting::new(id.clone(), Timestamp::EPOCH));
-                let before = Before { timers: m.timers, searchable: m.search_attributes().count() };
+                MeetingWorkflow::timers(&m, &mut self.before);
+                let before = Before { searchable: m.search_attributes().count() };
                 (Some(m), before)
             }
             _ => (None, Before::default()),
@@ -295,7 +305,7 @@ impl<'e> Work<'e> {
         lateness: Option<Span>,
     ) -> Result<Outcome, crate::meeting::Rejection> {
         let (meeting, before) = self.take(id);
-        match step(meeting, input, now, &self.engine.policy) {
+        match self.engine.machine.step(meeting, input, now) {
             Ok(s) => {
                 let outcome = s.outcome;
                 self.apply_step(s, before, now, cause, lateness);
@@ -311,7 +321,6 @@ impl<'e> Work<'e> {
     /// Take a step's results into the cache and the write buffer, compared
     /// with the meeting `before` the step.
     fn apply_step(&mut self, step: Step, before: Before, now: Timestamp, cause: Cause, lateness: Option<Span>) {
-        let old = before.timers;
         // Search attributes are only ever added: a new count means new ones to index.
         let search_changed = step.meeting.search_attributes().count() != before.searchable;
         let Step { meeting, from, outcome, effects, timers: _, notes } = step;
@@ -344,15 +353,15 @@ impl<'e> Work<'e> {
         }
         let changed = outcome != Outcome::Ignored;
         // Only the timers that changed move in the queue.
-        for kind in crate::meeting::TimerKind::ALL.iter().copied() {
-            let (was, is) = (old.get(kind), meeting.timers.get(kind));
-            if was == is {
-                continue;
-            }
-            if let Some(due) = was {
+        self.after.clear();
+        MeetingWorkflow::timers(&meeting, &mut self.after);
+        for &(kind, due) in &self.before {
+            if !self.after.contains(&(kind, due)) {
                 self.cache.overlay.remove(&TimerKey::new(id.clone(), kind, due));
             }
-            if let Some(due) = is {
+        }
+        for &(kind, due) in &self.after {
+            if !self.before.contains(&(kind, due)) {
                 self.cache.overlay.insert(TimerKey::new(id.clone(), kind, due));
                 self.armed = true;
             }
