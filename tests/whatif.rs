@@ -176,7 +176,27 @@ fn policy_models_agree_with_replay_on_generated_days() {
         assert_agree(&input, None, "default");
         assert_agree(&input, Some(&whatif_dir().join("fixed.toml")), "fixed");
         assert_agree(&input, Some(&custom), "custom");
+        assert_same_fires(&input, &custom, "custom");
     }
+}
+
+/// A policy model runs on the engine's core, as replay runs the engine: the
+/// same timers fire (a timer moved or cancelled before its instant does not).
+fn assert_same_fires(input: &Path, policy_file: &Path, model: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile.json");
+    run_ok(spindown().arg("whatif").arg(input).arg("--policy").arg(policy_file).arg("--profile").arg(&profile));
+    let profile: Value = serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
+    let whatif_fires = profile["models"][model][1].as_u64().expect("the model's timers fired");
+    let out = run(spindown().arg("replay").arg(input).arg("--policy").arg(policy_file));
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let replay_fires: u64 = stderr
+        .lines()
+        .find_map(|l| l.split_once(" timers fired").and_then(|(n, _)| n.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("replay names the timers it fired: {stderr}"));
+    assert!(replay_fires > 1_000, "a day fires timers");
+    assert_eq!(whatif_fires, replay_fires, "{} ({model}): timers fired, whatif vs replay", input.display());
 }
 
 #[test]
