@@ -39,7 +39,8 @@
 //! ```
 //!
 //! See `examples/embed.rs` for a complete program, with the outbox executor
-//! and your own ports.
+//! and your own ports, and [`machine`] for how to write a machine of your own
+//! (`examples/transcode.rs` runs one on the engine's core).
 //!
 //! # Layout
 //!
@@ -59,9 +60,10 @@
 //! * [`meeting`] — the pure model: ids, facts, states, the transition rules,
 //!   the policy, record decoding, the history vocabulary.
 //! * [`legacy`] — the old Lambdas (safety net and terminator) as a second
-//!   pure model, for `whatif`.
+//!   machine, for `whatif`.
 //! * [`engine`] — units of work, timer order and paging, the stream gate, the
-//!   timer loop.
+//!   timer loop; [`engine::core`] runs any machine in memory on a virtual
+//!   clock in the engine's timer order (`whatif`'s models).
 //! * [`store`] — the storage seam ([`Store`](store::Store),
 //!   [`UnitOfWork`](store::UnitOfWork)); one SQL implementation of it
 //!   ([`store::sql`]) generic over a small [`Dialect`](store::Dialect), in
