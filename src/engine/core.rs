@@ -105,8 +105,14 @@ impl<M: Machine> Core<M> {
     /// (`None`: still running, or never seen), by number, and the timers fired.
     pub fn finish(mut self) -> (Vec<Option<M::End>>, u64) {
         self.fire_through(Timestamp::MAX);
-        let ends = self.slots.into_iter().map(|s| if let Slot::Ended(e) = s { Some(e) } else { None }).collect();
-        (ends, self.fired)
+        let fired = self.fired;
+        (self.into_ends(), fired)
+    }
+
+    /// How each instance has ended so far, by number, without running the
+    /// clock on (`None`: still running, or never seen).
+    pub fn into_ends(self) -> Vec<Option<M::End>> {
+        self.slots.into_iter().map(|s| if let Slot::Ended(e) = s { Some(e) } else { None }).collect()
     }
 
     fn step(&mut self, i: u32, input: &M::Input) {
