@@ -452,3 +452,48 @@ async fn postgresql_sessions_run_under_their_timeouts() {
     assert!(e.is_transient());
     holder.rollback().await.unwrap();
 }
+
+/// Found by fuzzing the machine: a meeting in progress without data whose
+/// `meet_time` is moved years ahead (a typo of the year) is re-checked every
+/// 15 minutes until its cap — tens of thousands of fires in one replay. A
+/// resident engine (replay) used to hold a live meeting's history until the
+/// end, so a far enough move built one chunk larger than SQLite stores
+/// ("string or blob too big") and the replay failed. A long story is now
+/// written as it grows, in bounded chunks, and reads back whole.
+#[tokio::test]
+async fn a_resident_engine_writes_a_long_story_as_it_grows_in_bounded_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.db");
+    let clock = ManualClock::new(Timestamp::EPOCH);
+    let options = spindown::source::replay::engine_options();
+    let (e, store) = sqlite_engine_with(&path, Arc::new(clock), Policy::default(), options).await;
+    let in_progress = json!({"status": {"S": "IN_PROGRESS"}});
+    let later = Timestamp::parse_iso("2036-11-26T10:00:00Z").unwrap();
+    let moved = json!({"meet_time": {"S": later.to_rfc3339()}, "status": {"S": "IN_PROGRESS"}});
+    let lines = vec![
+        rec(Some("a"), "INSERT", Some(t("09:00")), "m-long", img("10:00", in_progress)),
+        rec(Some("b"), "MODIFY", Some(t("10:20")), "m-long", moved),
+    ];
+    e.apply(items(&lines)).await.unwrap();
+    let report = e.run_until(Timestamp::MAX).await.unwrap();
+    e.flush().await.unwrap();
+    let m = id("m-long");
+    let meeting = store.meeting(&m).await.unwrap().unwrap().meeting;
+    assert_eq!(meeting.ended.map(|e| e.reason), Some(Reason::MaxLifetime));
+    let history = store.history(&m).await.unwrap();
+    assert!(history.len() > 350_000, "ten years of re-checks: {} entries", history.len());
+    assert!(report.timers_fired as usize + 2 <= history.len());
+    assert!(history.windows(2).all(|w| w[0].entry.at <= w[1].entry.at), "read back in order");
+    store.close().await;
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path).read_only(true))
+        .await
+        .unwrap();
+    let (chunks, largest): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), MAX(length(entries)) FROM history WHERE meeting_id = 'm-long'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(chunks >= 3, "written as it grew: {chunks} chunks");
+    assert!(largest < 4 << 20, "each chunk bounded: the largest is {largest} bytes");
+}

@@ -26,6 +26,11 @@ use crate::time::Timestamp;
 /// before it writes the oldest (records that come after the end then find
 /// them in memory, and a meeting is written once, with its whole story).
 const ENDED_KEPT: usize = 10_000;
+/// A live meeting whose unwritten history grows past this many bytes is
+/// written with the next commit, not kept to the final flush: a meeting
+/// re-checked for years of virtual time (a `meet_time` typed centuries
+/// ahead) would otherwise build one chunk larger than a row can hold.
+const HISTORY_HELD_MAX: usize = 1 << 20;
 
 /// What a unit of work's store side does (see the module docs).
 #[async_trait]
@@ -165,12 +170,17 @@ impl Backing for Resident<'_> {
         if c.stored.meeting.ended.is_some() && !c.queued {
             c.queued = true;
             cache.ended.push_back(id.clone());
+        } else if c.history.as_bytes().len() >= HISTORY_HELD_MAX && !c.queued {
+            // (Or, live, with the next commit once its story is long.)
+            c.queued = true;
+            cache.long.push(id.clone());
         }
     }
 
     fn pick_writes(&self, cache: &mut Cache, all: bool) -> Vec<MeetingId> {
         if all {
             cache.ended.clear();
+            cache.long.clear();
             let mut ids: Vec<MeetingId> = cache
                 .entries
                 .iter()
@@ -181,7 +191,9 @@ impl Backing for Resident<'_> {
             return ids;
         }
         let n = cache.ended.len().saturating_sub(ENDED_KEPT);
-        cache.ended.drain(..n).collect()
+        let mut ids: Vec<MeetingId> = cache.ended.drain(..n).collect();
+        ids.append(&mut cache.long);
+        ids
     }
 
     async fn finish(

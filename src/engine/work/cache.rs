@@ -69,6 +69,8 @@ pub(crate) struct Cache {
     pub(super) touched: Vec<MeetingId>,
     /// Ended meetings with something to write, oldest first (resident).
     pub(super) ended: VecDeque<MeetingId>,
+    /// Live meetings whose unwritten history grew long, to write with the next commit (resident).
+    pub(super) long: Vec<MeetingId>,
 }
 
 impl Cache {
