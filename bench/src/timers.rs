@@ -10,9 +10,9 @@ use spindown::clock::{ManualClock, SystemClock};
 use spindown::engine::{Engine, EngineOptions, Incoming};
 use spindown::meeting::history::{self, Cause, Outcome};
 use spindown::meeting::record::decode_line;
-use spindown::meeting::Policy;
+use spindown::meeting::{Effect, Ended, Policy, Reason, State, TimerKey, Timers};
 use spindown::store::sqlite::SqliteStore;
-use spindown::store::Store;
+use spindown::store::{Changes, HistoryAppend, MeetingWrite, NewEffect, Store};
 use spindown::store::{Phase, WriteCounts};
 use spindown::time::{Span, Timestamp};
 
@@ -187,7 +187,79 @@ pub async fn w2(cli: &Cli, dir: &Path, out: &mut Vec<Metric>) -> Result<()> {
     out.push(Metric::new("W2", "throughput", n as f64 / span.max(1.0), "fires/s"));
     push_lateness(out, "W2", &late);
     push_profile(out, "W2", &counts);
+    let (alone, txs) = store_alone(cli, dir, "w2", n).await?;
+    out.push(Metric::new("W2", "ceiling: the store alone, same reads and rows", alone, "s"));
+    out.push(Metric::new("W2", "ceiling: the store alone", n as f64 / alone, "fires/s"));
+    out.push(Metric::new("W2", "ceiling: transactions", txs as f64, "tx"));
     Ok(())
+}
+
+/// The store alone doing what the timer loop's units of work do with `n`
+/// overdue safety nets, with no engine in between: each transaction reads
+/// pages of due timers (1,024 keys, as the engine does) up to 2,000 fires
+/// (its units of work), loads their meetings, and writes each one back ended —
+/// the meeting row, a one-entry history chunk, an outbox row — then commits.
+/// The ceiling beside W2 and W3: the same reads and rows, in as many
+/// transactions, through the same statements. Returns (seconds, transactions).
+async fn store_alone(cli: &Cli, dir: &Path, name: &str, n: usize) -> Result<(f64, u64)> {
+    let db = dir.join(format!("{name}-store-alone.db"));
+    remove_db(&db);
+    let due = Timestamp::now().saturating_add(Span::from_mins(-5));
+    seed_timers(cli, &db, n, |_| due).await?;
+    let store = open(cli, &db).await?;
+    let now = Timestamp::now();
+    let chunk = crate::w1::story(now, 1);
+    let start = Instant::now();
+    let mut fired = 0;
+    let mut txs = 0;
+    loop {
+        let mut uow = store.begin().await?;
+        let mut keys: Vec<TimerKey> = Vec::new();
+        while keys.len() < 2000 {
+            let page = uow.due(keys.last(), now, 1024).await?;
+            let full = page.len() == 1024;
+            keys.extend(page);
+            if !full {
+                break;
+            }
+        }
+        keys.truncate(2000);
+        if keys.is_empty() {
+            uow.rollback().await?;
+            break;
+        }
+        let ids: Vec<_> = keys.iter().map(|k| k.meeting_id.clone()).collect();
+        let mut changes = Changes::default();
+        for mut stored in uow.load(&ids).await? {
+            let m = &mut stored.meeting;
+            let loaded = m.version;
+            m.version += 1;
+            m.state = State::Terminated;
+            m.timers = Timers::default();
+            m.ended = Some(Ended { reason: Reason::NoShowTimeout, at: now });
+            let id = m.id.clone();
+            let instances = m.instances.iter().cloned().collect();
+            changes.history.push(HistoryAppend { meeting_id: id.clone(), chunk: chunk.clone() });
+            changes.effects.push(NewEffect {
+                key: format!("{id}/end"),
+                meeting_id: id,
+                parts: vec![
+                    Effect::Terminate { instances },
+                    Effect::WriteBack { reason: Reason::NoShowTimeout, terminated_at: now },
+                ],
+                at: now,
+                completed: false,
+            });
+            changes.meetings.push(MeetingWrite { stored, loaded_version: Some(loaded), search_changed: false });
+        }
+        fired += changes.meetings.len();
+        uow.commit(changes).await?;
+        txs += 1;
+    }
+    let took = start.elapsed().as_secs_f64();
+    store.close().await;
+    ensure!(fired == n, "the store alone ended {fired} of {n}");
+    Ok((took, txs))
 }
 
 /// W3: a fresh process restarts over N overdue timers.
@@ -215,6 +287,9 @@ pub async fn w3(cli: &Cli, dir: &Path, out: &mut Vec<Metric>) -> Result<()> {
     out.push(Metric::new("W3", "peak RSS", g("peak_rss_mib"), "MiB"));
     out.push(Metric::new("W3", "fires recorded", g("fires"), "fires"));
     out.push(Metric::new("W3", "meetings terminated twice", g("twice"), "meetings"));
+    let (alone, txs) = store_alone(cli, dir, "w3", n).await?;
+    out.push(Metric::new("W3", "ceiling: the store alone, same reads and rows", alone, "s"));
+    out.push(Metric::new("W3", "ceiling: transactions", txs as f64, "tx"));
     Ok(())
 }
 

@@ -146,7 +146,7 @@ pub async fn run(cli: &Cli, dir: &Path, out: &mut Vec<Metric>) -> Result<()> {
 }
 
 /// A meeting's whole story as replay writes it: a typical length in entries.
-fn story(at: Timestamp, entries: usize) -> Chunk {
+pub(crate) fn story(at: Timestamp, entries: usize) -> Chunk {
     let i = InstanceId::parse("i-0123456789abcdef0").unwrap();
     (0..entries)
         .map(|n| Entry {
