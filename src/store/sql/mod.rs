@@ -70,6 +70,8 @@ pub trait Dialect: Debug + Send + Sync + Sized + 'static {
     /// The statement paging due timers (`after`: past a key; `claim`: for a
     /// unit of work, locking their meetings where other writers exist).
     fn due_statement(after: bool, claim: bool) -> &'static str;
+    /// [`Dialect::due_statement`] with each meeting's document as a fourth column.
+    fn due_docs_statement(after: bool, claim: bool) -> &'static str;
     /// Upsert meetings, each fenced by the version it was loaded at; how
     /// many rows were written.
     async fn write_meetings(conn: &mut Conn<Self>, rows: &[MeetingWrite]) -> Result<u64, StoreError>;
@@ -81,6 +83,12 @@ pub trait Dialect: Debug + Send + Sync + Sized + 'static {
     /// Index search attribute `name`'s (value, meeting id) pairs; pairs
     /// already indexed are kept.
     async fn insert_search(conn: &mut Conn<Self>, name: &str, pairs: &[(&str, &str)]) -> Result<(), StoreError>;
+    /// Statements run before and after [`Store::index_search`]'s one sorted
+    /// pass on the same connection (SQLite: its sort spills to a file, not
+    /// to memory, so a bulk load's peak RSS does not grow with the index).
+    fn around_index_search() -> Option<(&'static str, &'static str)> {
+        None
+    }
     /// Inside the transaction registering `worker`: make two processes
     /// starting under one identity take turns (SQLite's write lock already does).
     async fn lock_identity(_conn: &mut Conn<Self>, _worker: &str) -> Result<(), StoreError> {
@@ -213,8 +221,16 @@ where
     }
 
     async fn index_search(&self) -> Result<u64, StoreError> {
-        let r = sqlx::query(D::statement(Q::IndexSearch)).execute(&self.writer).await?;
-        Ok(D::affected(&r))
+        let mut conn = self.writer.acquire().await?;
+        let around = D::around_index_search();
+        if let Some((before, _)) = around {
+            sqlx::query(before).execute(&mut *conn).await?;
+        }
+        let r = sqlx::query(D::statement(Q::IndexSearch)).execute(&mut *conn).await;
+        if let Some((_, after)) = around {
+            sqlx::query(after).execute(&mut *conn).await?;
+        }
+        Ok(D::affected(&r?))
     }
 
     async fn outcomes(&self, after: Option<&MeetingId>, limit: usize) -> Result<Vec<OutcomeLine>, StoreError> {

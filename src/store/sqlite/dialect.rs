@@ -113,6 +113,14 @@ impl Dialect for SqliteDialect {
         }
     }
 
+    fn due_docs_statement(after: bool, _claim: bool) -> &'static str {
+        if after {
+            super::statement(Q::DueDocsAfter)
+        } else {
+            super::statement(Q::DueDocsFirst)
+        }
+    }
+
     async fn write_meetings(conn: &mut SqliteConnection, rows: &[MeetingWrite]) -> Result<u64, StoreError> {
         let mut written = 0;
         for chunk in shaped(rows) {
@@ -186,6 +194,13 @@ impl Dialect for SqliteDialect {
             q.build().execute(&mut *conn).await?;
         }
         Ok(())
+    }
+
+    fn around_index_search() -> Option<(&'static str, &'static str)> {
+        // Connections keep their temporary tables and sorts in memory
+        // (`temp_store = MEMORY`, see `mod.rs`); the one large sort of a bulk
+        // load's index pass goes to a temporary file instead.
+        Some(("PRAGMA temp_store = FILE", "PRAGMA temp_store = MEMORY"))
     }
 
     async fn insert_search(conn: &mut SqliteConnection, name: &str, pairs: &[(&str, &str)]) -> Result<(), StoreError> {
