@@ -19,6 +19,7 @@
 
 pub mod core;
 mod gate;
+mod pace;
 mod report;
 mod timers;
 mod work;
@@ -163,6 +164,8 @@ pub struct Engine {
     /// The rules, as a machine: every step goes through it.
     machine: MeetingWorkflow,
     clock: Arc<dyn Clock>,
+    /// How time moves: a virtual clock, or the wall clock held by the stream gate.
+    pace: Box<dyn pace::Pace>,
     options: EngineOptions,
     timers_changed: Notify,
     effects_queued: Arc<Notify>,
@@ -190,6 +193,7 @@ impl Engine {
         Engine {
             store,
             machine: MeetingWorkflow::new(policy),
+            pace: pace::of(clock.as_ref()),
             clock,
             options,
             timers_changed: Notify::new(),
@@ -277,7 +281,7 @@ impl Engine {
 
     /// The instant up to which a command at `now` may fire timers.
     async fn command_gate(&self, now: Timestamp) -> Result<Timestamp, EngineError> {
-        if self.clock.is_virtual() {
+        if !self.pace.waits_for_stream() {
             return Ok(now);
         }
         if let Some(g) = self.gate.get() {
@@ -319,7 +323,7 @@ impl Engine {
     /// The instant up to which timers may fire at `now`.
     fn limit_at(&self, now: Timestamp) -> Timestamp {
         match self.gate.get() {
-            Some(g) if !self.clock.is_virtual() => g.limit(now),
+            Some(g) if self.pace.waits_for_stream() => g.limit(now),
             _ => now,
         }
     }

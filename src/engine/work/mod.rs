@@ -111,9 +111,7 @@ impl<'e> Work<'e> {
                 lookahead = lookahead.max(d.change.event_time.unwrap_or(now));
             }
         }
-        if self.clock().is_virtual() {
-            self.lookahead = lookahead;
-        }
+        self.lookahead = self.engine.pace.lookahead(lookahead);
         self.preload(ids).await?;
         for i in items {
             match i.item {
@@ -160,25 +158,16 @@ impl<'e> Work<'e> {
                 return Ok(());
             }
         }
-        // Timers due by the record's time fire first. On a virtual clock the
-        // clock moves to the event time. On the wall clock the record is
-        // applied now, and what fires before it is held by the watermark: the
-        // record's own meeting fires its timers due by the record's event
-        // time (all of that meeting's earlier records, on the same shard,
-        // are applied), every other meeting only those due by the stream
-        // gate — the least read-through of all shards — for their records
-        // may still be unread on another shard. A backlog read late, at any
-        // relative speed of the shards, is applied in event-time order per
-        // meeting, as replay of the records merged by event time would.
+        // Timers due by the record's time fire first, as the pace says (see
+        // `pace.rs`): on a virtual clock, everything due by its event time; on
+        // the wall clock, its own meeting's timers due by its event time and
+        // every other meeting's only through the stream gate. A backlog read
+        // late, at any relative speed of the shards, is applied in event-time
+        // order per meeting, as replay of the records merged by event time would.
         let clock_now = self.clock().now();
-        let (own_limit, fire_limit, target) = if self.clock().is_virtual() {
-            let t = clock_now.max(change.event_time.unwrap_or(clock_now));
-            (t, t, t)
-        } else {
-            let own = change.event_time.map_or(clock_now, |t| t.min(clock_now));
-            let seen = change.event_time.map_or(clock_now, |t| t.max(self.event_clock).min(clock_now));
-            (own, seen.min(self.engine.limit_at(clock_now)), clock_now)
-        };
+        let gate = self.engine.limit_at(clock_now);
+        let times = self.engine.pace.record(clock_now, change.event_time, self.event_clock, gate);
+        let (own_limit, fire_limit, target) = (times.own, times.fire, times.at);
         if let Some(t) = change.event_time {
             self.event_clock = self.event_clock.max(t);
         }
