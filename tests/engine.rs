@@ -497,3 +497,35 @@ async fn a_resident_engine_writes_a_long_story_as_it_grows_in_bounded_chunks() {
     assert!(chunks >= 3, "written as it grew: {chunks} chunks");
     assert!(largest < 4 << 20, "each chunk bounded: the largest is {largest} bytes");
 }
+
+/// On PostgreSQL a page of due timers and their meetings is read in one
+/// statement and claimed with them: a second unit of work reading at the
+/// same moment skips what the first holds and gets the next meetings, each
+/// with its document, until the first ends.
+#[tokio::test]
+async fn two_units_of_work_on_postgresql_claim_disjoint_pages_of_due_meetings() {
+    use spindown::store::postgres::{PgOptions, PgStore};
+    let url = common::postgres::database("due_loaded_claims");
+    let clock = Arc::new(ManualClock::live(t("09:00")));
+    let store: Arc<dyn Store> = Arc::new(PgStore::open(&url, &PgOptions::default()).await.unwrap());
+    let e = spindown::engine::Engine::start(store.clone(), Policy::default(), clock, EngineOptions::default())
+        .await
+        .unwrap();
+    let lines: Vec<String> = (0..6)
+        .map(|i| rec(Some(&format!("ev-{i}")), "INSERT", Some(t("09:00")), &format!("m-{i}"), img("10:00", json!({}))))
+        .collect();
+    e.apply(items(&lines)).await.unwrap();
+    let mut a = store.begin().await.unwrap();
+    let mut b = store.begin().await.unwrap();
+    let (ka, ma) = a.due_loaded(None, t("11:00"), 3).await.unwrap();
+    let (kb, mb) = b.due_loaded(None, t("11:00"), 3).await.unwrap();
+    let ids = |keys: &[spindown::meeting::TimerKey]| keys.iter().map(|k| k.meeting_id.to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(&ka), ["m-0", "m-1", "m-2"]);
+    assert_eq!(ids(&kb), ["m-3", "m-4", "m-5"], "the first unit's meetings are skipped, not waited for");
+    assert!(ma.iter().chain(&mb).all(|s| s.meeting.timers.safety_net == Some(t("10:15"))));
+    assert_eq!((ma.len(), mb.len()), (3, 3));
+    a.rollback().await.unwrap();
+    let (kb2, _) = b.due_loaded(None, t("11:00"), 6).await.unwrap();
+    assert_eq!(ids(&kb2), ["m-0", "m-1", "m-2", "m-3", "m-4", "m-5"], "released when the first ends");
+    b.rollback().await.unwrap();
+}

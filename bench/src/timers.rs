@@ -196,8 +196,9 @@ pub async fn w2(cli: &Cli, dir: &Path, out: &mut Vec<Metric>) -> Result<()> {
 
 /// The store alone doing what the timer loop's units of work do with `n`
 /// overdue safety nets, with no engine in between: each transaction reads
-/// pages of due timers (1,024 keys, as the engine does) up to 2,000 fires
-/// (its units of work), loads their meetings, and writes each one back ended —
+/// pages of due timers with their meetings (1,024 a page, one statement
+/// each, as the engine does) up to 2,000 fires (its units of work), and
+/// writes each one back ended —
 /// the meeting row, a one-entry history chunk, an outbox row — then commits.
 /// The ceiling beside W2 and W3: the same reads and rows, in as many
 /// transactions, through the same statements. Returns (seconds, transactions).
@@ -215,22 +216,23 @@ async fn store_alone(cli: &Cli, dir: &Path, name: &str, n: usize) -> Result<(f64
     loop {
         let mut uow = store.begin().await?;
         let mut keys: Vec<TimerKey> = Vec::new();
+        let mut loaded = Vec::new();
         while keys.len() < 2000 {
-            let page = uow.due(keys.last(), now, 1024).await?;
+            let (page, meetings) = uow.due_loaded(keys.last(), now, 1024).await?;
             let full = page.len() == 1024;
             keys.extend(page);
+            loaded.extend(meetings);
             if !full {
                 break;
             }
         }
-        keys.truncate(2000);
-        if keys.is_empty() {
+        loaded.truncate(2000);
+        if loaded.is_empty() {
             uow.rollback().await?;
             break;
         }
-        let ids: Vec<_> = keys.iter().map(|k| k.meeting_id.clone()).collect();
         let mut changes = Changes::default();
-        for mut stored in uow.load(&ids).await? {
+        for mut stored in loaded {
             let m = &mut stored.meeting;
             let loaded = m.version;
             m.version += 1;

@@ -372,6 +372,22 @@ pub trait UnitOfWork: Send {
         limit: usize,
     ) -> Result<Vec<TimerKey>, StoreError>;
 
+    /// [`UnitOfWork::due`] with the meetings those timers belong to, loaded
+    /// (and locked, where [`UnitOfWork::load`] locks) in the same call: a
+    /// page of fires in one round trip. A key's meeting may be missing from
+    /// the meetings (deleted meanwhile); the meetings come in no set order.
+    async fn due_loaded(
+        &mut self,
+        after: Option<&TimerKey>,
+        upto: Timestamp,
+        limit: usize,
+    ) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError> {
+        let keys = self.due(after, upto, limit).await?;
+        let ids: Vec<MeetingId> = keys.iter().map(|k| k.meeting_id.clone()).collect();
+        let meetings = self.load(&ids).await?;
+        Ok((keys, meetings))
+    }
+
     /// Write `changes` and commit.
     ///
     /// # Errors

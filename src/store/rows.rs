@@ -68,6 +68,12 @@ pub(crate) fn meetings_from_doc(doc: Option<&str>) -> Result<Vec<StoredMeeting>,
     docs.into_iter().map(meeting_from_doc).collect()
 }
 
+/// Decode one meeting row's document (a JSON array in `meeting_docs`' order).
+pub(crate) fn meeting_from_text(doc: &str) -> Result<StoredMeeting, StoreError> {
+    let d: MeetingDoc = serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("meeting: {e}")))?;
+    meeting_from_doc(d)
+}
+
 fn meeting_from_doc(d: MeetingDoc) -> Result<StoredMeeting, StoreError> {
     let MeetingDoc(
         id,

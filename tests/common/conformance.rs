@@ -381,6 +381,16 @@ pub async fn timers_page_in_fire_order(b: &dyn Backend) {
     assert_eq!(store.due(None, t("10:10"), 10).await.unwrap(), want[..1]);
     let mut uow = store.begin().await.unwrap();
     assert_eq!(uow.due(Some(&want[1]), t("23:00"), 10).await.unwrap(), want[2..]);
+    // With their meetings, in one call: the same keys, each key's meeting as stored.
+    let (keys, loaded) = uow.due_loaded(None, t("13:00"), 3).await.unwrap();
+    assert_eq!(keys, want[..3]);
+    let mut loaded_ids: Vec<_> = loaded.iter().map(|s| s.meeting.id.clone()).collect();
+    loaded_ids.sort();
+    assert_eq!(loaded_ids, [id("m-0"), id("m-1"), id("m-2")]);
+    let m0 = loaded.iter().find(|s| s.meeting.id == id("m-0")).unwrap();
+    assert_eq!((m0.meeting.timers.safety_net, m0.meeting.timers.cap), (Some(t("10:15")), Some(t("14:00"))));
+    let (keys, loaded) = uow.due_loaded(Some(&want[2]), t("13:00"), 3).await.unwrap();
+    assert_eq!((keys.as_slice(), loaded.len()), (&want[3..], 1));
     uow.rollback().await.unwrap();
     assert_eq!(store.next_due().await.unwrap(), Some(t("10:05")));
     // Every pending timer, soonest first; m-1's safety net ties with its cap and fires first.

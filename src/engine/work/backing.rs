@@ -41,14 +41,15 @@ pub(super) trait Backing: Send {
     /// Stored meetings of `ids` (those stored).
     async fn load(&mut self, engine: &Engine, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError>;
 
-    /// Stored due timers in fire order after `after`, due by `upto`, at most `limit`.
+    /// Stored due timers in fire order after `after`, due by `upto`, at
+    /// most `limit`, with their meetings (see [`UnitOfWork::due_loaded`]).
     async fn due(
         &mut self,
         engine: &Engine,
         after: Option<&TimerKey>,
         upto: Timestamp,
         limit: usize,
-    ) -> Result<Vec<TimerKey>, StoreError>;
+    ) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError>;
 
     /// Note that the held meeting `id` has something to write.
     fn touch(&self, cache: &mut Cache, id: &MeetingId);
@@ -92,8 +93,8 @@ impl Backing for Transaction {
         after: Option<&TimerKey>,
         upto: Timestamp,
         limit: usize,
-    ) -> Result<Vec<TimerKey>, StoreError> {
-        self.uow.due(after, upto, limit).await
+    ) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError> {
+        self.uow.due_loaded(after, upto, limit).await
     }
 
     fn touch(&self, cache: &mut Cache, id: &MeetingId) {
@@ -160,8 +161,13 @@ impl Backing for Resident<'_> {
         after: Option<&TimerKey>,
         upto: Timestamp,
         limit: usize,
-    ) -> Result<Vec<TimerKey>, StoreError> {
-        engine.store.due(after, upto, limit).await
+    ) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError> {
+        // (Rare: a resident engine holds what it wrote; this reads what a
+        // database held before it started.)
+        let keys = engine.store.due(after, upto, limit).await?;
+        let ids: Vec<MeetingId> = keys.iter().map(|k| k.meeting_id.clone()).collect();
+        let meetings = engine.store.load(&ids).await?;
+        Ok((keys, meetings))
     }
 
     fn touch(&self, cache: &mut Cache, id: &MeetingId) {

@@ -92,7 +92,7 @@ impl Work<'_> {
         after: Option<&TimerKey>,
         upto: Timestamp,
         limit: usize,
-    ) -> Result<Vec<TimerKey>, StoreError> {
+    ) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError> {
         let t = Instant::now();
         let r = self.backing.due(self.engine, after, upto, limit).await;
         self.report.store_time += t.elapsed();
@@ -158,21 +158,30 @@ impl Work<'_> {
                 *t,
             )),
         };
-        let rows = self.store_due(after.as_ref(), upto, TIMER_PAGE).await?;
+        let (rows, meetings) = self.store_due(after.as_ref(), upto, TIMER_PAGE).await?;
         let full = rows.len() == TIMER_PAGE;
         self.cache.horizon = match rows.last() {
             Some(last) if full => Horizon::Key(last.clone()),
             _ => Horizon::Through(upto),
         };
-        let mut load = Vec::new();
+        let mut read = Vec::new();
         for key in rows {
             if !self.cache.entries.contains_key(&key.meeting_id) {
-                load.push(key.meeting_id.clone());
+                read.push(key.meeting_id.clone());
                 self.cache.db_queue.insert(key);
             }
         }
-        // Their meetings in one go (they move from the queue to the overlay).
-        self.preload(load).await
+        // Their meetings, read with them (they move from the queue to the
+        // overlay); a meeting held already is the held one.
+        for stored in meetings {
+            if !self.cache.entries.contains_key(&stored.meeting.id) {
+                self.cache_insert(stored);
+            }
+        }
+        for id in read {
+            self.cache.entries.entry(id).or_insert(None);
+        }
+        Ok(())
     }
 
     /// The next pending timer due at or before `target`, in fire order.
@@ -258,7 +267,7 @@ impl Work<'_> {
         let lateness = now.since(key.due);
         self.report.timers_fired += 1;
         self.report.max_lateness_us = self.report.max_lateness_us.max(lateness.as_micros());
-        if !self.clock().is_virtual() {
+        if self.engine.pace.measures_lateness() {
             self.report.lateness.push((key.kind, lateness));
         }
         let _span = tracing::info_span!(

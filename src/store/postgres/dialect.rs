@@ -134,6 +134,15 @@ impl Dialect for PgDialect {
         }
     }
 
+    fn due_docs_statement(after: bool, claim: bool) -> &'static str {
+        match (after, claim) {
+            (true, true) => include_str!("queries/claim_due_docs_after.sql"),
+            (false, true) => include_str!("queries/claim_due_docs_first.sql"),
+            (true, false) => super::statement(Q::DueDocsAfter),
+            (false, false) => super::statement(Q::DueDocsFirst),
+        }
+    }
+
     async fn write_meetings(conn: &mut PgConnection, rows: &[MeetingWrite]) -> Result<u64, StoreError> {
         let mut c = MeetingColumns::default();
         for w in rows {

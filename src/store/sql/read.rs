@@ -1,12 +1,12 @@
 //! Due timers in fire order: the engine's paging read, for a unit of work
 //! (claiming, where other writers exist) and for committed state.
 
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::{Conn, Dialect};
 use crate::meeting::TimerKey;
 use crate::store::rows;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoredMeeting};
 use crate::time::Timestamp;
 
 /// Meetings' first pending timers strictly after `after` in fire order, due
@@ -33,4 +33,37 @@ where
     };
     let rows = query.bind(upto.as_micros()).bind(limit as i64).fetch_all(&mut *conn).await?;
     rows.iter().map(rows::timer_key).collect()
+}
+
+/// [`due`] with the meetings the keys belong to, in one statement (claimed
+/// together where the dialect claims).
+pub(super) async fn due_loaded<D: Dialect>(
+    conn: &mut Conn<D>,
+    after: Option<&TimerKey>,
+    upto: Timestamp,
+    limit: usize,
+    claim: bool,
+) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'r> i64: Encode<'r, D::DB> + Decode<'r, D::DB> + Type<D::DB>,
+    for<'r> &'r str: Encode<'r, D::DB> + Type<D::DB>,
+    for<'r> String: Decode<'r, D::DB> + Type<D::DB>,
+    usize: ColumnIndex<<D::DB as Database>::Row>,
+{
+    let query = sqlx::query(D::due_docs_statement(after.is_some(), claim));
+    let query = match after {
+        Some(a) => query.bind(a.due.as_micros()).bind(a.kind.rank() as i64).bind(a.meeting_id.as_str()),
+        None => query,
+    };
+    let rows = query.bind(upto.as_micros()).bind(limit as i64).fetch_all(&mut *conn).await?;
+    let mut keys = Vec::with_capacity(rows.len());
+    let mut meetings = Vec::with_capacity(rows.len());
+    for row in &rows {
+        keys.push(rows::timer_key(row)?);
+        let doc: String = row.try_get(3)?;
+        meetings.push(rows::meeting_from_text(&doc)?);
+    }
+    Ok((keys, meetings))
 }

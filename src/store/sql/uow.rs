@@ -89,6 +89,18 @@ where
         r
     }
 
+    async fn due_loaded(
+        &mut self,
+        after: Option<&TimerKey>,
+        upto: Timestamp,
+        limit: usize,
+    ) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError> {
+        let t = Instant::now();
+        let r = read::due_loaded::<D>(&mut self.tx, after, upto, limit, true).await;
+        self.stats.add_time(Phase::Read, t);
+        r
+    }
+
     async fn commit(mut self: Box<Self>, changes: Changes) -> Result<(), StoreError> {
         let conn: &mut Conn<D> = &mut self.tx;
         let stats = self.stats.clone();
