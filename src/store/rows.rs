@@ -68,6 +68,23 @@ pub(crate) fn meetings_from_doc(doc: Option<&str>) -> Result<Vec<StoredMeeting>,
     docs.into_iter().map(meeting_from_doc).collect()
 }
 
+/// Decode a page of due timers with their meetings' documents: a JSON array
+/// of `[next_due, next_kind, id, doc]`.
+pub(crate) fn due_docs(doc: Option<&str>) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError> {
+    let page: Vec<(i64, i64, String, MeetingDoc)> =
+        serde_json::from_str(doc.unwrap_or("[]")).map_err(|e| StoreError::Corrupt(format!("due timers: {e}")))?;
+    let mut keys = Vec::with_capacity(page.len());
+    let mut meetings = Vec::with_capacity(page.len());
+    for (due, rank, id, d) in page {
+        let kind =
+            TimerKind::from_rank(rank).ok_or_else(|| corrupt("timer", format!("no timer kind has rank {rank}")))?;
+        let meeting_id = MeetingId::new(id).ok_or_else(|| corrupt("timer", "empty meeting id"))?;
+        keys.push(TimerKey { due: Timestamp::from_micros(due), kind, meeting_id });
+        meetings.push(meeting_from_doc(d)?);
+    }
+    Ok((keys, meetings))
+}
+
 /// Decode one meeting row's document (a JSON array in `meeting_docs`' order).
 pub(crate) fn meeting_from_text(doc: &str) -> Result<StoredMeeting, StoreError> {
     let d: MeetingDoc = serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("meeting: {e}")))?;

@@ -70,8 +70,13 @@ pub trait Dialect: Debug + Send + Sync + Sized + 'static {
     /// The statement paging due timers (`after`: past a key; `claim`: for a
     /// unit of work, locking their meetings where other writers exist).
     fn due_statement(after: bool, claim: bool) -> &'static str;
-    /// [`Dialect::due_statement`] with each meeting's document as a fourth column.
+    /// [`Dialect::due_statement`] with each meeting's document as a fourth
+    /// column — or, where [`Dialect::DUE_DOCS_IN_ONE_ROW`], one row holding a
+    /// JSON array of `[next_due, next_kind, id, doc]`.
     fn due_docs_statement(after: bool, claim: bool) -> &'static str;
+    /// Whether [`Dialect::due_docs_statement`] returns its page as one row
+    /// (SQLite: sqlx hands rows over one by one from its worker thread).
+    const DUE_DOCS_IN_ONE_ROW: bool = false;
     /// Upsert meetings, each fenced by the version it was loaded at; how
     /// many rows were written.
     async fn write_meetings(conn: &mut Conn<Self>, rows: &[MeetingWrite]) -> Result<u64, StoreError>;

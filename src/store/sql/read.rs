@@ -50,6 +50,7 @@ where
     for<'r> i64: Encode<'r, D::DB> + Decode<'r, D::DB> + Type<D::DB>,
     for<'r> &'r str: Encode<'r, D::DB> + Type<D::DB>,
     for<'r> String: Decode<'r, D::DB> + Type<D::DB>,
+    for<'r> Option<String>: Decode<'r, D::DB>,
     usize: ColumnIndex<<D::DB as Database>::Row>,
 {
     let query = sqlx::query(D::due_docs_statement(after.is_some(), claim));
@@ -57,7 +58,13 @@ where
         Some(a) => query.bind(a.due.as_micros()).bind(a.kind.rank() as i64).bind(a.meeting_id.as_str()),
         None => query,
     };
-    let rows = query.bind(upto.as_micros()).bind(limit as i64).fetch_all(&mut *conn).await?;
+    let query = query.bind(upto.as_micros()).bind(limit as i64);
+    if D::DUE_DOCS_IN_ONE_ROW {
+        let row = query.fetch_one(&mut *conn).await?;
+        let doc: Option<String> = row.try_get(0)?;
+        return rows::due_docs(doc.as_deref());
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
     let mut keys = Vec::with_capacity(rows.len());
     let mut meetings = Vec::with_capacity(rows.len());
     for row in &rows {

@@ -113,6 +113,8 @@ impl Dialect for SqliteDialect {
         }
     }
 
+    const DUE_DOCS_IN_ONE_ROW: bool = true;
+
     fn due_docs_statement(after: bool, _claim: bool) -> &'static str {
         if after {
             super::statement(Q::DueDocsAfter)
