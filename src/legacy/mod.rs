@@ -18,7 +18,7 @@
 //!   instances keep running.
 
 use crate::machine::Machine;
-use crate::meeting::{can_create, Change, Ended, EventName, Input, Reason, Rejection, TimerKind};
+use crate::meeting::{workflow, Change, Ended, EventName, Input, Reason, Rejection, TimerKind};
 use crate::time::{Span, Timestamp};
 
 /// The EventBridge one-shot: `at(meet_time + 15 min)`.
@@ -136,17 +136,11 @@ impl Machine for LegacyWorkflow {
     type Rejection = Rejection;
 
     fn dedupe_key(input: &Input) -> Option<&str> {
-        match input {
-            Input::Record(change) => change.event_id.as_deref(),
-            _ => None,
-        }
+        workflow::event_id(input)
     }
 
     fn creates(&self, input: &Input) -> Result<(), Rejection> {
-        match input {
-            Input::Record(change) => can_create(change),
-            _ => Err(Rejection::UnknownMeeting),
-        }
+        workflow::creates(input)
     }
 
     fn timer_input(&self, kind: TimerKind, due: Timestamp) -> Input {

@@ -23,7 +23,7 @@ mod model;
 pub mod policy;
 pub mod record;
 mod transition;
-mod workflow;
+pub mod workflow;
 
 pub use crate::named::UnknownName;
 pub use effect::{Effect, EffectKind};

@@ -21,6 +21,28 @@ impl MeetingWorkflow {
     }
 }
 
+/// A stream record's `eventID`: the dedupe key of every machine that reads
+/// the meetings table's stream.
+pub fn event_id(input: &Input) -> Option<&str> {
+    match input {
+        Input::Record(change) => change.event_id.as_deref(),
+        _ => None,
+    }
+}
+
+/// Whether an input can create a meeting: a record whose image gives a start
+/// (rules 1 and 4); a timer or an operator command needs a meeting that exists.
+///
+/// # Errors
+///
+/// Why it cannot.
+pub fn creates(input: &Input) -> Result<(), Rejection> {
+    match input {
+        Input::Record(change) => can_create(change),
+        _ => Err(Rejection::UnknownMeeting),
+    }
+}
+
 impl Machine for MeetingWorkflow {
     type State = Meeting;
     type Input = Input;
@@ -29,21 +51,12 @@ impl Machine for MeetingWorkflow {
     type End = Ended;
     type Rejection = Rejection;
 
-    /// A stream record's `eventID`.
     fn dedupe_key(input: &Input) -> Option<&str> {
-        match input {
-            Input::Record(change) => change.event_id.as_deref(),
-            _ => None,
-        }
+        event_id(input)
     }
 
-    /// A record whose image gives a start (rules 1 and 4); a timer or an
-    /// operator command needs a meeting that exists.
     fn creates(&self, input: &Input) -> Result<(), Rejection> {
-        match input {
-            Input::Record(change) => can_create(change),
-            _ => Err(Rejection::UnknownMeeting),
-        }
+        creates(input)
     }
 
     fn timer_input(&self, kind: TimerKind, due: Timestamp) -> Input {

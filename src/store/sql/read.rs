@@ -9,6 +9,26 @@ use crate::store::rows;
 use crate::store::{StoreError, StoredMeeting};
 use crate::time::Timestamp;
 
+/// A due statement with its parameters: the key it reads after (if any), the
+/// instant it reads up to, how many.
+fn due_query<'q, D: Dialect>(
+    sql: &'q str,
+    after: Option<&'q TimerKey>,
+    upto: Timestamp,
+    limit: usize,
+) -> sqlx::query::Query<'q, D::DB, <D::DB as Database>::Arguments<'q>>
+where
+    for<'r> i64: Encode<'r, D::DB> + Type<D::DB>,
+    for<'r> &'r str: Encode<'r, D::DB> + Type<D::DB>,
+{
+    let query = sqlx::query(sql);
+    let query = match after {
+        Some(a) => query.bind(a.due.as_micros()).bind(a.kind.rank() as i64).bind(a.meeting_id.as_str()),
+        None => query,
+    };
+    query.bind(upto.as_micros()).bind(limit as i64)
+}
+
 /// Meetings' first pending timers strictly after `after` in fire order, due
 /// by `upto`, at most `limit`.
 pub(super) async fn due<D: Dialect>(
@@ -26,12 +46,8 @@ where
     for<'r> String: Decode<'r, D::DB> + Type<D::DB>,
     usize: ColumnIndex<<D::DB as Database>::Row>,
 {
-    let query = sqlx::query(D::due_statement(after.is_some(), claim));
-    let query = match after {
-        Some(a) => query.bind(a.due.as_micros()).bind(a.kind.rank() as i64).bind(a.meeting_id.as_str()),
-        None => query,
-    };
-    let rows = query.bind(upto.as_micros()).bind(limit as i64).fetch_all(&mut *conn).await?;
+    let query = due_query::<D>(D::due_statement(after.is_some(), claim), after, upto, limit);
+    let rows = query.fetch_all(&mut *conn).await?;
     rows.iter().map(rows::timer_key).collect()
 }
 
@@ -53,12 +69,7 @@ where
     for<'r> Option<String>: Decode<'r, D::DB>,
     usize: ColumnIndex<<D::DB as Database>::Row>,
 {
-    let query = sqlx::query(D::due_docs_statement(after.is_some(), claim));
-    let query = match after {
-        Some(a) => query.bind(a.due.as_micros()).bind(a.kind.rank() as i64).bind(a.meeting_id.as_str()),
-        None => query,
-    };
-    let query = query.bind(upto.as_micros()).bind(limit as i64);
+    let query = due_query::<D>(D::due_docs_statement(after.is_some(), claim), after, upto, limit);
     if D::DUE_DOCS_IN_ONE_ROW {
         let row = query.fetch_one(&mut *conn).await?;
         let doc: Option<String> = row.try_get(0)?;
