@@ -233,10 +233,26 @@ impl Work<'_> {
         id: &MeetingId,
         target: Timestamp,
     ) -> Result<(), EngineError> {
-        while let Some((kind, due)) = self.cache.meeting(id).and_then(next_timer).filter(|(_, d)| *d <= target) {
+        while let Some((kind, due)) = self.next_timer(id).filter(|(_, d)| *d <= target) {
             self.fire_key(TimerKey::new(id.clone(), kind, due));
         }
         Ok(())
+    }
+
+    /// A held meeting's pending timers (none when it is not held), in the
+    /// unit of work's scratch list (the next step's `take` reuses it).
+    fn pending_timers(&mut self, id: &MeetingId) -> &[(TimerKind, Timestamp)] {
+        self.before.clear();
+        if let Some(m) = self.cache.meeting(id) {
+            MeetingWorkflow::timers(m, &mut self.before);
+        }
+        &self.before
+    }
+
+    /// A held meeting's pending timer that fires first: the earliest, ties in
+    /// the machine's timer order.
+    fn next_timer(&mut self, id: &MeetingId) -> Option<(TimerKind, Timestamp)> {
+        self.pending_timers(id).iter().copied().min_by_key(|&(kind, due)| (due, kind))
     }
 
     /// Fire the timer `key` names, if its meeting still has it; either way
@@ -247,11 +263,7 @@ impl Work<'_> {
         // A key read from the store whose meeting no longer has that timer
         // (another worker fired or moved it between the read and the load),
         // or whose meeting is gone: nothing to fire.
-        let current = self.cache.meeting(&key.meeting_id).is_some_and(|m| {
-            let mut pending = Vec::new();
-            MeetingWorkflow::timers(m, &mut pending);
-            pending.contains(&(key.kind, key.due))
-        });
+        let current = self.pending_timers(&key.meeting_id).contains(&(key.kind, key.due));
         if !current {
             // Its row is written again, so the store's index of due timers
             // agrees with the meeting from now on: the key is dropped once.
@@ -282,11 +294,4 @@ impl Work<'_> {
             .expect("a timer of a known meeting is always applicable");
         true
     }
-}
-
-/// A meeting's pending timer that fires first: the earliest, ties in the machine's timer order.
-fn next_timer(m: &Meeting) -> Option<(TimerKind, Timestamp)> {
-    let mut pending = Vec::new();
-    MeetingWorkflow::timers(m, &mut pending);
-    pending.into_iter().min_by_key(|&(kind, due)| (due, kind))
 }
