@@ -1,17 +1,17 @@
 //! Read models: what `replay --json`, `show`, `list` and `status` tell, as
 //! data (the command line renders them as text or JSON).
 
+use crate::meeting::{
+    Counts, EffectFilter, EffectRow, HistoryRecord, MeetingFilter, MeetingStore, StoredMeeting, TimerFilter,
+};
 use std::io::Write;
 
 use serde::Serialize;
 
 use crate::meeting::history::{Entry, Outcome};
+pub use crate::meeting::OutcomeLine;
 use crate::meeting::{Meeting, MeetingId, Reason, State, TimerKey};
-pub use crate::store::OutcomeLine;
-use crate::store::{
-    Checkpoint, Counts, EffectFilter, EffectRow, EffectStatus, Gap, HistoryRecord, LeaseRow, MeetingFilter, Store,
-    StoreError, StoredMeeting, TimerFilter, WorkerRow,
-};
+use crate::store::{Checkpoint, EffectStatus, Gap, LeaseRow, Store, StoreError, WorkerRow};
 use crate::time::{Span, Timestamp};
 
 /// Meetings per page when every meeting is read.

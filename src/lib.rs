@@ -18,7 +18,7 @@
 //! use std::sync::Arc;
 //! use spindown::clock::SystemClock;
 //! use spindown::engine::{Engine, EngineOptions, Incoming};
-//! use spindown::meeting::{record, MeetingId, Policy};
+//! use spindown::meeting::{record, MeetingId, MeetingStore, Policy};
 //! use spindown::store::sqlite::{SqliteOptions, SqliteStore};
 //! use spindown::store::Store;
 //!

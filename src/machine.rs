@@ -136,3 +136,48 @@ pub type StepResult<M> = Result<<M as Machine>::Step, (<M as Machine>::Rejection
 pub fn duplicate<'i, M: Machine, K: AsRef<str>>(applied: &[K], input: &'i M::Input) -> Option<&'i str> {
     M::dedupe_key(input).filter(|k| applied.iter().any(|a| a.as_ref() == *k))
 }
+
+/// A machine whose instances a store keeps: how its state is encoded (the
+/// store keeps the bytes as given and never reads them) and what the store
+/// indexes of it — its state's name, how it ended, its pending timers in fire
+/// order, its search attributes.
+pub trait Durable: Machine {
+    /// The instance's id, as the store keys it.
+    fn id(state: &Self::State) -> &str;
+
+    /// The state as a JSON document.
+    fn encode(state: &Self::State) -> String;
+
+    /// The state [`Durable::encode`] wrote for the instance `id`.
+    ///
+    /// # Errors
+    ///
+    /// What is wrong with the document.
+    fn decode(id: &str, doc: &str) -> Result<Self::State, String>;
+
+    /// The name of the state it is in (`list --state`, counts by state).
+    fn state_name(state: &Self::State) -> &'static str;
+
+    /// How and when it ended, by name (`None`: running).
+    fn ended(state: &Self::State) -> Option<(&'static str, Timestamp)>;
+
+    /// A timer's tie rank as stored (its place in [`Machine::Timer`]'s order).
+    fn rank(timer: Self::Timer) -> u8;
+
+    /// The timer of a stored rank.
+    fn timer(rank: u8) -> Option<Self::Timer>;
+
+    /// Push the values the instance is found by, as (attribute, value).
+    fn search(state: &Self::State, found_by: &mut Vec<(&'static str, String)>);
+
+    /// Everything the store indexes of a state.
+    fn index(state: &Self::State) -> crate::store::Indexed {
+        let mut armed = Vec::new();
+        Self::timers(state, &mut armed);
+        let mut timers: Vec<(u8, Timestamp)> = armed.into_iter().map(|(t, due)| (Self::rank(t), due)).collect();
+        timers.sort_unstable_by_key(|&(rank, due)| (due, rank));
+        let mut attrs = Vec::new();
+        Self::search(state, &mut attrs);
+        crate::store::Indexed { state: Self::state_name(state), end: Self::ended(state), timers, attrs }
+    }
+}

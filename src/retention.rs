@@ -218,14 +218,14 @@ pub async fn prune_meetings(
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Applied, RetentionError> {
     let mut done = Applied::default();
-    let mut after: Option<(Timestamp, MeetingId)> = None;
+    let mut after: Option<(Timestamp, String)> = None;
     loop {
         let page = store.ended_before(before, after.as_ref(), retention.batch.max(1)).await?;
         let Some(last) = page.last().cloned() else { return Ok(done) };
-        let ids: Vec<MeetingId> = page.into_iter().map(|(_, id)| id).collect();
+        let ids: Vec<String> = page.into_iter().map(|(_, id)| id).collect();
         if let Some(a) = archive.as_deref_mut() {
-            for id in &ids {
-                if let Some(story) = crate::inspect::inspect(store, id).await? {
+            for id in ids.iter().filter_map(|id| MeetingId::new(id.as_str())) {
+                if let Some(story) = crate::inspect::inspect(store, &id).await? {
                     a.write(&story)?;
                 }
             }
@@ -254,7 +254,7 @@ pub async fn would_apply(store: &dyn Store, retention: &Retention, now: Timestam
     for (kind, before) in retention.cutoffs(now) {
         match kind {
             Kind::Meetings => {
-                let mut after: Option<(Timestamp, MeetingId)> = None;
+                let mut after: Option<(Timestamp, String)> = None;
                 loop {
                     let page = store.ended_before(before, after.as_ref(), 10_000).await?;
                     done.meetings += page.len() as u64;

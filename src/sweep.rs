@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::meeting::history::{Cause, Chunk, Entry, Note, Outcome};
-use crate::meeting::{InstanceId, Meeting, MeetingId};
+use crate::meeting::{InstanceId, Meeting, MeetingId, MeetingStore};
 use crate::outbox::{Ec2, EffectError, TaggedInstance};
 use crate::store::{Changes, HistoryAppend, Store, StoreError, SweepAction, SweepFinding};
 use crate::time::{Span, Timestamp};
@@ -191,7 +191,7 @@ fn swept_entry(m: &Meeting, id: &InstanceId, ended_at: Timestamp, now: Timestamp
         lateness: None,
         notes: vec![Note::SweptOrphan { id: id.clone(), ended_at }],
     };
-    HistoryAppend { meeting_id: m.id.clone(), chunk: std::iter::once(entry).collect::<Chunk>() }
+    crate::meeting::stored::append(&m.id, std::iter::once(entry).collect::<Chunk>())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 mod common;
 
+use spindown::meeting::{EffectFilter, MeetingStore};
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use common::process::{kill9, sigterm, sleep_until, worker, CONFIG, POLICY};
 use common::*;
 use spindown::meeting::history::Outcome;
 use spindown::meeting::State;
-use spindown::store::{EffectFilter, EffectStatus, Store};
+use spindown::store::{EffectStatus, Store};
 use spindown::time::{Span, Timestamp};
 
 fn s(v: &str) -> V {

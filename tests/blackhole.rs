@@ -26,6 +26,7 @@
 
 mod common;
 
+use spindown::meeting::MeetingStore;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,6 @@ use common::scenario::{self, POLICY};
 use common::tcp::TcpProxy;
 use common::web::{free_port, get};
 use spindown::store::postgres::{PgOptions, PgStore};
-use spindown::store::Store;
 use spindown::time::{Span, Timestamp};
 
 const TTL: f64 = 3.0;

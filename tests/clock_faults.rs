@@ -4,6 +4,7 @@
 
 mod common;
 
+use spindown::meeting::MeetingStore;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +13,8 @@ use common::records::{insert, items, sqlite_engine, t};
 use spindown::clock::{ManualClock, OffsetClock};
 use spindown::engine::Engine;
 use spindown::meeting::history::Cause;
+use spindown::meeting::TimerFilter;
 use spindown::meeting::{Command, MeetingId, Reason};
-use spindown::store::TimerFilter;
 use spindown::time::{Span, Timestamp};
 
 /// A meeting's timer fires, as `timer <kind> due <instant>`.

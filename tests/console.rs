@@ -6,6 +6,7 @@
 
 mod common;
 
+use spindown::meeting::{EffectFilter, MeetingStore};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -22,7 +23,7 @@ use spindown::meeting::{InstanceId, MeetingId, Policy};
 use spindown::outbox::dry_run::DryRun;
 use spindown::outbox::{Ec2, EffectError, Executor, RetryPolicy, TerminateReport};
 use spindown::store::sqlite::{SqliteOptions, SqliteStore};
-use spindown::store::{EffectFilter, EffectStatus, Store};
+use spindown::store::{EffectStatus, Store};
 use spindown::time::Timestamp;
 use spindown::BoxFuture;
 
@@ -247,10 +248,11 @@ async fn a_million_outbox_rows_page_newest_first_in_bounded_time_and_memory() {
     let store = SqliteStore::open(&db, &SqliteOptions::default()).await.unwrap();
     let one = NewEffect {
         key: "m-0/end".into(),
-        meeting_id: "m-0".parse().unwrap(),
-        parts: vec![spindown::meeting::Effect::Terminate {
+        subject: "m-0".into(),
+        parts: spindown::meeting::stored::encode_parts(&[spindown::meeting::Effect::Terminate {
             instances: vec![InstanceId::parse("i-0123456789abcdef0").unwrap()],
-        }],
+        }]),
+        count: 1,
         at: t("10:00"),
         completed: true,
     };

@@ -16,6 +16,7 @@
 
 mod common;
 
+use spindown::meeting::{EffectFilter, MeetingStore};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ use common::process::{kill9, sigterm, worker_with};
 use common::scenario::{self, env_usize, POLICY};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use spindown::store::{EffectFilter, EffectStatus, Store};
+use spindown::store::EffectStatus;
 use spindown::time::{Span, Timestamp};
 
 const CONFIG: &str = r#"

@@ -3,6 +3,7 @@
 
 mod common;
 
+use spindown::meeting::{EffectFilter, MeetingStore, TimerFilter};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use spindown::engine::{EngineError, EngineOptions, StreamGate};
 use spindown::meeting::history::{Cause, Outcome};
 use spindown::meeting::{Command, InstanceSource, Policy, Reason, SeenInstance, State, TimerKind};
 use spindown::store::sqlite::SqliteStore;
-use spindown::store::{EffectFilter, EffectStatus, Store, TimerFilter};
+use spindown::store::{EffectStatus, Store};
 use spindown::time::{Span, Timestamp};
 
 async fn pending(store: &dyn Store) -> Vec<(TimerKind, Timestamp)> {
@@ -519,10 +520,11 @@ async fn two_units_of_work_on_postgresql_claim_disjoint_pages_of_due_meetings() 
     let mut b = store.begin().await.unwrap();
     let (ka, ma) = a.due_loaded(None, t("11:00"), 3).await.unwrap();
     let (kb, mb) = b.due_loaded(None, t("11:00"), 3).await.unwrap();
-    let ids = |keys: &[spindown::meeting::TimerKey]| keys.iter().map(|k| k.meeting_id.to_string()).collect::<Vec<_>>();
+    let ids = |keys: &[spindown::store::DueKey]| keys.iter().map(|k| k.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&ka), ["m-0", "m-1", "m-2"]);
     assert_eq!(ids(&kb), ["m-3", "m-4", "m-5"], "the first unit's meetings are skipped, not waited for");
-    assert!(ma.iter().chain(&mb).all(|s| s.meeting.timers.safety_net == Some(t("10:15"))));
+    let meetings = ma.iter().chain(&mb).map(|s| spindown::meeting::stored::meeting_of(s.clone()).unwrap().meeting);
+    assert!(meetings.into_iter().all(|m| m.timers.safety_net == Some(t("10:15"))));
     assert_eq!((ma.len(), mb.len()), (3, 3));
     a.rollback().await.unwrap();
     let (kb2, _) = b.due_loaded(None, t("11:00"), 6).await.unwrap();

@@ -9,6 +9,7 @@
 
 mod common;
 
+use spindown::meeting::MeetingStore;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,6 @@ use common::moto::Moto;
 use common::process::{kill9, sigterm, worker_with};
 use spindown::meeting::history::Cause;
 use spindown::store::postgres::{PgOptions, PgStore};
-use spindown::store::Store;
 use spindown::time::{Span, Timestamp};
 
 const TTL_SECS: u64 = 3;

@@ -6,6 +6,7 @@
 
 mod common;
 
+use spindown::meeting::{EffectFilter, MeetingStore};
 use std::time::{Duration, Instant};
 
 use common::aws::Aws;
@@ -14,7 +15,7 @@ use common::process::{sigterm, wait_started, worker_with};
 use common::proxy::{FaultProxy, Rates};
 use common::scenario::{self, env_usize, POLICY};
 use common::*;
-use spindown::store::{EffectFilter, EffectStatus, Store};
+use spindown::store::EffectStatus;
 use spindown::time::{Span, Timestamp};
 
 const CONFIG: &str = r#"

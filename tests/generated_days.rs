@@ -10,6 +10,7 @@
 
 mod common;
 
+use spindown::meeting::{EffectFilter, MeetingFilter, MeetingStore, TimerFilter};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ use spindown::source::feed::LineFeed;
 use spindown::source::replay::{replay, ReplayOptions};
 use spindown::store::memory::MemoryStore;
 use spindown::store::sqlite::{Durability, SqliteOptions, SqliteStore};
-use spindown::store::{EffectFilter, EffectStatus, MeetingFilter, Store, TimerFilter};
+use spindown::store::{EffectStatus, Store};
 use spindown::time::{Span, Timestamp};
 
 /// The spec, read naively: every meeting in a map, every timer found by a scan.

@@ -4,6 +4,7 @@
 
 mod common;
 
+use spindown::meeting::{MeetingFilter, MeetingStore};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use spindown::clock::ManualClock;
 use spindown::inspect::OutcomeLine;
 use spindown::source::stream::{ReaderOptions, StreamReader};
 use spindown::store::sqlite::SqliteStore;
-use spindown::store::{EffectStatus, MeetingFilter, Page, Store};
+use spindown::store::{EffectStatus, Page, Store};
 use spindown::time::Timestamp;
 
 fn corpus(name: &str) -> Vec<Vec<u8>> {

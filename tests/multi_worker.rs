@@ -28,6 +28,7 @@
 
 mod common;
 
+use spindown::meeting::{EffectFilter, MeetingStore};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Child;
@@ -42,7 +43,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spindown::meeting::EffectKind;
 use spindown::store::postgres::{PgOptions, PgStore};
-use spindown::store::{EffectFilter, EffectStatus, Store};
+use spindown::store::{EffectStatus, Store};
 use spindown::time::{Span, Timestamp};
 
 const CONFIG: &str = r#"

@@ -5,6 +5,7 @@
 
 mod common;
 
+use spindown::meeting::MeetingStore;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use common::process::{sigterm, worker_with, POLICY};
 use common::web::{free_port, get, which};
 use spindown::meeting::history::Cause;
 use spindown::meeting::State;
-use spindown::store::{EffectStatus, Store};
+use spindown::store::EffectStatus;
 use spindown::time::{Span, Timestamp};
 
 fn s(v: &str) -> V {

@@ -4,6 +4,7 @@
 
 mod common;
 
+use spindown::meeting::{EffectFilter, MeetingStore};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use spindown::meeting::{Effect, InstanceId, MeetingId, Reason};
 use spindown::outbox::dry_run::DryRun;
 use spindown::outbox::{BoxFuture, Ec2, EffectError, Executor, RetryPolicy, TerminateReport, CONCURRENCY};
 use spindown::store::sqlite::{SqliteOptions, SqliteStore};
-use spindown::store::{Changes, EffectFilter, EffectStatus, NewEffect, Store};
+use spindown::store::{Changes, EffectStatus, NewEffect, Store};
 
 /// An EC2 that terminates at once — except one meeting's instances, whose
 /// call never returns — and counts how many calls are in flight.
@@ -48,11 +49,12 @@ fn effect(n: usize) -> NewEffect {
     let meeting = format!("m-{n:03}");
     NewEffect {
         key: format!("{meeting}/end"),
-        meeting_id: id(&meeting),
-        parts: vec![
+        subject: meeting.to_string(),
+        parts: spindown::meeting::stored::encode_parts(&[
             Effect::Terminate { instances: vec![InstanceId::parse(&format!("i-{n:08x}")).unwrap()] },
             Effect::WriteBack { reason: Reason::NoShowTimeout, terminated_at: t("10:00") },
-        ],
+        ]),
+        count: 2,
         at: t("10:00"),
         completed: false,
     }

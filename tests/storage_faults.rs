@@ -9,6 +9,7 @@
 
 mod common;
 
+use spindown::meeting::{EffectFilter, MeetingStore};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use common::moto::Moto;
 use common::process::{sigterm, wait_started, worker_with, CONFIG, POLICY};
 use spindown::meeting::history::Outcome;
 use spindown::store::sqlite::SqliteStore;
-use spindown::store::{EffectFilter, EffectStatus, Page, Store};
+use spindown::store::{EffectStatus, Page, Store};
 use spindown::time::{Span, Timestamp};
 
 /// A tmpfs mounted for one test, unmounted on drop.

@@ -10,9 +10,10 @@ use spindown::clock::{ManualClock, SystemClock};
 use spindown::engine::{Engine, EngineOptions, Incoming};
 use spindown::meeting::history::{self, Cause, Outcome};
 use spindown::meeting::record::decode_line;
-use spindown::meeting::{Effect, Ended, Policy, Reason, State, TimerKey, Timers};
+use spindown::meeting::stored;
+use spindown::meeting::{Effect, Ended, Policy, Reason, State, Timers};
 use spindown::store::sqlite::SqliteStore;
-use spindown::store::{Changes, HistoryAppend, MeetingWrite, NewEffect, Store};
+use spindown::store::{Changes, DueKey, NewEffect, Store};
 use spindown::store::{Phase, WriteCounts};
 use spindown::time::{Span, Timestamp};
 
@@ -215,7 +216,7 @@ async fn store_alone(cli: &Cli, dir: &Path, name: &str, n: usize) -> Result<(f64
     let mut txs = 0;
     loop {
         let mut uow = store.begin().await?;
-        let mut keys: Vec<TimerKey> = Vec::new();
+        let mut keys: Vec<DueKey> = Vec::new();
         let mut loaded = Vec::new();
         while keys.len() < 2000 {
             let (page, meetings) = uow.due_loaded(keys.last(), now, 1024).await?;
@@ -232,29 +233,33 @@ async fn store_alone(cli: &Cli, dir: &Path, name: &str, n: usize) -> Result<(f64
             break;
         }
         let mut changes = Changes::default();
-        for mut stored in loaded {
-            let m = &mut stored.meeting;
-            let loaded = m.version;
+        for row in loaded {
+            // Decoded and encoded again, as the engine does with a meeting it fires.
+            let version = row.version;
+            let mut s = stored::meeting_of(row)?;
+            let m = &mut s.meeting;
             m.version += 1;
             m.state = State::Terminated;
             m.timers = Timers::default();
             m.ended = Some(Ended { reason: Reason::NoShowTimeout, at: now });
             let id = m.id.clone();
             let instances = m.instances.iter().cloned().collect();
-            changes.history.push(HistoryAppend { meeting_id: id.clone(), chunk: chunk.clone() });
+            changes.history.push(stored::append(&id, chunk.clone()));
+            let parts = [
+                Effect::Terminate { instances },
+                Effect::WriteBack { reason: Reason::NoShowTimeout, terminated_at: now },
+            ];
             changes.effects.push(NewEffect {
                 key: format!("{id}/end"),
-                meeting_id: id,
-                parts: vec![
-                    Effect::Terminate { instances },
-                    Effect::WriteBack { reason: Reason::NoShowTimeout, terminated_at: now },
-                ],
+                subject: id.to_string(),
+                parts: stored::encode_parts(&parts),
+                count: parts.len(),
                 at: now,
                 completed: false,
             });
-            changes.meetings.push(MeetingWrite { stored, loaded_version: Some(loaded), search_changed: false });
+            changes.instances.push(crate::w1::row(m, s.event_ids, Some(version)));
         }
-        fired += changes.meetings.len();
+        fired += changes.instances.len();
         uow.commit(changes).await?;
         txs += 1;
     }

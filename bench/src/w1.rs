@@ -7,11 +7,14 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
+use spindown::machine::Durable;
 use spindown::meeting::history::{Cause, Chunk, Entry, Note, Outcome};
+use spindown::meeting::stored;
+use spindown::meeting::MeetingWorkflow;
 use spindown::meeting::{Effect, InstanceId, Meeting, MeetingId, Reason, State, TimerKind};
 use spindown::store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use spindown::store::Phase;
-use spindown::store::{Changes, HistoryAppend, MeetingWrite, NewEffect, Store, StoredMeeting};
+use spindown::store::{Changes, InstanceWrite, NewEffect, Store, StoredInstance};
 use spindown::time::{Span, Timestamp};
 
 use crate::{day, remove_db, Cli, Metric};
@@ -166,6 +169,21 @@ pub(crate) fn story(at: Timestamp, entries: usize) -> Chunk {
         .collect()
 }
 
+/// A meeting's row as the engine writes it: its document and what is indexed of it.
+pub(crate) fn row(m: &Meeting, keys: Vec<String>, loaded: Option<i64>) -> InstanceWrite {
+    InstanceWrite {
+        stored: StoredInstance {
+            id: m.id.to_string(),
+            version: loaded.map_or(1, |v| v + 1),
+            keys,
+            doc: stored::encode(m),
+        },
+        index: MeetingWorkflow::index(m),
+        loaded_version: loaded,
+        search_changed: false,
+    }
+}
+
 /// The same number of meeting, history and outbox rows as the replay wrote,
 /// in as many transactions, through the SQLite store's own commit (the same
 /// statements), with nothing computed in between: what SQLite itself costs.
@@ -193,22 +211,23 @@ async fn raw_ceiling(dir: &Path, rows: &Value) -> Result<f64> {
             m.facts.meet_time = Some(at);
             m.instances.insert(InstanceId::parse("i-0123456789abcdef0").unwrap());
             m.ended = Some(spindown::meeting::Ended { reason: Reason::NoShowTimeout, at });
-            let stored = StoredMeeting { meeting: m, event_ids: vec![format!("{k:032x}")] };
-            changes.meetings.push(MeetingWrite { stored, loaded_version: None, search_changed: false });
+            changes.instances.push(row(&m, vec![format!("{k:032x}")], None));
             if k * chunks / meetings.max(1) < (k + 1) * chunks / meetings.max(1) || chunks >= meetings {
-                changes.history.push(HistoryAppend { meeting_id: id.clone(), chunk: chunk.clone() });
+                changes.history.push(stored::append(&id, chunk.clone()));
             }
             if k * effects / meetings.max(1) < (k + 1) * effects / meetings.max(1) {
+                let parts = [Effect::WriteBack { reason: Reason::NoShowTimeout, terminated_at: at }];
                 changes.effects.push(NewEffect {
                     key: format!("{id}/end"),
-                    meeting_id: id,
-                    parts: vec![Effect::WriteBack { reason: Reason::NoShowTimeout, terminated_at: at }],
+                    subject: id.to_string(),
+                    parts: stored::encode_parts(&parts),
+                    count: parts.len(),
                     at,
                     completed: true,
                 });
             }
         }
-        changes.meetings.sort_by(|a, b| a.stored.meeting.id.cmp(&b.stored.meeting.id));
+        changes.instances.sort_by(|a, b| a.stored.id.cmp(&b.stored.id));
         written = upto;
         let started = Instant::now();
         store.begin().await?.commit(changes).await?;

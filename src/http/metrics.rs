@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
-use crate::meeting::State as MeetingState;
+use crate::meeting::{MeetingStore, State as MeetingState};
 use crate::store::EffectStatus;
 use crate::telemetry::{self, EFFECT_BUCKETS, LATENESS_BUCKETS};
 

@@ -396,6 +396,11 @@ impl Chunk {
         &self.bytes
     }
 
+    /// The encoded chunk, given up.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// The entries, decoded again.
     pub fn entries(&self) -> Vec<Entry> {
         decode(&self.bytes).expect("a chunk decodes what it encoded")

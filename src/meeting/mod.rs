@@ -22,6 +22,7 @@ mod input;
 mod model;
 pub mod policy;
 pub mod record;
+pub mod stored;
 mod transition;
 pub mod workflow;
 
@@ -32,5 +33,9 @@ pub use ids::{BadInstanceId, EmptyMeetingId, InstanceId, MeetingId};
 pub use input::{Change, Command, CommandKind, Image, Input, InstanceSource, Rejection, SeenInstance};
 pub use model::{Ended, EventName, Facts, Meeting, Reason, State, TimerKey, TimerKind, Timers, SEARCH_INSTANCE};
 pub use policy::{Mode, Policy, PolicyError};
+pub use stored::{
+    Counts, EffectFilter, EffectOutcome, EffectRow, HistoryRecord, MeetingFilter, MeetingStore, OutcomeLine,
+    StoredMeeting, TimerFilter,
+};
 pub use transition::{admits, can_create, step, transition, Step, TimerChange};
 pub use workflow::MeetingWorkflow;

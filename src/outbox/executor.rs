@@ -7,6 +7,7 @@
 //! in order (terminate, then write back); a part that succeeded is not run
 //! again when a later one is retried.
 
+use crate::meeting::{EffectOutcome, EffectRow, MeetingStore};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use super::{Ec2, EffectError, MeetingTable, TerminateReport, WriteBackOutcome};
 use crate::clock::Clock;
 use crate::meeting::history::{Cause, Entry, Note, Outcome};
 use crate::meeting::{Effect, MeetingId};
-use crate::store::{Claim, EffectOutcome, EffectRow, EffectStatus, Store, StoreError};
+use crate::store::{Claim, EffectStatus, Store, StoreError};
 use crate::time::{Span, Timestamp};
 
 /// Retry settings for the executor.

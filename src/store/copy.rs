@@ -7,8 +7,10 @@
 
 use serde::Serialize;
 
-use super::{Changes, Counts, HistoryAppend, MeetingFilter, MeetingWrite, NewDeadLetter, Page, Store, StoreError};
-use crate::meeting::history::Chunk;
+use super::{
+    Changes, HistoryAppend, Indexed, InstanceFilter, InstanceWrite, NewDeadLetter, Page, Store, StoreError,
+    StoredInstance, Tallies,
+};
 
 /// Rows per transaction (meetings with their histories, outbox rows, dead letters).
 const PAGE: usize = 1000;
@@ -40,9 +42,17 @@ pub enum CopyError {
 }
 
 /// Nothing to overwrite: no meeting, effect, dead letter, checkpoint or gap.
+/// What a copy must ask the machine whose instances it copies: what the
+/// store indexes of a row, and how many history entries a chunk holds.
+#[derive(Clone, Copy)]
+pub struct Decoder {
+    pub index: fn(&StoredInstance) -> Result<Indexed, StoreError>,
+    pub entries: fn(&[u8]) -> Result<usize, StoreError>,
+}
+
 pub async fn is_empty(store: &dyn Store) -> Result<bool, StoreError> {
-    let c = store.counts().await?;
-    Ok(c.meetings == 0
+    let c = store.tallies().await?;
+    Ok(c.instances == 0
         && c.effects_by_status.iter().all(|(_, n)| *n == 0)
         && c.dead_letters == 0
         && store.checkpoints(None).await?.is_empty()
@@ -50,11 +60,11 @@ pub async fn is_empty(store: &dyn Store) -> Result<bool, StoreError> {
 }
 
 /// What must match between the two databases afterwards.
-fn essentials(c: &Counts) -> impl PartialEq + std::fmt::Debug {
+fn essentials(c: &Tallies) -> impl PartialEq + std::fmt::Debug {
     (
-        c.meetings,
-        c.meetings_by_state.clone(),
-        c.terminated_by_reason.clone(),
+        c.instances,
+        c.by_state.clone(),
+        c.by_reason.clone(),
         c.timers_pending,
         c.next_timer_due,
         c.effects_by_status.clone(),
@@ -68,40 +78,36 @@ fn essentials(c: &Counts) -> impl PartialEq + std::fmt::Debug {
 /// # Errors
 ///
 /// `to` is not empty, a store fails, or the two do not count the same afterwards.
-pub async fn copy(from: &dyn Store, to: &dyn Store, progress: &mut dyn FnMut(u64, u64)) -> Result<Copied, CopyError> {
+pub async fn copy(
+    from: &dyn Store,
+    to: &dyn Store,
+    decoder: Decoder,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Copied, CopyError> {
     if !is_empty(to).await? {
         return Err(CopyError::NotEmpty(to.describe()));
     }
     let mut copied = Copied::default();
-    let total = from.counts().await?.meetings.max(0) as u64;
+    let total = from.tallies().await?.instances.max(0) as u64;
 
     // Meetings and their stories, a page per transaction.
-    let mut filter = MeetingFilter { limit: Some(PAGE), ..MeetingFilter::default() };
+    let mut filter = InstanceFilter { limit: Some(PAGE), ..InstanceFilter::default() };
     loop {
-        let page = from.meetings(&filter).await?;
+        let page = from.instances(&filter).await?;
         let Some(last) = page.last() else { break };
-        filter.after = Some(last.meeting.id.clone());
+        filter.after = Some(last.id.clone());
         let mut changes = Changes::default();
-        for m in page {
-            let story = from.history(&m.meeting.id).await?;
-            copied.history_entries += story.len() as u64;
-            // One chunk per stored chunk: entries written together stay together.
-            let mut chunks: Vec<(i64, Vec<_>)> = Vec::new();
-            for h in story {
-                match chunks.last_mut() {
-                    Some((seq, entries)) if *seq == h.seq => entries.push(h.entry),
-                    _ => chunks.push((h.seq, vec![h.entry])),
-                }
+        for stored in page {
+            // Each chunk as it is: its bytes are the machine's, copied, not re-encoded.
+            for chunk in from.chunks(&stored.id).await? {
+                let entries = (decoder.entries)(&chunk.bytes)?;
+                copied.history_entries += entries as u64;
+                changes.history.push(HistoryAppend { id: stored.id.clone(), bytes: chunk.bytes, entries });
             }
-            for (_, entries) in chunks {
-                changes.history.push(HistoryAppend {
-                    meeting_id: m.meeting.id.clone(),
-                    chunk: entries.iter().cloned().collect::<Chunk>(),
-                });
-            }
-            changes.meetings.push(MeetingWrite { stored: m, loaded_version: None, search_changed: true });
+            let index = (decoder.index)(&stored)?;
+            changes.instances.push(InstanceWrite { stored, index, loaded_version: None, search_changed: true });
         }
-        copied.meetings += changes.meetings.len() as u64;
+        copied.meetings += changes.instances.len() as u64;
         to.begin().await?.commit(changes).await?;
         progress(copied.meetings, total);
     }
@@ -109,11 +115,11 @@ pub async fn copy(from: &dyn Store, to: &dyn Store, progress: &mut dyn FnMut(u64
     // The outbox as it is, a page at a time (newest first; the ids are kept).
     let mut before = None;
     loop {
-        let rows = from.recent_effects(&Default::default(), before, PAGE).await?;
+        let rows = from.recent_outbox(&Default::default(), before, PAGE).await?;
         let Some(last) = rows.last() else { break };
         before = Some(last.id);
         copied.effects += rows.len() as u64;
-        to.copy_effects(&rows).await?;
+        to.copy_outbox(&rows).await?;
     }
     let mut after = None;
     loop {
@@ -150,7 +156,7 @@ pub async fn copy(from: &dyn Store, to: &dyn Store, progress: &mut dyn FnMut(u64
     to.begin().await?.commit(Changes { clocks, ..Changes::default() }).await?;
 
     // Both sides must now count the same.
-    let (a, b) = (from.counts().await?, to.counts().await?);
+    let (a, b) = (from.tallies().await?, to.tallies().await?);
     if essentials(&a) != essentials(&b) {
         return Err(CopyError::Mismatch(format!("{}: {a:?}\n  {}: {b:?}", from.describe(), to.describe())));
     }

@@ -13,22 +13,28 @@ use async_trait::async_trait;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{
-    Changes, Checkpoint, Claim, Clocks, Counts, DeadLetterRow, Deleted, EffectFilter, EffectOutcome, EffectRow,
-    EffectStatus, Gap, HistoryRecord, Lease, LeaseRow, MeetingFilter, OutcomeLine, Page, PruneLog, Requeue, Retained,
-    Store, StoreError, StoredMeeting, TimerFilter, UnitOfWork, WorkerInfo, WorkerRow,
+    Changes, Checkpoint, Claim, Clocks, DeadLetterRow, Deleted, DueKey, EffectStatus, Gap, HistoryAppend, Indexed,
+    InstanceFilter, Lease, LeaseRow, OutboxFilter, OutboxOutcome, OutboxRow, Page, PendingFilter, PruneLog, Requeue,
+    Retained, Store, StoreError, StoredChunk, StoredInstance, Summary, Tallies, UnitOfWork, WorkerInfo, WorkerRow,
 };
-use crate::meeting::{Chunk, MeetingId, Reason, State, TimerKey, TimerKind};
 use crate::time::{Span, Timestamp};
+
+/// An instance as kept: the row and what is indexed of it.
+#[derive(Clone)]
+struct Row {
+    stored: StoredInstance,
+    index: Indexed,
+}
 
 #[derive(Default)]
 struct Data {
-    meetings: BTreeMap<MeetingId, StoredMeeting>,
-    /// Each meeting's first pending timer, in fire order.
-    due: BTreeSet<TimerKey>,
-    /// Each meeting's chunks, as written, with their seq.
-    history: BTreeMap<MeetingId, Vec<(i64, Chunk)>>,
+    instances: BTreeMap<String, Row>,
+    /// Each instance's first pending timer, in fire order.
+    due: BTreeSet<DueKey>,
+    /// Each instance's chunks, as written, with their seq.
+    history: BTreeMap<String, Vec<StoredChunk>>,
     next_seq: i64,
-    outbox: BTreeMap<i64, (EffectRow, Option<(String, Timestamp)>)>,
+    outbox: BTreeMap<i64, (OutboxRow, Option<(String, Timestamp)>)>,
     keys: BTreeSet<String>,
     dead: Vec<DeadLetterRow>,
     checkpoints: BTreeMap<(String, String), Checkpoint>,
@@ -53,12 +59,12 @@ impl MemoryStore {
     }
 }
 
-fn first_timer(m: &StoredMeeting) -> Option<TimerKey> {
-    m.meeting.timers.next().map(|(kind, due)| TimerKey::new(m.meeting.id.clone(), kind, due))
+fn first_timer(r: &Row) -> Option<DueKey> {
+    r.index.timers.first().map(|&(rank, due)| DueKey { due, rank, id: r.stored.id.clone() })
 }
 
-fn due_after(s: &Data, after: Option<&TimerKey>, upto: Timestamp, limit: usize) -> Vec<TimerKey> {
-    let iter: Box<dyn Iterator<Item = &TimerKey>> = match after {
+fn due_after(s: &Data, after: Option<&DueKey>, upto: Timestamp, limit: usize) -> Vec<DueKey> {
+    let iter: Box<dyn Iterator<Item = &DueKey>> = match after {
         Some(a) => Box::new(s.due.range((std::ops::Bound::Excluded(a.clone()), std::ops::Bound::Unbounded))),
         None => Box::new(s.due.iter()),
     };
@@ -72,21 +78,25 @@ fn max_opt(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     }
 }
 
-fn append_history(s: &mut Data, id: &MeetingId, chunk: Chunk) {
-    if chunk.is_empty() {
+fn append_history(s: &mut Data, h: HistoryAppend) {
+    if h.entries == 0 {
         return;
     }
     s.next_seq += 1;
     let seq = s.next_seq;
-    s.history.entry(id.clone()).or_default().push((seq, chunk));
+    s.history.entry(h.id).or_default().push(StoredChunk { seq, bytes: h.bytes });
+}
+
+fn load(s: &Data, ids: &[&str]) -> Vec<StoredInstance> {
+    ids.iter().filter_map(|id| s.instances.get(*id).map(|r| r.stored.clone())).collect()
 }
 
 fn apply(s: &mut Data, changes: Changes) -> Result<(), StoreError> {
     // Check every fence first: all or nothing.
-    for w in &changes.meetings {
-        let stored = s.meetings.get(&w.stored.meeting.id).map(|m| m.meeting.version);
+    for w in &changes.instances {
+        let stored = s.instances.get(&w.stored.id).map(|r| r.stored.version);
         if stored != w.loaded_version {
-            return Err(StoreError::Conflict(w.stored.meeting.id.to_string()));
+            return Err(StoreError::Conflict(w.stored.id.clone()));
         }
     }
     if let Some(Checkpoint { stream_arn, shard_id, lease: Some(lease), .. }) = &changes.checkpoint {
@@ -96,18 +106,19 @@ fn apply(s: &mut Data, changes: Changes) -> Result<(), StoreError> {
             return Err(StoreError::LeaseLost(shard_id.clone()));
         }
     }
-    for w in changes.meetings {
-        let id = w.stored.meeting.id.clone();
-        if let Some(old) = s.meetings.get(&id).and_then(first_timer) {
+    for w in changes.instances {
+        let id = w.stored.id.clone();
+        if let Some(old) = s.instances.get(&id).and_then(first_timer) {
             s.due.remove(&old);
         }
-        if let Some(new) = first_timer(&w.stored) {
+        let row = Row { stored: w.stored, index: w.index };
+        if let Some(new) = first_timer(&row) {
             s.due.insert(new);
         }
-        s.meetings.insert(id, w.stored);
+        s.instances.insert(id, row);
     }
     for h in changes.history {
-        append_history(s, &h.meeting_id, h.chunk);
+        append_history(s, h);
     }
     for e in changes.effects {
         if !s.keys.insert(e.key.clone()) {
@@ -115,11 +126,11 @@ fn apply(s: &mut Data, changes: Changes) -> Result<(), StoreError> {
         }
         let id = s.outbox.keys().next_back().map_or(1, |k| k + 1);
         let (done, status, attempts) =
-            if e.completed { (e.parts.len(), EffectStatus::Done, 1) } else { (0, EffectStatus::Pending, 0) };
-        let row = EffectRow {
+            if e.completed { (e.count, EffectStatus::Done, 1) } else { (0, EffectStatus::Pending, 0) };
+        let row = OutboxRow {
             id,
             key: e.key,
-            meeting_id: e.meeting_id,
+            subject: e.subject,
             parts: e.parts,
             done,
             status,
@@ -171,16 +182,11 @@ struct MemoryUnitOfWork {
 
 #[async_trait]
 impl UnitOfWork for MemoryUnitOfWork {
-    async fn load(&mut self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
-        Ok(ids.iter().filter_map(|id| self.state.meetings.get(id).cloned()).collect())
+    async fn load(&mut self, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError> {
+        Ok(load(&self.state, ids))
     }
 
-    async fn due(
-        &mut self,
-        after: Option<&TimerKey>,
-        upto: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<TimerKey>, StoreError> {
+    async fn due(&mut self, after: Option<&DueKey>, upto: Timestamp, limit: usize) -> Result<Vec<DueKey>, StoreError> {
         Ok(due_after(&self.state, after, upto, limit))
     }
 
@@ -193,7 +199,7 @@ impl UnitOfWork for MemoryUnitOfWork {
     }
 }
 
-fn grouped<K: Ord + Copy>(items: impl Iterator<Item = K>) -> Vec<(K, i64)> {
+fn grouped<K: Ord>(items: impl Iterator<Item = K>) -> Vec<(K, i64)> {
     let mut m = BTreeMap::new();
     for k in items {
         *m.entry(k).or_insert(0) += 1;
@@ -211,12 +217,11 @@ impl Store for MemoryStore {
         Ok(Box::new(MemoryUnitOfWork { state: self.state.clone().lock_owned().await }))
     }
 
-    async fn load(&self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
-        let s = self.state.lock().await;
-        Ok(ids.iter().filter_map(|id| s.meetings.get(id).cloned()).collect())
+    async fn load(&self, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError> {
+        Ok(load(&*self.state.lock().await, ids))
     }
 
-    async fn due(&self, after: Option<&TimerKey>, upto: Timestamp, limit: usize) -> Result<Vec<TimerKey>, StoreError> {
+    async fn due(&self, after: Option<&DueKey>, upto: Timestamp, limit: usize) -> Result<Vec<DueKey>, StoreError> {
         Ok(due_after(&*self.state.lock().await, after, upto, limit))
     }
 
@@ -224,33 +229,29 @@ impl Store for MemoryStore {
         Ok(self.state.lock().await.clocks)
     }
 
-    async fn meeting(&self, id: &MeetingId) -> Result<Option<StoredMeeting>, StoreError> {
-        Ok(self.state.lock().await.meetings.get(id).cloned())
-    }
-
-    async fn meetings(&self, f: &MeetingFilter) -> Result<Vec<StoredMeeting>, StoreError> {
+    async fn instances(&self, f: &InstanceFilter) -> Result<Vec<StoredInstance>, StoreError> {
         let s = self.state.lock().await;
         let from = match &f.after {
             Some(a) => std::ops::Bound::Excluded(a.clone()),
             None => std::ops::Bound::Unbounded,
         };
-        Ok(s.meetings
+        Ok(s.instances
             .range((from, std::ops::Bound::Unbounded))
-            .map(|(_, m)| m)
-            .filter(|m| f.state.is_none_or(|st| m.meeting.state == st))
-            .filter(|m| f.reason.is_none_or(|r| m.meeting.ended.map(|e| e.reason) == Some(r)))
+            .map(|(_, r)| r)
+            .filter(|r| f.state.as_deref().is_none_or(|st| r.index.state == st))
+            .filter(|r| f.reason.as_deref().is_none_or(|x| r.index.end.is_some_and(|(e, _)| e == x)))
             .take(f.limit.unwrap_or(usize::MAX))
-            .cloned()
+            .map(|r| r.stored.clone())
             .collect())
     }
 
-    async fn search(&self, name: &str, value: &str, limit: usize) -> Result<Vec<MeetingId>, StoreError> {
-        // No index here (tests): every meeting's attributes, in id order.
+    async fn find(&self, name: &str, value: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        // No index here (tests): every instance's attributes, in id order.
         let s = self.state.lock().await;
-        Ok(s.meetings
+        Ok(s.instances
             .values()
-            .filter(|m| m.meeting.search_attributes().any(|(n, v)| n == name && v == value))
-            .map(|m| m.meeting.id.clone())
+            .filter(|r| r.index.attrs.iter().any(|(n, v)| *n == name && v == value))
+            .map(|r| r.stored.id.clone())
             .take(limit)
             .collect())
     }
@@ -259,27 +260,36 @@ impl Store for MemoryStore {
         Ok(0) // computed at each search
     }
 
-    async fn outcomes(&self, after: Option<&MeetingId>, limit: usize) -> Result<Vec<OutcomeLine>, StoreError> {
-        let page = MeetingFilter { after: after.cloned(), limit: Some(limit), ..MeetingFilter::default() };
-        Ok(self.meetings(&page).await?.iter().map(|m| OutcomeLine::from(&m.meeting)).collect())
-    }
-
-    async fn history(&self, id: &MeetingId) -> Result<Vec<HistoryRecord>, StoreError> {
+    async fn summaries(&self, after: Option<&str>, limit: usize) -> Result<Vec<Summary>, StoreError> {
         let s = self.state.lock().await;
-        let chunks = s.history.get(id).map(Vec::as_slice).unwrap_or_default();
-        Ok(chunks
-            .iter()
-            .flat_map(|(seq, chunk)| chunk.entries().into_iter().map(|entry| HistoryRecord { seq: *seq, entry }))
+        let from = match after {
+            Some(a) => std::ops::Bound::Excluded(a.to_string()),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(s.instances
+            .range((from, std::ops::Bound::Unbounded))
+            .take(limit)
+            .map(|(id, r)| Summary {
+                id: id.clone(),
+                state: r.index.state.to_string(),
+                reason: r.index.end.map(|(e, _)| e.to_string()),
+                ended_at: r.index.end.map(|(_, at)| at),
+                attrs: r.index.attrs.iter().map(|(n, v)| (n.to_string(), v.clone())).collect(),
+            })
             .collect())
     }
 
-    async fn timers(&self, f: &TimerFilter) -> Result<Vec<TimerKey>, StoreError> {
+    async fn chunks(&self, id: &str) -> Result<Vec<StoredChunk>, StoreError> {
+        Ok(self.state.lock().await.history.get(id).cloned().unwrap_or_default())
+    }
+
+    async fn pending(&self, f: &PendingFilter) -> Result<Vec<DueKey>, StoreError> {
         let s = self.state.lock().await;
-        let mut all: Vec<TimerKey> = s
-            .meetings
+        let mut all: Vec<DueKey> = s
+            .instances
             .values()
-            .filter(|m| f.meeting.as_ref().is_none_or(|id| *id == m.meeting.id))
-            .flat_map(|m| m.meeting.timers.pending().map(|(k, d)| TimerKey::new(m.meeting.id.clone(), k, d)))
+            .filter(|r| f.id.as_ref().is_none_or(|id| *id == r.stored.id))
+            .flat_map(|r| r.index.timers.iter().map(|&(rank, due)| DueKey { due, rank, id: r.stored.id.clone() }))
             .collect();
         all.sort();
         all.truncate(f.limit);
@@ -290,32 +300,30 @@ impl Store for MemoryStore {
         Ok(self.state.lock().await.due.first().map(|k| k.due))
     }
 
-    async fn effects(&self, f: &EffectFilter) -> Result<Vec<EffectRow>, StoreError> {
+    async fn outbox(&self, f: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError> {
         let s = self.state.lock().await;
         Ok(s.outbox
             .values()
             .map(|(row, _)| row)
-            .filter(|r| f.meeting.as_ref().is_none_or(|m| *m == r.meeting_id))
+            .filter(|r| f.subject.as_ref().is_none_or(|m| *m == r.subject))
             .filter(|r| f.status.is_none_or(|st| r.status == st))
             .filter(|r| f.id.is_none_or(|id| r.id == id))
             .cloned()
             .collect())
     }
 
-    async fn recent_effects(
+    async fn recent_outbox(
         &self,
-        f: &EffectFilter,
+        f: &OutboxFilter,
         before: Option<i64>,
         limit: usize,
-    ) -> Result<Vec<EffectRow>, StoreError> {
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let s = self.state.lock().await;
         Ok(s.outbox
             .range(..before.unwrap_or(i64::MAX))
             .rev()
             .map(|(_, (r, _))| r)
-            .filter(|r| {
-                f.meeting.as_ref().is_none_or(|m| *m == r.meeting_id) && f.status.is_none_or(|st| st == r.status)
-            })
+            .filter(|r| f.subject.as_ref().is_none_or(|m| *m == r.subject) && f.status.is_none_or(|st| st == r.status))
             .take(limit)
             .cloned()
             .collect())
@@ -331,22 +339,19 @@ impl Store for MemoryStore {
         Ok(s.dead.iter().filter(|d| d.id > page.after.unwrap_or(0)).take(page.limit).cloned().collect())
     }
 
-    async fn counts(&self) -> Result<Counts, StoreError> {
+    async fn tallies(&self) -> Result<Tallies, StoreError> {
         let s = self.state.lock().await;
-        let ms = s.meetings.values().map(|m| &m.meeting);
+        let rows = s.instances.values().map(|r| &r.index);
         let dead: BTreeMap<String, i64> = s.dead.iter().fold(BTreeMap::new(), |mut acc, d| {
             *acc.entry(d.kind.clone()).or_insert(0) += 1;
             acc
         });
-        Ok(Counts {
-            meetings: s.meetings.len() as i64,
-            meetings_by_state: grouped::<State>(ms.clone().map(|m| m.state)),
-            terminated_by_reason: grouped::<Reason>(ms.clone().filter_map(|m| m.ended.map(|e| e.reason))),
-            timers_pending: ms.clone().map(|m| m.timers.pending().count() as i64).sum(),
-            timers_by_kind: TimerKind::ALL
-                .iter()
-                .map(|&k| (k, ms.clone().filter(|m| m.timers.get(k).is_some()).count() as i64))
-                .collect(),
+        Ok(Tallies {
+            instances: s.instances.len() as i64,
+            by_state: grouped(rows.clone().map(|x| x.state.to_string())),
+            by_reason: grouped(rows.clone().filter_map(|x| x.end.map(|(e, _)| e.to_string()))),
+            timers_pending: rows.clone().map(|x| x.timers.len() as i64).sum(),
+            timers_by_rank: grouped(rows.clone().flat_map(|x| x.timers.iter().map(|(rank, _)| *rank))),
             next_timer_due: s.due.first().map(|k| k.due),
             effects_by_status: grouped::<EffectStatus>(s.outbox.values().map(|(r, _)| r.status)),
             dead_letters: s.dead.len() as i64,
@@ -363,12 +368,12 @@ impl Store for MemoryStore {
         Ok(self.state.lock().await.gaps.clone())
     }
 
-    async fn claim_effects(&self, claim: &Claim) -> Result<Vec<EffectRow>, StoreError> {
+    async fn claim_outbox(&self, claim: &Claim) -> Result<Vec<OutboxRow>, StoreError> {
         let mut s = self.state.lock().await;
         // Leases are judged by "the database's clock": this process's.
         let db_now = Timestamp::now();
         let until = db_now.saturating_add(claim.lease);
-        let mut due: Vec<&mut (EffectRow, Option<(String, Timestamp)>)> = s
+        let mut due: Vec<&mut (OutboxRow, Option<(String, Timestamp)>)> = s
             .outbox
             .values_mut()
             .filter(|(r, _)| r.status == EffectStatus::Pending && r.next_attempt_at <= claim.now)
@@ -404,7 +409,7 @@ impl Store for MemoryStore {
         Ok(held)
     }
 
-    async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError> {
+    async fn finish_outbox(&self, owner: &str, outcomes: &[OutboxOutcome]) -> Result<(), StoreError> {
         let mut s = self.state.lock().await;
         for o in outcomes {
             let Some((row, lease)) = s.outbox.get_mut(&o.id) else { continue };
@@ -418,8 +423,7 @@ impl Store for MemoryStore {
             row.next_attempt_at = o.next_attempt_at;
             row.last_error.clone_from(&o.last_error);
             row.updated_at = o.at;
-            let chunk = o.history.iter().cloned().collect();
-            append_history(&mut s, &o.meeting_id, chunk);
+            append_history(&mut s, o.history.clone());
         }
         Ok(())
     }
@@ -439,7 +443,7 @@ impl Store for MemoryStore {
         Ok(n)
     }
 
-    async fn copy_effects(&self, rows: &[EffectRow]) -> Result<(), StoreError> {
+    async fn copy_outbox(&self, rows: &[OutboxRow]) -> Result<(), StoreError> {
         let mut s = self.state.lock().await;
         for r in rows {
             s.keys.insert(r.key.clone());
@@ -577,16 +581,16 @@ impl Store for MemoryStore {
     async fn ended_before(
         &self,
         before: Timestamp,
-        after: Option<&(Timestamp, MeetingId)>,
+        after: Option<&(Timestamp, String)>,
         limit: usize,
-    ) -> Result<Vec<(Timestamp, MeetingId)>, StoreError> {
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
         let s = self.state.lock().await;
-        let open: BTreeSet<&MeetingId> =
-            s.outbox.values().filter(|(r, _)| r.status != EffectStatus::Done).map(|(r, _)| &r.meeting_id).collect();
-        let mut ended: Vec<(Timestamp, MeetingId)> = s
-            .meetings
+        let open: BTreeSet<&String> =
+            s.outbox.values().filter(|(r, _)| r.status != EffectStatus::Done).map(|(r, _)| &r.subject).collect();
+        let mut ended: Vec<(Timestamp, String)> = s
+            .instances
             .values()
-            .filter_map(|m| m.meeting.ended.map(|e| (e.at, m.meeting.id.clone())))
+            .filter_map(|r| r.index.end.map(|(_, at)| (at, r.stored.id.clone())))
             .filter(|(at, id)| *at < before && !open.contains(id))
             .filter(|k| after.is_none_or(|a| k > a))
             .collect();
@@ -595,12 +599,7 @@ impl Store for MemoryStore {
         Ok(ended)
     }
 
-    async fn delete_meetings(
-        &self,
-        ids: &[MeetingId],
-        before: Timestamp,
-        now: Timestamp,
-    ) -> Result<Deleted, StoreError> {
+    async fn delete_meetings(&self, ids: &[String], before: Timestamp, now: Timestamp) -> Result<Deleted, StoreError> {
         let mut s = self.state.lock().await;
         let mut d = Deleted::default();
         for id in ids {
@@ -608,15 +607,15 @@ impl Store for MemoryStore {
             let rows: Vec<i64> = s
                 .outbox
                 .iter()
-                .filter(|(_, (r, _))| r.meeting_id == *id && r.status == EffectStatus::Done)
+                .filter(|(_, (r, _))| r.subject == *id && r.status == EffectStatus::Done)
                 .map(|(k, _)| *k)
                 .collect();
             for k in rows {
                 s.outbox.remove(&k);
                 d.effects += 1;
             }
-            if s.meetings.get(id).is_some_and(|m| m.meeting.ended.is_some_and(|e| e.at < before)) {
-                s.meetings.remove(id);
+            if s.instances.get(id).is_some_and(|r| r.index.end.is_some_and(|(_, at)| at < before)) {
+                s.instances.remove(id);
                 d.meetings += 1;
             }
         }
@@ -695,9 +694,9 @@ impl Store for MemoryStore {
     async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut s = self.state.lock().await;
         let mut n = 0;
-        for m in s.meetings.values_mut() {
-            if m.meeting.ended.is_some_and(|e| e.at < before) && !m.event_ids.is_empty() {
-                m.event_ids.clear();
+        for r in s.instances.values_mut() {
+            if r.index.end.is_some_and(|(_, at)| at < before) && !r.stored.keys.is_empty() {
+                r.stored.keys.clear();
                 n += 1;
             }
         }

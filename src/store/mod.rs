@@ -3,21 +3,30 @@
 //!
 //! A backend implements [`Store`] (committed reads, the outbox, the read
 //! models) and [`UnitOfWork`] (one transaction: load — and, where the backend
-//! has several writers, lock — the meetings an input touches, page through
+//! has several writers, lock — the instances an input touches, page through
 //! due timers, and commit everything the engine decided together with the
-//! stream checkpoint, or nothing). Backends store what they are given; they
-//! never interpret a meeting's rules. Every backend must pass the conformance
-//! suite in `tests/common/conformance.rs`.
+//! stream checkpoint, or nothing).
+//!
+//! The store knows no machine. An instance is a [`StoredInstance`] — its id,
+//! the version writes are fenced on, the dedupe keys it applied, and its
+//! state as the machine encoded it (a document the store keeps and never
+//! reads) — written with what the engine derived of it for indexing
+//! ([`Indexed`]: its state's name, how and when it ended, its pending timers
+//! as tie ranks and due instants, its search attributes; see
+//! [`machine::Durable`](crate::machine::Durable)). Effects and history
+//! entries are the machine's bytes too. Typed views over these rows are the
+//! machine's own (the meeting's: [`meeting::MeetingStore`](crate::meeting::MeetingStore)).
+//! Every backend must pass the conformance suite in
+//! `tests/common/conformance.rs`.
 //!
 //! * [`sql`] — the one SQL store over sqlx, generic over a small [`Dialect`]:
 //! * [`sqlite`] — the embedded default: one file, WAL, one writer at a time.
 //! * [`postgres`] — PostgreSQL (`postgres://…`), for several workers on one
-//!   database: the meetings a unit of work touches are locked (`FOR
+//!   database: the instances a unit of work touches are locked (`FOR
 //!   UPDATE`), due timers and effects are claimed with `SKIP LOCKED`.
 //! * [`memory`] — no database at all: maps behind a lock (tests).
 //! * [`copy`] — one database into another, empty one (`spindown migrate`).
 
-pub(crate) mod codec;
 pub mod copy;
 pub mod memory;
 pub mod postgres;
@@ -33,7 +42,6 @@ pub use sql::{Dialect, SqlStore};
 pub use stats::{Phase, WriteCounts};
 pub use types::*;
 
-use crate::meeting::{MeetingId, TimerKey};
 use crate::named::names;
 use crate::time::{Span, Timestamp};
 
@@ -57,8 +65,8 @@ pub enum StoreError {
         /// (a schema, a permission, corruption, a full disk).
         fault: Option<Fault>,
     },
-    /// A fenced write found the meeting changed since it was loaded.
-    #[error("meeting {0} was changed by another writer")]
+    /// A fenced write found the instance changed since it was loaded.
+    #[error("{0} was changed by another writer")]
     Conflict(String),
     /// A checkpoint's lease is no longer held (another worker took the
     /// shard): nothing was written.
@@ -182,51 +190,49 @@ pub trait Store: Send + Sync + 'static {
     /// Begin a unit of work.
     async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StoreError>;
 
-    /// Meetings as last committed, without locking them (an engine that is the
+    /// Instances as last committed, without locking them (an engine that is the
     /// only writer keeps its own cache and reads through this).
-    async fn load(&self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError>;
+    async fn load(&self, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError>;
 
     /// [`UnitOfWork::due`] on the committed state, without claiming.
-    async fn due(&self, after: Option<&TimerKey>, upto: Timestamp, limit: usize) -> Result<Vec<TimerKey>, StoreError>;
+    async fn due(&self, after: Option<&DueKey>, upto: Timestamp, limit: usize) -> Result<Vec<DueKey>, StoreError>;
 
     /// The engine's clocks as last committed.
     async fn clocks(&self) -> Result<Clocks, StoreError>;
 
     // The read models.
 
-    async fn meeting(&self, id: &MeetingId) -> Result<Option<StoredMeeting>, StoreError>;
-    /// Meetings in id order, after `filter.after`, at most `filter.limit`.
-    async fn meetings(&self, filter: &MeetingFilter) -> Result<Vec<StoredMeeting>, StoreError>;
-    /// Meetings whose search attribute `name` has `value` (see
-    /// [`Meeting::search_attributes`](crate::meeting::Meeting::search_attributes)),
-    /// in id order, at most `limit`: an index lookup.
-    async fn search(&self, name: &str, value: &str, limit: usize) -> Result<Vec<MeetingId>, StoreError>;
-    /// Index every stored meeting's search attributes not indexed yet, in one
+    /// Instances in id order, after `filter.after`, at most `filter.limit`.
+    async fn instances(&self, filter: &InstanceFilter) -> Result<Vec<StoredInstance>, StoreError>;
+    /// Instances whose search attribute `name` has `value`, in id order, at
+    /// most `limit`: an index lookup.
+    async fn find(&self, name: &str, value: &str, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Index every stored instance's search attributes not indexed yet, in one
     /// pass (after units of work that deferred them); how many were added.
     async fn index_search(&self) -> Result<u64, StoreError>;
-    /// The spec's outcome lines in id order, after `after`, at most `limit`.
-    async fn outcomes(&self, after: Option<&MeetingId>, limit: usize) -> Result<Vec<OutcomeLine>, StoreError>;
-    /// A meeting's history, oldest first.
-    async fn history(&self, id: &MeetingId) -> Result<Vec<HistoryRecord>, StoreError>;
+    /// Every instance's summary in id order, after `after`, at most `limit`.
+    async fn summaries(&self, after: Option<&str>, limit: usize) -> Result<Vec<Summary>, StoreError>;
+    /// An instance's history chunks, oldest first.
+    async fn chunks(&self, id: &str) -> Result<Vec<StoredChunk>, StoreError>;
     /// Pending timers, soonest first (in fire order).
-    async fn timers(&self, filter: &TimerFilter) -> Result<Vec<TimerKey>, StoreError>;
+    async fn pending(&self, filter: &PendingFilter) -> Result<Vec<DueKey>, StoreError>;
     /// The due instant of the soonest pending timer.
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
     /// Outbox rows, oldest first.
-    async fn effects(&self, filter: &EffectFilter) -> Result<Vec<EffectRow>, StoreError>;
-    /// Outbox rows matching `filter` (its meeting and status) with an id
+    async fn outbox(&self, filter: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Outbox rows matching `filter` (its subject and status) with an id
     /// below `before`, newest first, at most `limit` (the console's pages).
-    async fn recent_effects(
+    async fn recent_outbox(
         &self,
-        filter: &EffectFilter,
+        filter: &OutboxFilter,
         before: Option<i64>,
         limit: usize,
-    ) -> Result<Vec<EffectRow>, StoreError>;
+    ) -> Result<Vec<OutboxRow>, StoreError>;
     /// Dead letters with an id below `before`, newest first, at most `limit`.
     async fn recent_dead_letters(&self, before: Option<i64>, limit: usize) -> Result<Vec<DeadLetterRow>, StoreError>;
     /// Dead letters, oldest first.
     async fn dead_letters(&self, filter: &Page) -> Result<Vec<DeadLetterRow>, StoreError>;
-    async fn counts(&self) -> Result<Counts, StoreError>;
+    async fn tallies(&self) -> Result<Tallies, StoreError>;
     /// Stream checkpoints (of one stream, or all), by stream and shard.
     async fn checkpoints(&self, stream_arn: Option<&str>) -> Result<Vec<Checkpoint>, StoreError>;
     /// Trimmed-data gaps, oldest first.
@@ -243,18 +249,18 @@ pub trait Store: Send + Sync + 'static {
     /// first. A row another owner holds is returned only once its lease has
     /// run out (by the database's clock); a row the same owner holds is
     /// returned again (a restarted worker takes its own back).
-    async fn claim_effects(&self, claim: &Claim) -> Result<Vec<EffectRow>, StoreError>;
+    async fn claim_outbox(&self, claim: &Claim) -> Result<Vec<OutboxRow>, StoreError>;
     /// Extend `owner`'s leases on the effects `ids` it is running by `lease`
     /// of the database's clock (a heartbeat while calls are in flight);
     /// returns the ids it still held.
     async fn renew_effect_leases(&self, owner: &str, ids: &[i64], lease: Span) -> Result<Vec<i64>, StoreError>;
     /// Record attempts' outcomes (and their history entries), fenced by the lease.
-    async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError>;
+    async fn finish_outbox(&self, owner: &str, outcomes: &[OutboxOutcome]) -> Result<(), StoreError>;
     /// Re-queue failed effects, due `now`. Returns how many.
     async fn requeue_failed(&self, which: Requeue, now: Timestamp) -> Result<u64, StoreError>;
     /// Copy outbox rows as they are — ids, status, attempts, errors; no lease
     /// (`spindown migrate` into an empty database).
-    async fn copy_effects(&self, rows: &[EffectRow]) -> Result<(), StoreError>;
+    async fn copy_outbox(&self, rows: &[OutboxRow]) -> Result<(), StoreError>;
     /// When the soonest pending effect may be claimed (its next attempt, or
     /// the end of the lease another executor holds on it).
     async fn next_effect_attempt(&self) -> Result<Option<Timestamp>, StoreError>;
@@ -312,18 +318,13 @@ pub trait Store: Send + Sync + 'static {
     async fn ended_before(
         &self,
         before: Timestamp,
-        after: Option<&(Timestamp, MeetingId)>,
+        after: Option<&(Timestamp, String)>,
         limit: usize,
-    ) -> Result<Vec<(Timestamp, MeetingId)>, StoreError>;
+    ) -> Result<Vec<(Timestamp, String)>, StoreError>;
     /// Delete the meetings `ids` that ended before `before`, with their
     /// histories and done outbox rows, in one transaction, and note it in
     /// the prune log at `now`.
-    async fn delete_meetings(
-        &self,
-        ids: &[MeetingId],
-        before: Timestamp,
-        now: Timestamp,
-    ) -> Result<Deleted, StoreError>;
+    async fn delete_meetings(&self, ids: &[String], before: Timestamp, now: Timestamp) -> Result<Deleted, StoreError>;
     /// Delete at most `limit` rows of `what` older than `before`; returns how many.
     async fn prune(&self, what: Retained, before: Timestamp, limit: usize) -> Result<u64, StoreError>;
     /// How many rows of `what` are older than `before` (what [`Store::prune`] would delete).
@@ -357,20 +358,15 @@ pub trait Hints: Send {
 /// One transaction: everything in it commits together, or nothing does.
 #[async_trait]
 pub trait UnitOfWork: Send {
-    /// Meetings this unit of work touches (and, for a backend with several
+    /// Instances this unit of work touches (and, for a backend with several
     /// writers, locks until it ends).
-    async fn load(&mut self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError>;
+    async fn load(&mut self, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError>;
 
     /// Meetings' next pending timers strictly after `after` in fire order and
     /// due at or before `upto`, at most `limit`, in fire order — one key per
     /// meeting, the meeting's first timer (its later ones come with the
     /// meeting). A backend with several writers skips meetings another holds.
-    async fn due(
-        &mut self,
-        after: Option<&TimerKey>,
-        upto: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<TimerKey>, StoreError>;
+    async fn due(&mut self, after: Option<&DueKey>, upto: Timestamp, limit: usize) -> Result<Vec<DueKey>, StoreError>;
 
     /// [`UnitOfWork::due`] with the meetings those timers belong to, loaded
     /// (and locked, where [`UnitOfWork::load`] locks) in the same call: a
@@ -378,14 +374,14 @@ pub trait UnitOfWork: Send {
     /// the meetings (deleted meanwhile); the meetings come in no set order.
     async fn due_loaded(
         &mut self,
-        after: Option<&TimerKey>,
+        after: Option<&DueKey>,
         upto: Timestamp,
         limit: usize,
-    ) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError> {
+    ) -> Result<(Vec<DueKey>, Vec<StoredInstance>), StoreError> {
         let keys = self.due(after, upto, limit).await?;
-        let ids: Vec<MeetingId> = keys.iter().map(|k| k.meeting_id.clone()).collect();
-        let meetings = self.load(&ids).await?;
-        Ok((keys, meetings))
+        let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+        let instances = self.load(&ids).await?;
+        Ok((keys, instances))
     }
 
     /// Write `changes` and commit.

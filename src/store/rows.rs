@@ -1,44 +1,28 @@
-//! How SQL backends' rows are encoded: a meeting as a JSON array (the order
+//! How SQL backends' rows are encoded: an instance as a JSON array (the order
 //! of the `meeting_docs` view, the same in SQLite and PostgreSQL), and
-//! multi-row statements cut into a few prepared shapes. (Effect parts: [`crate::store::codec`]; history
-//! chunks are the model's own bytes, kept as they are.)
-
-use std::collections::BTreeSet;
+//! multi-row statements cut into a few prepared shapes. (The machine's own
+//! values — its state, its effects, its history — are kept as they were given.)
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::meeting::history;
-use crate::meeting::{Ended, Facts, InstanceId, Meeting, MeetingId, Reason, State, TimerKey, TimerKind, Timers};
-use crate::store::codec::decode_parts;
 use crate::store::{
-    Checkpoint, Counts, DeadLetterRow, EffectRow, EffectStatus, Gap, HistoryRecord, LeaseRow, OutcomeLine, StoreError,
-    StoredMeeting, SweepFinding, WorkerInfo, WorkerRow,
+    Checkpoint, DeadLetterRow, DueKey, EffectStatus, Gap, Indexed, LeaseRow, OutboxRow, StoreError, StoredInstance,
+    Summary, SweepFinding, Tallies, WorkerInfo, WorkerRow,
 };
-use crate::time::{Span, Timestamp};
+use crate::time::Timestamp;
 
-/// A meeting row as `meeting_docs` returns it.
+/// An instance row as `meeting_docs` returns it: id, version, applied keys, the machine's document.
 #[derive(Deserialize)]
-pub(crate) struct MeetingDoc(
-    String,
-    String,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    i64,
-    i64,
-    Vec<String>,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Vec<String>,
-);
+pub(crate) struct InstanceDoc<'a>(String, i64, Vec<String>, #[serde(borrow)] &'a RawValue);
+
+impl InstanceDoc<'_> {
+    fn stored(self) -> StoredInstance {
+        let InstanceDoc(id, version, keys, doc) = self;
+        StoredInstance { id, version, keys, doc: doc.get().to_string() }
+    }
+}
 
 /// Rows per multi-row `VALUES` statement (at most 22 parameters each: well
 /// under SQLite's limit of 32,766 and PostgreSQL's of 65,535). A write of n rows is cut into statements
@@ -61,126 +45,72 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp::from_micros)
 }
 
-/// Decode a JSON document of meeting rows.
-pub(crate) fn meetings_from_doc(doc: Option<&str>) -> Result<Vec<StoredMeeting>, StoreError> {
-    let docs: Vec<MeetingDoc> =
-        serde_json::from_str(doc.unwrap_or("[]")).map_err(|e| StoreError::Corrupt(format!("meetings: {e}")))?;
-    docs.into_iter().map(meeting_from_doc).collect()
+/// Decode a JSON document of instance rows.
+pub(crate) fn instances_from_doc(doc: Option<&str>) -> Result<Vec<StoredInstance>, StoreError> {
+    let docs: Vec<InstanceDoc<'_>> =
+        serde_json::from_str(doc.unwrap_or("[]")).map_err(|e| StoreError::Corrupt(format!("instances: {e}")))?;
+    Ok(docs.into_iter().map(InstanceDoc::stored).collect())
 }
 
-/// Decode a page of due timers with their meetings' documents: a JSON array
+/// Decode a page of due timers with their instances' documents: a JSON array
 /// of `[next_due, next_kind, id, doc]`.
-pub(crate) fn due_docs(doc: Option<&str>) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError> {
-    let page: Vec<(i64, i64, String, MeetingDoc)> =
+pub(crate) fn due_docs(doc: Option<&str>) -> Result<(Vec<DueKey>, Vec<StoredInstance>), StoreError> {
+    let page: Vec<(i64, i64, String, InstanceDoc<'_>)> =
         serde_json::from_str(doc.unwrap_or("[]")).map_err(|e| StoreError::Corrupt(format!("due timers: {e}")))?;
     let mut keys = Vec::with_capacity(page.len());
-    let mut meetings = Vec::with_capacity(page.len());
+    let mut instances = Vec::with_capacity(page.len());
     for (due, rank, id, d) in page {
-        let kind =
-            TimerKind::from_rank(rank).ok_or_else(|| corrupt("timer", format!("no timer kind has rank {rank}")))?;
-        let meeting_id = MeetingId::new(id).ok_or_else(|| corrupt("timer", "empty meeting id"))?;
-        keys.push(TimerKey { due: Timestamp::from_micros(due), kind, meeting_id });
-        meetings.push(meeting_from_doc(d)?);
+        keys.push(DueKey { due: Timestamp::from_micros(due), rank: rank_of(rank)?, id });
+        instances.push(d.stored());
     }
-    Ok((keys, meetings))
+    Ok((keys, instances))
 }
 
-/// Decode one meeting row's document (a JSON array in `meeting_docs`' order).
-pub(crate) fn meeting_from_text(doc: &str) -> Result<StoredMeeting, StoreError> {
-    let d: MeetingDoc = serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("meeting: {e}")))?;
-    meeting_from_doc(d)
+/// Decode one instance row's document (a JSON array in `meeting_docs`' order).
+pub(crate) fn instance_from_text(doc: &str) -> Result<StoredInstance, StoreError> {
+    let d: InstanceDoc<'_> = serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("instance: {e}")))?;
+    Ok(d.stored())
 }
 
-fn meeting_from_doc(d: MeetingDoc) -> Result<StoredMeeting, StoreError> {
-    let MeetingDoc(
-        id,
-        state,
-        reason,
-        terminated_at,
-        meet_time,
-        created_at,
-        duration,
-        status,
-        teacher,
-        student,
-        instances,
-        first_seen,
-        version,
-        safety_net,
-        recheck,
-        cap,
-        fixed,
-        event_ids,
-    ) = d;
-    let bad = |what: String| StoreError::Corrupt(format!("meeting {id}: {what}"));
-    let ended = match (reason, terminated_at) {
-        (Some(r), Some(at)) => {
-            Some(Ended { reason: r.parse::<Reason>().map_err(|e| bad(e.to_string()))?, at: Timestamp::from_micros(at) })
-        }
-        (None, None) => None,
-        _ => return Err(bad("reason and terminated_at disagree".into())),
-    };
-    let instances = instances
-        .into_iter()
-        .map(|i| InstanceId::try_from(i).map_err(|e| bad(e.to_string())))
-        .collect::<Result<BTreeSet<_>, _>>()?;
-    let meeting = Meeting {
-        id: MeetingId::new(id.clone()).ok_or_else(|| bad("empty id".into()))?,
-        facts: Facts {
-            meet_time: ts(meet_time),
-            created_at: ts(created_at),
-            duration: duration.map(Span::from_micros),
-            status,
-            teacher_data: teacher != 0,
-            student_data: student != 0,
-        },
-        instances,
-        state: state.parse::<State>().map_err(|e| bad(e.to_string()))?,
-        ended,
-        timers: Timers { safety_net: ts(safety_net), recheck: ts(recheck), cap: ts(cap), fixed: ts(fixed) },
-        created: Timestamp::from_micros(first_seen),
-        version,
-    };
-    Ok(StoredMeeting { meeting, event_ids })
+/// An instance's pending timers and search attributes as the JSON the store keeps.
+pub(crate) fn index_json(index: &Indexed) -> (String, String) {
+    let timers: Vec<(u8, i64)> = index.timers.iter().map(|(r, due)| (*r, due.as_micros())).collect();
+    let timers = serde_json::to_string(&timers).expect("timers serialize");
+    (timers, serde_json::to_string(&index.attrs).expect("attributes serialize"))
+}
+
+fn rank_of(rank: i64) -> Result<u8, StoreError> {
+    u8::try_from(rank).map_err(|_| corrupt("timer", format!("no timer has rank {rank}")))
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-/// A timer as (due, rank, meeting id) at columns 0, 1, 2.
-pub(crate) fn timer_key<'r, R: Row>(row: &'r R) -> Result<TimerKey, StoreError>
+/// A timer as (due, rank, instance id) at columns 0, 1, 2.
+pub(crate) fn due_key<'r, R: Row>(row: &'r R) -> Result<DueKey, StoreError>
 where
     usize: ColumnIndex<R>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
     String: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let rank: i64 = row.try_get(1)?;
-    let kind = TimerKind::from_rank(rank).ok_or_else(|| corrupt("timer", format!("no timer kind has rank {rank}")))?;
-    let id: String = row.try_get(2)?;
-    Ok(TimerKey {
-        due: Timestamp::from_micros(row.try_get(0)?),
-        kind,
-        meeting_id: MeetingId::new(id).ok_or_else(|| corrupt("timer", "empty meeting id"))?,
-    })
+    Ok(DueKey { due: Timestamp::from_micros(row.try_get(0)?), rank: rank_of(row.try_get(1)?)?, id: row.try_get(2)? })
 }
 
 /// An outbox row, by column name.
-pub(crate) fn effect_row<'r, R: Row>(r: &'r R) -> Result<EffectRow, StoreError>
+pub(crate) fn outbox_row<'r, R: Row>(r: &'r R) -> Result<OutboxRow, StoreError>
 where
     &'r str: ColumnIndex<R>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
     String: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let meeting: String = r.try_get("meeting_id")?;
     let status: String = r.try_get("status")?;
-    let parts: String = r.try_get("parts")?;
     let done: i64 = r.try_get("done")?;
-    Ok(EffectRow {
+    Ok(OutboxRow {
         id: r.try_get("id")?,
         key: r.try_get("key")?,
-        meeting_id: MeetingId::new(meeting).ok_or_else(|| corrupt("effect", "empty meeting id"))?,
-        parts: decode_parts(&parts)?,
+        subject: r.try_get("meeting_id")?,
+        parts: r.try_get("parts")?,
         done: done.max(0) as usize,
         status: status.parse::<EffectStatus>().map_err(|e| corrupt("effect", e))?,
         attempts: r.try_get("attempts")?,
@@ -265,72 +195,51 @@ where
     })
 }
 
-/// A meeting's history chunks as (seq, entries) rows, decoded.
-pub(crate) fn history_records(id: &MeetingId, chunks: Vec<(i64, Vec<u8>)>) -> Result<Vec<HistoryRecord>, StoreError> {
-    let mut out = Vec::new();
-    for (seq, bytes) in chunks {
-        let entries = history::decode(&bytes).map_err(|e| corrupt(&format!("meeting {id}"), e))?;
-        out.extend(entries.into_iter().map(|entry| HistoryRecord { seq, entry }));
-    }
-    Ok(out)
-}
-
-/// The spec's outcome lines from a JSON document of
-/// `[id, state, reason, terminated_at, instances]` arrays.
-pub(crate) fn outcomes_from_doc(doc: Option<&str>) -> Result<Vec<OutcomeLine>, StoreError> {
-    type OutcomeDoc = (String, String, Option<String>, Option<i64>, Vec<String>);
-    let rows: Vec<OutcomeDoc> = serde_json::from_str(doc.unwrap_or("[]")).map_err(|e| corrupt("outcomes", e))?;
-    rows.into_iter()
-        .map(|(id, state, reason, terminated_at, instances)| {
-            let ended = terminated_at.is_some();
-            Ok(OutcomeLine {
-                id,
-                state: state.parse().map_err(|e| corrupt("outcomes", e))?,
-                reason: reason.map(|r| r.parse().map_err(|e| corrupt("outcomes", e))).transpose()?,
-                terminated_at: ts(terminated_at),
-                terminated_instances: if ended { instances } else { Vec::new() },
-            })
-        })
-        .collect()
-}
-
-/// Counts by name, in the names' own order (every backend orders them alike).
-fn parse_names<T: std::str::FromStr + Ord>(v: Vec<(String, i64)>) -> Result<Vec<(T, i64)>, StoreError>
-where
-    T::Err: std::fmt::Display,
-{
-    let mut out = Vec::with_capacity(v.len());
-    for (k, n) in v {
-        out.push((k.parse::<T>().map_err(|e| corrupt("counts", e))?, n));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+/// Every instance's summary from a JSON document of
+/// `[id, state, reason, ended_at, attrs]` arrays.
+pub(crate) fn summaries_from_doc(doc: Option<&str>) -> Result<Vec<Summary>, StoreError> {
+    type SummaryDoc = (String, String, Option<String>, Option<i64>, Vec<(String, String)>);
+    let rows: Vec<SummaryDoc> = serde_json::from_str(doc.unwrap_or("[]")).map_err(|e| corrupt("summaries", e))?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, state, reason, ended_at, attrs)| Summary { id, state, reason, ended_at: ts(ended_at), attrs })
+        .collect())
 }
 
 #[derive(Deserialize)]
-struct CountsDoc {
+struct TalliesDoc {
     meetings: i64,
     by_state: Vec<(String, i64)>,
     by_reason: Vec<(String, i64)>,
     timers: i64,
-    /// Pending timers per kind, in `TimerKind::ALL` order.
-    timers_by_kind: Vec<i64>,
+    /// Pending timers per rank, as [rank, count].
+    timers_by_kind: Vec<(i64, i64)>,
     next_due: Option<i64>,
     effects: Vec<(String, i64)>,
     dead: Vec<(String, i64)>,
 }
 
 /// `status`'s counts from the JSON document each backend's `counts.sql` returns.
-pub(crate) fn counts_from_doc(doc: &str) -> Result<Counts, StoreError> {
-    let d: CountsDoc = serde_json::from_str(doc).map_err(|e| corrupt("counts", e))?;
-    Ok(Counts {
-        meetings: d.meetings,
-        meetings_by_state: parse_names(d.by_state)?,
-        terminated_by_reason: parse_names(d.by_reason)?,
+pub(crate) fn tallies_from_doc(doc: &str) -> Result<Tallies, StoreError> {
+    let d: TalliesDoc = serde_json::from_str(doc).map_err(|e| corrupt("counts", e))?;
+    let mut effects = Vec::with_capacity(d.effects.len());
+    for (k, n) in d.effects {
+        effects.push((k.parse::<EffectStatus>().map_err(|e| corrupt("counts", e))?, n));
+    }
+    effects.sort_by_key(|e| e.0);
+    let mut by_rank = Vec::with_capacity(d.timers_by_kind.len());
+    for (rank, n) in d.timers_by_kind {
+        by_rank.push((rank_of(rank)?, n));
+    }
+    by_rank.sort();
+    Ok(Tallies {
+        instances: d.meetings,
+        by_state: d.by_state,
+        by_reason: d.by_reason,
         timers_pending: d.timers,
-        timers_by_kind: TimerKind::ALL.iter().copied().zip(d.timers_by_kind).collect(),
+        timers_by_rank: by_rank,
         next_timer_due: ts(d.next_due),
-        effects_by_status: parse_names(d.effects)?,
+        effects_by_status: effects,
         dead_letters: d.dead.iter().map(|(_, n)| n).sum(),
         dead_letters_by_kind: d.dead,
     })

@@ -2,8 +2,6 @@
 
 use serde::Serialize;
 
-use crate::meeting::history::{Chunk, Entry};
-use crate::meeting::{Effect, EffectKind, Meeting, MeetingId, Reason, State, TimerKind};
 use crate::time::{Span, Timestamp};
 
 use crate::named::names;
@@ -19,39 +17,82 @@ names! {
     }
 }
 
-/// A meeting as stored: the model's meeting and the `eventID`s it applied
-/// (a redelivered record is recognised by its meeting).
+/// One instance of a machine as stored: its id, the version its writes are
+/// fenced on, the dedupe keys it applied (a redelivered input is recognised
+/// by its instance) and its state as the machine encoded it — the store
+/// keeps `doc` as it is and never reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredMeeting {
-    pub meeting: Meeting,
-    pub event_ids: Vec<String>,
+pub struct StoredInstance {
+    pub id: String,
+    /// Bumped by every write; a write names the version it loaded.
+    pub version: i64,
+    pub keys: Vec<String>,
+    /// The machine's encoded state (JSON).
+    pub doc: String,
 }
 
-/// A meeting to write, with the version it was loaded at (`None`: new).
+/// What the store indexes of an instance, derived by the engine from its
+/// state as the machine declares it, written with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Indexed {
+    /// The state's name (`list --state`, `status`).
+    pub state: &'static str,
+    /// How and when it ended (`None`: running).
+    pub end: Option<(&'static str, Timestamp)>,
+    /// Its pending timers as (tie rank, due), in fire order.
+    pub timers: Vec<(u8, Timestamp)>,
+    /// Its search attributes, as (name, value).
+    pub attrs: Vec<(&'static str, String)>,
+}
+
+/// An instance to write, with the version it was loaded at (`None`: new).
 #[derive(Debug, Clone)]
-pub struct MeetingWrite {
-    pub stored: StoredMeeting,
+pub struct InstanceWrite {
+    pub stored: StoredInstance,
+    pub index: Indexed,
     pub loaded_version: Option<i64>,
-    /// Its search attributes changed since they were indexed (a new meeting,
-    /// an instance seen): the store indexes them with the row.
+    /// Its search attributes changed since they were indexed (a new
+    /// instance, a value added): the store indexes them with the row.
     pub search_changed: bool,
 }
 
-/// History entries to append to one meeting's story, encoded (a store keeps
-/// the bytes as they are).
-#[derive(Debug, Clone)]
-pub struct HistoryAppend {
-    pub meeting_id: MeetingId,
-    pub chunk: Chunk,
+/// A pending timer's place in fire order: due, then tie rank, then instance.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DueKey {
+    pub due: Timestamp,
+    pub rank: u8,
+    pub id: String,
 }
 
-/// One outbox row: the effects of one termination, run in order.
+/// History entries to append to one instance's story, encoded (a store
+/// keeps the bytes as they are).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryAppend {
+    pub id: String,
+    pub bytes: Vec<u8>,
+    /// How many entries the bytes hold.
+    pub entries: usize,
+}
+
+/// A stored chunk of an instance's history; `seq` orders chunks across
+/// instances (chunks written together are in input order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChunk {
+    pub seq: i64,
+    pub bytes: Vec<u8>,
+}
+
+/// One outbox row: the effects an instance asked for, run in order.
 #[derive(Debug, Clone)]
 pub struct NewEffect {
-    /// Deterministic idempotency key (`{meeting}/end`): a second insert is a no-op.
+    /// Deterministic idempotency key: a second insert is a no-op.
     pub key: String,
-    pub meeting_id: MeetingId,
-    pub parts: Vec<Effect>,
+    /// The instance that asked.
+    pub subject: String,
+    /// The effects, encoded by the machine (JSON).
+    pub parts: String,
+    /// How many effects `parts` holds.
+    pub count: usize,
     pub at: Timestamp,
     /// Already done (a dry run completes its effects in the unit of work that queued them).
     pub completed: bool,
@@ -82,21 +123,21 @@ pub struct Clocks {
 /// Everything one unit of work writes.
 #[derive(Debug, Default)]
 pub struct Changes {
-    pub meetings: Vec<MeetingWrite>,
+    pub instances: Vec<InstanceWrite>,
     pub history: Vec<HistoryAppend>,
     pub effects: Vec<NewEffect>,
     pub dead_letters: Vec<NewDeadLetter>,
     /// The stream position these writes bring a shard to.
     pub checkpoint: Option<Checkpoint>,
     pub clocks: Clocks,
-    /// Leave the meetings' search attributes out: a bulk load indexes them
+    /// Leave the instances' search attributes out: a bulk load indexes them
     /// at its end, in one sorted pass ([`Store::index_search`](crate::store::Store::index_search)).
     pub defer_search: bool,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.meetings.is_empty()
+        self.instances.is_empty()
             && self.history.is_empty()
             && self.effects.is_empty()
             && self.dead_letters.is_empty()
@@ -209,24 +250,16 @@ pub struct SweepFinding {
     pub detail: String,
 }
 
-/// A history entry as read back; `seq` orders entries across meetings
-/// (entries written together share it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryRecord {
-    pub seq: i64,
-    pub entry: Entry,
-}
-
 /// An outbox row as read back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EffectRow {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
     /// The id operators use (`spindown retry ID`).
     pub id: i64,
     pub key: String,
-    pub meeting_id: MeetingId,
-    /// The effects, run in order.
-    pub parts: Vec<Effect>,
-    /// How many of `parts` are done.
+    pub subject: String,
+    /// The effects as the machine encoded them, run in order.
+    pub parts: String,
+    /// How many of them are done.
     pub done: usize,
     pub status: EffectStatus,
     pub attempts: i64,
@@ -236,23 +269,11 @@ pub struct EffectRow {
     pub updated_at: Timestamp,
 }
 
-impl EffectRow {
-    /// The part to run next (`None` once all are done).
-    pub fn current(&self) -> Option<&Effect> {
-        self.parts.get(self.done)
-    }
-
-    /// The kind of the part to run next, or of the last part once done.
-    pub fn kind(&self) -> EffectKind {
-        self.current().or(self.parts.last()).map_or(EffectKind::Terminate, Effect::kind)
-    }
-}
-
-/// What one attempt at an effect did, to record.
+/// What one attempt at an outbox row did, to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EffectOutcome {
+pub struct OutboxOutcome {
     pub id: i64,
-    pub meeting_id: MeetingId,
+    pub subject: String,
     /// Parts done after the attempt.
     pub done: usize,
     pub status: EffectStatus,
@@ -260,8 +281,8 @@ pub struct EffectOutcome {
     pub next_attempt_at: Timestamp,
     pub last_error: Option<String>,
     pub at: Timestamp,
-    /// Entries for the meeting's history: one per part attempted.
-    pub history: Vec<Entry>,
+    /// Entries for the instance's history (encoded; one per part attempted).
+    pub history: HistoryAppend,
 }
 
 /// A dead letter as read back.
@@ -281,27 +302,29 @@ fn raw_as_text<S: serde::Serializer>(raw: &[u8], s: S) -> Result<S::Ok, S::Error
     s.serialize_str(&String::from_utf8_lossy(raw))
 }
 
-/// Which meetings to list.
+/// Which instances to list.
 #[derive(Debug, Clone, Default)]
-pub struct MeetingFilter {
-    pub state: Option<State>,
-    pub reason: Option<Reason>,
-    /// Only meetings whose id sorts after this one (keyset paging).
-    pub after: Option<MeetingId>,
+pub struct InstanceFilter {
+    /// Only in this state (by name).
+    pub state: Option<String>,
+    /// Only ended this way (by name).
+    pub reason: Option<String>,
+    /// Only instances whose id sorts after this one (keyset paging).
+    pub after: Option<String>,
     pub limit: Option<usize>,
 }
 
-/// Which timers to list.
+/// Which pending timers to list.
 #[derive(Debug, Clone)]
-pub struct TimerFilter {
-    pub meeting: Option<MeetingId>,
+pub struct PendingFilter {
+    pub id: Option<String>,
     pub limit: usize,
 }
 
 /// Which outbox rows to list.
 #[derive(Debug, Clone, Default)]
-pub struct EffectFilter {
-    pub meeting: Option<MeetingId>,
+pub struct OutboxFilter {
+    pub subject: Option<String>,
     pub status: Option<EffectStatus>,
     pub id: Option<i64>,
 }
@@ -336,54 +359,32 @@ pub enum Requeue {
     All,
 }
 
-/// Counts for summaries and `status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    pub meetings: i64,
-    pub meetings_by_state: Vec<(State, i64)>,
-    pub terminated_by_reason: Vec<(Reason, i64)>,
+/// Counts for summaries and `status`, by the names the store indexes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tallies {
+    pub instances: i64,
+    /// By state name, in name order.
+    pub by_state: Vec<(String, i64)>,
+    /// Ended instances by end reason, in name order.
+    pub by_reason: Vec<(String, i64)>,
     pub timers_pending: i64,
-    /// Pending timers by kind (every kind, zeros included).
-    pub timers_by_kind: Vec<(TimerKind, i64)>,
+    /// Pending timers by tie rank (ranks with none left out).
+    pub timers_by_rank: Vec<(u8, i64)>,
     pub next_timer_due: Option<Timestamp>,
     pub effects_by_status: Vec<(EffectStatus, i64)>,
     pub dead_letters: i64,
     pub dead_letters_by_kind: Vec<(String, i64)>,
 }
 
-impl Counts {
-    pub fn in_state(&self, state: State) -> i64 {
-        self.meetings_by_state.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n)
-    }
-
-    pub fn effects(&self, status: EffectStatus) -> i64 {
-        self.effects_by_status.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n)
-    }
-}
-
-/// The spec's per-meeting line (`spindown replay --json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeLine {
+/// An instance's line in a listing of every instance: what the store
+/// indexes (`replay --json`'s outcome lines are built from it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
     pub id: String,
-    pub state: State,
-    pub reason: Option<Reason>,
-    pub terminated_at: Option<Timestamp>,
-    pub terminated_instances: Vec<String>,
-}
-
-impl From<&Meeting> for OutcomeLine {
-    fn from(m: &Meeting) -> Self {
-        OutcomeLine {
-            id: m.id.to_string(),
-            state: m.state,
-            reason: m.ended.map(|e| e.reason),
-            terminated_at: m.ended.map(|e| e.at),
-            terminated_instances: match m.ended {
-                Some(_) => m.instances.iter().map(|i| i.to_string()).collect(),
-                None => Vec::new(),
-            },
-        }
-    }
+    pub state: String,
+    pub reason: Option<String>,
+    pub ended_at: Option<Timestamp>,
+    pub attrs: Vec<(String, String)>,
 }
 
 names! {

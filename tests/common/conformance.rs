@@ -5,20 +5,23 @@
 //! A [`Backend`] opens its storage; opening it again is a *reopen* (a
 //! restart): it must see everything committed before, and nothing else.
 
+use spindown::meeting::{EffectFilter, EffectOutcome, MeetingFilter, MeetingStore, StoredMeeting, TimerFilter};
 use std::sync::Arc;
 
 use serde_json::json;
 use spindown::clock::ManualClock;
 use spindown::engine::{Engine, EngineOptions};
+use spindown::machine::Durable;
 use spindown::meeting::history::{Cause, Entry, FactChange, Ignored, Note, Outcome};
+use spindown::meeting::stored::{self, append};
+use spindown::meeting::MeetingWorkflow;
 use spindown::meeting::{
-    CommandKind, Effect, EffectKind, Ended, EventName, Facts, InstanceId, InstanceSource, Meeting, MeetingId, Policy,
-    Reason, State, TimerKey, TimerKind,
+    CommandKind, Effect, EffectKind, Ended, EventName, Facts, InstanceId, InstanceSource, Meeting, Policy, Reason,
+    State, TimerKey, TimerKind,
 };
 use spindown::store::{
-    Changes, Checkpoint, Claim, Clocks, EffectFilter, EffectOutcome, EffectStatus, Gap, HistoryAppend, Lease,
-    MeetingFilter, MeetingWrite, NewDeadLetter, NewEffect, Page, Requeue, Store, StoreError, StoredMeeting,
-    TimerFilter, WorkerInfo,
+    Changes, Checkpoint, Claim, Clocks, DueKey, EffectStatus, Gap, InstanceWrite, Lease, NewDeadLetter, NewEffect,
+    Page, Requeue, Store, StoreError, StoredInstance, WorkerInfo,
 };
 use spindown::time::{Span, Timestamp};
 use spindown::BoxFuture;
@@ -66,9 +69,17 @@ fn meeting(name: &str, created: Timestamp) -> Meeting {
     m
 }
 
-fn write(m: &Meeting, loaded: Option<i64>) -> MeetingWrite {
-    MeetingWrite {
-        stored: StoredMeeting { meeting: m.clone(), event_ids: vec![] },
+/// A meeting to write as the engine writes it: its document, what is indexed
+/// of it, and its version as the row's.
+fn write(m: &Meeting, loaded: Option<i64>) -> InstanceWrite {
+    write_keys(m, vec![], loaded)
+}
+
+/// [`write`], with the eventIDs it applied.
+fn write_keys(m: &Meeting, keys: Vec<String>, loaded: Option<i64>) -> InstanceWrite {
+    InstanceWrite {
+        stored: StoredInstance { id: m.id.to_string(), version: m.version, keys, doc: stored::encode(m) },
+        index: MeetingWorkflow::index(m),
         loaded_version: loaded,
         search_changed: true,
     }
@@ -117,14 +128,19 @@ fn dead(raw: &[u8], at: Timestamp) -> NewDeadLetter {
     }
 }
 
+fn terminate_parts(at: Timestamp) -> Vec<Effect> {
+    vec![
+        Effect::Terminate { instances: vec![InstanceId::parse("i-0123456789abcdef0").unwrap()] },
+        Effect::WriteBack { reason: Reason::NoShowTimeout, terminated_at: at },
+    ]
+}
+
 fn terminate_effect(meeting: &str, at: Timestamp) -> NewEffect {
     NewEffect {
         key: format!("{meeting}/end"),
-        meeting_id: id(meeting),
-        parts: vec![
-            Effect::Terminate { instances: vec![InstanceId::parse("i-0123456789abcdef0").unwrap()] },
-            Effect::WriteBack { reason: Reason::NoShowTimeout, terminated_at: at },
-        ],
+        subject: meeting.to_string(),
+        parts: stored::encode_parts(&terminate_parts(at)),
+        count: 2,
         at,
         completed: false,
     }
@@ -134,11 +150,8 @@ pub async fn units_of_work_are_all_or_nothing(b: &dyn Backend) {
     let store = b.open().await;
     let m1 = meeting("m-1", t("10:00"));
     let changes = Changes {
-        meetings: vec![write(&m1, None)],
-        history: vec![HistoryAppend {
-            meeting_id: id("m-1"),
-            chunk: [entry(t("10:00"), Outcome::Created, vec![])].into_iter().collect(),
-        }],
+        instances: vec![write(&m1, None)],
+        history: vec![append(&id("m-1"), [entry(t("10:00"), Outcome::Created, vec![])].into_iter().collect())],
         effects: vec![terminate_effect("m-1", t("10:00"))],
         dead_letters: vec![dead(b"x", t("10:00"))],
         checkpoint: Some(checkpoint("s-0", Some("1"), 1, t("10:00"))),
@@ -150,11 +163,8 @@ pub async fn units_of_work_are_all_or_nothing(b: &dyn Backend) {
     // A unit of work whose fence fails writes nothing at all.
     let m2 = meeting("m-2", t("10:01"));
     let stale = Changes {
-        meetings: vec![write(&m2, None), write(&m1, Some(7))],
-        history: vec![HistoryAppend {
-            meeting_id: id("m-2"),
-            chunk: [entry(t("10:01"), Outcome::Created, vec![])].into_iter().collect(),
-        }],
+        instances: vec![write(&m2, None), write(&m1, Some(7))],
+        history: vec![append(&id("m-2"), [entry(t("10:01"), Outcome::Created, vec![])].into_iter().collect())],
         effects: vec![terminate_effect("m-2", t("10:01"))],
         dead_letters: vec![dead(b"y", t("10:01"))],
         checkpoint: Some(checkpoint("s-0", Some("2"), 1, t("10:01"))),
@@ -181,15 +191,15 @@ pub async fn units_of_work_are_all_or_nothing(b: &dyn Backend) {
 pub async fn fenced_writes_refuse_stale_versions(b: &dyn Backend) {
     let store = b.open().await;
     let mut m = meeting("m-1", t("10:00"));
-    commit(store.as_ref(), Changes { meetings: vec![write(&m, None)], ..Changes::default() }).await.unwrap();
+    commit(store.as_ref(), Changes { instances: vec![write(&m, None)], ..Changes::default() }).await.unwrap();
     // Creating it again is a conflict (another writer created it first).
-    let again = Changes { meetings: vec![write(&m, None)], ..Changes::default() };
+    let again = Changes { instances: vec![write(&m, None)], ..Changes::default() };
     assert!(matches!(commit(store.as_ref(), again).await, Err(StoreError::Conflict(_))));
     // An update fenced on the stored version goes through; a second one on the same base does not.
     m.version = 2;
     m.state = State::InProgress;
-    commit(store.as_ref(), Changes { meetings: vec![write(&m, Some(1))], ..Changes::default() }).await.unwrap();
-    let lost = Changes { meetings: vec![write(&m, Some(1))], ..Changes::default() };
+    commit(store.as_ref(), Changes { instances: vec![write(&m, Some(1))], ..Changes::default() }).await.unwrap();
+    let lost = Changes { instances: vec![write(&m, Some(1))], ..Changes::default() };
     assert!(matches!(commit(store.as_ref(), lost).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.meeting(&id("m-1")).await.unwrap().unwrap().meeting.state, State::InProgress);
 }
@@ -211,19 +221,20 @@ pub async fn meetings_round_trip(b: &dyn Backend) {
     m.timers.cap = Some(t("14:00"));
     m.created = Timestamp::from_micros(1_795_687_200_123_456);
     let stored = StoredMeeting { meeting: m.clone(), event_ids: vec!["e-1".into(), "e\n\"2\"".into()] };
-    let w = MeetingWrite { stored: stored.clone(), loaded_version: None, search_changed: true };
-    commit(store.as_ref(), Changes { meetings: vec![w], ..Changes::default() }).await.unwrap();
+    let w = write_keys(&m, stored.event_ids.clone(), None);
+    commit(store.as_ref(), Changes { instances: vec![w], ..Changes::default() }).await.unwrap();
     let mut ended = meeting("m-2", t("09:00"));
     ended.state = State::Terminated;
     ended.ended = Some(Ended { reason: Reason::FifteenMinSuccess, at: t("09:15") });
-    commit(store.as_ref(), Changes { meetings: vec![write(&ended, None)], ..Changes::default() }).await.unwrap();
+    commit(store.as_ref(), Changes { instances: vec![write(&ended, None)], ..Changes::default() }).await.unwrap();
     let store = b.open().await;
     assert_eq!(store.meeting(&m.id).await.unwrap(), Some(stored.clone()));
-    let mut loaded = store.load(&[id("m-2"), m.id.clone(), id("nope")]).await.unwrap();
-    loaded.sort_by(|a, b| a.meeting.id.cmp(&b.meeting.id));
+    let mut loaded = store.load(&["m-2", m.id.as_str(), "nope"]).await.unwrap();
+    loaded.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(loaded.len(), 2);
     let mut uow = store.begin().await.unwrap();
-    assert_eq!(uow.load(std::slice::from_ref(&m.id)).await.unwrap(), vec![stored]);
+    let rows = uow.load(&[m.id.as_str()]).await.unwrap();
+    assert_eq!(rows.into_iter().map(|r| stored::meeting_of(r).unwrap()).collect::<Vec<_>>(), vec![stored]);
     uow.rollback().await.unwrap();
     assert_eq!(store.meeting(&id("m-2")).await.unwrap().unwrap().meeting, ended);
 }
@@ -298,10 +309,10 @@ pub async fn history_appends_in_order_and_keeps_every_note(b: &dyn Backend) {
     };
     let chunks = [vec![first.clone()], vec![every_note(t("10:15")), effect.clone()], vec![record.clone()]];
     for c in &chunks {
-        let h = HistoryAppend { meeting_id: id("m-1"), chunk: c.iter().cloned().collect() };
+        let h = append(&id("m-1"), c.iter().cloned().collect());
         commit(store.as_ref(), Changes { history: vec![h], ..Changes::default() }).await.unwrap();
     }
-    let other = HistoryAppend { meeting_id: id("m-0"), chunk: [first.clone()].into_iter().collect() };
+    let other = append(&id("m-0"), [first.clone()].into_iter().collect());
     commit(store.as_ref(), Changes { history: vec![other], ..Changes::default() }).await.unwrap();
     let store = b.open().await;
     let h = store.history(&id("m-1")).await.unwrap();
@@ -358,8 +369,8 @@ pub async fn timers_page_in_fire_order(b: &dyn Backend) {
     done.ended = Some(Ended { reason: Reason::Manual, at: t("09:00") });
     done.state = State::Terminated;
     ms.push(write(&done, None));
-    commit(store.as_ref(), Changes { meetings: ms, ..Changes::default() }).await.unwrap();
-    let key = |m: &str, k: TimerKind, due: &str| TimerKey::new(id(m), k, t(due));
+    commit(store.as_ref(), Changes { instances: ms, ..Changes::default() }).await.unwrap();
+    let key = |m: &str, k: TimerKind, due: &str| stored::due_key(&TimerKey::new(id(m), k, t(due)));
     let want = [
         key("m-2", TimerKind::SafetyNet, "10:05"),
         key("m-0", TimerKind::SafetyNet, "10:15"),
@@ -368,7 +379,7 @@ pub async fn timers_page_in_fire_order(b: &dyn Backend) {
     ];
     // In pages of two, strictly after the last key, up to an instant.
     let mut got = Vec::new();
-    let mut after: Option<TimerKey> = None;
+    let mut after: Option<DueKey> = None;
     loop {
         let page = store.due(after.as_ref(), t("13:00"), 2).await.unwrap();
         if page.is_empty() {
@@ -384,10 +395,10 @@ pub async fn timers_page_in_fire_order(b: &dyn Backend) {
     // With their meetings, in one call: the same keys, each key's meeting as stored.
     let (keys, loaded) = uow.due_loaded(None, t("13:00"), 3).await.unwrap();
     assert_eq!(keys, want[..3]);
-    let mut loaded_ids: Vec<_> = loaded.iter().map(|s| s.meeting.id.clone()).collect();
+    let mut loaded_ids: Vec<_> = loaded.iter().map(|s| s.id.clone()).collect();
     loaded_ids.sort();
-    assert_eq!(loaded_ids, [id("m-0"), id("m-1"), id("m-2")]);
-    let m0 = loaded.iter().find(|s| s.meeting.id == id("m-0")).unwrap();
+    assert_eq!(loaded_ids, ["m-0", "m-1", "m-2"]);
+    let m0 = loaded.iter().find(|s| s.id == "m-0").cloned().map(|r| stored::meeting_of(r).unwrap()).unwrap();
     assert_eq!((m0.meeting.timers.safety_net, m0.meeting.timers.cap), (Some(t("10:15")), Some(t("14:00"))));
     let (keys, loaded) = uow.due_loaded(Some(&want[2]), t("13:00"), 3).await.unwrap();
     assert_eq!((keys.as_slice(), loaded.len()), (&want[3..], 1));
@@ -397,8 +408,10 @@ pub async fn timers_page_in_fire_order(b: &dyn Backend) {
     let all = store.timers(&TimerFilter { meeting: None, limit: 100 }).await.unwrap();
     assert_eq!(all.len(), 8);
     assert!(all.windows(2).all(|w| w[0] < w[1]), "fire order: {all:?}");
+    let all: Vec<DueKey> = all.iter().map(stored::due_key).collect();
     assert_eq!(all[1..3], [key("m-0", TimerKind::SafetyNet, "10:15"), key("m-1", TimerKind::SafetyNet, "10:15")]);
     let one = store.timers(&TimerFilter { meeting: Some(id("m-1")), limit: 100 }).await.unwrap();
+    let one: Vec<DueKey> = one.iter().map(stored::due_key).collect();
     assert_eq!(one, [key("m-1", TimerKind::SafetyNet, "10:15"), key("m-1", TimerKind::Cap, "10:15")]);
 }
 
@@ -535,7 +548,7 @@ pub async fn effects_come_back_exactly(b: &dyn Backend) {
     let store = b.open().await;
     let at = Timestamp::from_micros(t("10:00").as_micros() + 400);
     let e = terminate_effect("m-1", at);
-    let parts = e.parts.clone();
+    let parts = terminate_parts(at);
     commit(store.as_ref(), Changes { effects: vec![e], ..Changes::default() }).await.unwrap();
     let store = b.open().await;
     assert_eq!(store.effects(&EffectFilter::default()).await.unwrap()[0].parts, parts);
@@ -689,10 +702,7 @@ pub async fn clocks_only_grow(b: &dyn Backend) {
     assert_eq!(store.clocks().await.unwrap(), Clocks::default());
     let at = |last: Option<&str>, event: Option<&str>| Changes {
         clocks: Clocks { last_instant: last.map(t), event_clock: event.map(t) },
-        history: vec![HistoryAppend {
-            meeting_id: id("m"),
-            chunk: [entry(t("10:00"), Outcome::Updated, vec![])].into_iter().collect(),
-        }],
+        history: vec![append(&id("m"), [entry(t("10:00"), Outcome::Updated, vec![])].into_iter().collect())],
         ..Changes::default()
     };
     commit(store.as_ref(), at(Some("10:00"), None)).await.unwrap();
@@ -718,7 +728,7 @@ pub async fn counts_and_read_models(b: &dyn Backend) {
     }
     commit(
         store.as_ref(),
-        Changes { meetings: writes, effects: vec![terminate_effect("m-0", t("10:30"))], ..Changes::default() },
+        Changes { instances: writes, effects: vec![terminate_effect("m-0", t("10:30"))], ..Changes::default() },
     )
     .await
     .unwrap();
@@ -749,15 +759,8 @@ pub async fn forget_event_ids_of_meetings_ended_long_ago(b: &dyn Backend) {
     recent.id = id("m-recent");
     recent.ended = Some(Ended { reason: Reason::Manual, at: t("11:00") });
     let live = meeting("m-live", t("08:00"));
-    let writes = [old, recent, live]
-        .iter()
-        .map(|m| MeetingWrite {
-            stored: StoredMeeting { meeting: m.clone(), event_ids: vec!["e".into()] },
-            loaded_version: None,
-            search_changed: true,
-        })
-        .collect();
-    commit(store.as_ref(), Changes { meetings: writes, ..Changes::default() }).await.unwrap();
+    let writes = [old, recent, live].iter().map(|m| write_keys(m, vec!["e".into()], None)).collect();
+    commit(store.as_ref(), Changes { instances: writes, ..Changes::default() }).await.unwrap();
     assert_eq!(store.forget_event_ids(t("10:00")).await.unwrap(), 1);
     let kept = |m: &str| {
         let store = store.clone();
@@ -784,7 +787,7 @@ pub async fn shard_leases_fence_checkpoints(b: &dyn Backend) {
     let mut c = checkpoint("s-1", Some("5"), 1, t("10:00"));
     c.lease = Some(a.clone());
     let m = meeting("m-lease", t("10:00"));
-    commit(store.as_ref(), Changes { meetings: vec![write(&m, None)], checkpoint: Some(c), ..Changes::default() })
+    commit(store.as_ref(), Changes { instances: vec![write(&m, None)], checkpoint: Some(c), ..Changes::default() })
         .await
         .unwrap();
 
@@ -803,7 +806,7 @@ pub async fn shard_leases_fence_checkpoints(b: &dyn Backend) {
     let m2 = meeting("m-zombie", t("10:01"));
     let r = commit(
         store.as_ref(),
-        Changes { meetings: vec![write(&m2, None)], checkpoint: Some(late), ..Changes::default() },
+        Changes { instances: vec![write(&m2, None)], checkpoint: Some(late), ..Changes::default() },
     )
     .await;
     assert!(matches!(r, Err(StoreError::LeaseLost(ref s)) if s == "s-1"), "{r:?}");
@@ -902,10 +905,7 @@ pub async fn retention_deletes_ended_meetings_and_old_rows_only(b: &dyn Backend)
     writes.push(write(&meeting("live", t("08:00")), None));
     let history = ["old-1", "old-2", "old-3", "failed", "new", "live"]
         .iter()
-        .map(|n| HistoryAppend {
-            meeting_id: id(n),
-            chunk: vec![entry(t("09:00"), Outcome::Created, vec![])].into_iter().collect(),
-        })
+        .map(|n| append(&id(n), vec![entry(t("09:00"), Outcome::Created, vec![])].into_iter().collect()))
         .collect();
     let effects = ["old-1", "old-2", "old-3", "failed", "new"]
         .iter()
@@ -916,7 +916,7 @@ pub async fn retention_deletes_ended_meetings_and_old_rows_only(b: &dyn Backend)
         })
         .collect();
     let dead_letters = vec![dead(b"old", t("09:00")), dead(b"new", t("11:00"))];
-    commit(store.as_ref(), Changes { meetings: writes, history, effects, dead_letters, ..Changes::default() })
+    commit(store.as_ref(), Changes { instances: writes, history, effects, dead_letters, ..Changes::default() })
         .await
         .unwrap();
     store
@@ -932,13 +932,17 @@ pub async fn retention_deletes_ended_meetings_and_old_rows_only(b: &dyn Backend)
 
     let cut = t("10:00");
     let page = store.ended_before(cut, None, 2).await.unwrap();
-    assert_eq!(page, vec![(t("09:00"), id("old-1")), (t("09:30"), id("old-2"))], "oldest first, done effects only");
+    assert_eq!(
+        page,
+        vec![(t("09:00"), "old-1".into()), (t("09:30"), "old-2".into())],
+        "oldest first, done effects only"
+    );
     let rest = store.ended_before(cut, page.last(), 10).await.unwrap();
-    assert_eq!(rest, vec![(t("09:30"), id("old-3"))], "keyset paging past equal end times");
-    let ids: Vec<MeetingId> = page.iter().chain(&rest).map(|(_, i)| i.clone()).collect();
+    assert_eq!(rest, vec![(t("09:30"), "old-3".into())], "keyset paging past equal end times");
+    let ids: Vec<String> = page.iter().chain(&rest).map(|(_, i)| i.clone()).collect();
     // An id that did not end before the cut-off is refused even if named.
     let mut asked = ids.clone();
-    asked.push(id("new"));
+    asked.push("new".into());
     let d = store.delete_meetings(&asked, cut, t("12:00")).await.unwrap();
     assert_eq!((d.meetings, d.history, d.effects), (3, 4, 4), "3 meetings (and new's history and outbox row, named)");
     let store = b.open().await;
@@ -1008,7 +1012,7 @@ pub async fn meetings_are_found_by_their_search_attributes(b: &dyn Backend) {
     one.instances = [t1, t2].iter().map(|i| InstanceId::parse(i).unwrap()).collect();
     let mut two = meeting("two", t("08:00"));
     two.instances = [t2].iter().map(|i| InstanceId::parse(i).unwrap()).collect();
-    commit(store.as_ref(), Changes { meetings: vec![write(&one, None), write(&two, None)], ..Changes::default() })
+    commit(store.as_ref(), Changes { instances: vec![write(&one, None), write(&two, None)], ..Changes::default() })
         .await
         .unwrap();
     let found = |v: &'static str| {
@@ -1027,13 +1031,13 @@ pub async fn meetings_are_found_by_their_search_attributes(b: &dyn Backend) {
     again.version = 2;
     again.state = State::Terminated;
     again.ended = Some(Ended { reason: Reason::NoShowTimeout, at: t("09:00") });
-    commit(store.as_ref(), Changes { meetings: vec![write(&again, Some(1))], ..Changes::default() }).await.unwrap();
+    commit(store.as_ref(), Changes { instances: vec![write(&again, Some(1))], ..Changes::default() }).await.unwrap();
     let store = b.open().await;
     assert_eq!(store.search(SEARCH_INSTANCE, t3, 10).await.unwrap(), [id("one")], "after a reopen");
     assert_eq!(store.search(SEARCH_INSTANCE, t1, 10).await.unwrap(), [id("one")]);
 
     // Retention deletes the meeting, and with it what finds it.
-    let d = store.delete_meetings(&[id("one")], t("10:00"), t("12:00")).await.unwrap();
+    let d = store.delete_meetings(&["one".into()], t("10:00"), t("12:00")).await.unwrap();
     assert_eq!(d.meetings, 1);
     for v in [t1, t3] {
         assert!(store.search(SEARCH_INSTANCE, v, 10).await.unwrap().is_empty(), "{v} of a deleted meeting");
@@ -1049,7 +1053,7 @@ pub async fn a_bulk_load_indexes_its_search_attributes_at_its_end(b: &dyn Backen
     let inst = "i-0000000000000000d";
     let mut m = meeting("bulk", t("08:00"));
     m.instances.insert(InstanceId::parse(inst).unwrap());
-    commit(store.as_ref(), Changes { meetings: vec![write(&m, None)], defer_search: true, ..Changes::default() })
+    commit(store.as_ref(), Changes { instances: vec![write(&m, None)], defer_search: true, ..Changes::default() })
         .await
         .unwrap();
     store.index_search().await.unwrap();

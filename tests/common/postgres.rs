@@ -110,6 +110,17 @@ pub fn sql(url: &str, sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Run a file of SQL (a `pg_dump`) with `psql` on a database URL, in one transaction.
+pub fn sql_file(url: &str, path: &std::path::Path) {
+    let s = server();
+    let out = Command::new(s.bin.join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", url, "-f"])
+        .arg(path)
+        .output()
+        .expect("run psql");
+    assert!(out.status.success(), "psql -f {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+}
+
 fn bin_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("SPINDOWN_PG_BIN") {
         return PathBuf::from(d);

@@ -1,5 +1,6 @@
 //! Meetings through their lives on moto, and the checks that they ended right.
 
+use spindown::meeting::MeetingStore;
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue as V;
@@ -200,7 +201,7 @@ pub const DOWNTIME_SLACK: Span = Span::from_secs(9);
 /// [`DOWNTIME_SLACK`] late.
 fn explained_by_downtime(
     meeting: &str,
-    story: &[spindown::store::HistoryRecord],
+    story: &[spindown::meeting::HistoryRecord],
     events: &BTreeMap<String, (String, Timestamp)>,
 ) -> Result<String, String> {
     use spindown::meeting::history::Cause;

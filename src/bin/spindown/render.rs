@@ -1,5 +1,6 @@
 //! Text for people: `show`, tables, summaries, the status screen.
 
+use spindown::meeting::{Counts, EffectRow};
 use std::fmt::Write as _;
 
 use spindown::engine::{CommandResult, Report};
@@ -7,7 +8,7 @@ use spindown::inspect::{Inspection, OutcomeLine, Status};
 use spindown::meeting::history::{Cause, Note};
 use spindown::meeting::{Effect, Meeting};
 use spindown::source::replay::ReplaySummary;
-use spindown::store::{Counts, DeadLetterRow, EffectRow, EffectStatus};
+use spindown::store::{DeadLetterRow, EffectStatus};
 use spindown::time::Timestamp;
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {

@@ -18,8 +18,8 @@ use tokio::sync::MutexGuard;
 
 use super::cache::Cache;
 use crate::engine::{Engine, EngineError, Report};
-use crate::meeting::{MeetingId, TimerKey};
-use crate::store::{Changes, StoreError, StoredMeeting, UnitOfWork};
+use crate::meeting::MeetingId;
+use crate::store::{Changes, DueKey, StoreError, StoredInstance, UnitOfWork};
 use crate::time::Timestamp;
 
 /// A resident engine keeps this many ended meetings in memory, unwritten,
@@ -39,17 +39,17 @@ pub(super) trait Backing: Send {
     fn take_cache(&mut self) -> Cache;
 
     /// Stored meetings of `ids` (those stored).
-    async fn load(&mut self, engine: &Engine, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError>;
+    async fn load(&mut self, engine: &Engine, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError>;
 
     /// Stored due timers in fire order after `after`, due by `upto`, at
     /// most `limit`, with their meetings (see [`UnitOfWork::due_loaded`]).
     async fn due(
         &mut self,
         engine: &Engine,
-        after: Option<&TimerKey>,
+        after: Option<&DueKey>,
         upto: Timestamp,
         limit: usize,
-    ) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError>;
+    ) -> Result<(Vec<DueKey>, Vec<StoredInstance>), StoreError>;
 
     /// Note that the held meeting `id` has something to write.
     fn touch(&self, cache: &mut Cache, id: &MeetingId);
@@ -83,17 +83,17 @@ impl Backing for Transaction {
         Cache::default()
     }
 
-    async fn load(&mut self, _engine: &Engine, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
+    async fn load(&mut self, _engine: &Engine, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError> {
         self.uow.load(ids).await
     }
 
     async fn due(
         &mut self,
         _engine: &Engine,
-        after: Option<&TimerKey>,
+        after: Option<&DueKey>,
         upto: Timestamp,
         limit: usize,
-    ) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError> {
+    ) -> Result<(Vec<DueKey>, Vec<StoredInstance>), StoreError> {
         self.uow.due_loaded(after, upto, limit).await
     }
 
@@ -119,7 +119,7 @@ impl Backing for Transaction {
         report: &mut Report,
     ) -> Result<(), EngineError> {
         // (The black-hole test holds a worker here: its transaction open, its rows locked.)
-        if !changes.meetings.is_empty() {
+        if !changes.instances.is_empty() {
             crate::failpoint::hold("in-transaction").await;
         }
         let t = Instant::now();
@@ -151,23 +151,23 @@ impl Backing for Resident<'_> {
         mem::take(&mut *self.guard)
     }
 
-    async fn load(&mut self, engine: &Engine, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
+    async fn load(&mut self, engine: &Engine, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError> {
         engine.store.load(ids).await
     }
 
     async fn due(
         &mut self,
         engine: &Engine,
-        after: Option<&TimerKey>,
+        after: Option<&DueKey>,
         upto: Timestamp,
         limit: usize,
-    ) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError> {
+    ) -> Result<(Vec<DueKey>, Vec<StoredInstance>), StoreError> {
         // (Rare: a resident engine holds what it wrote; this reads what a
         // database held before it started.)
         let keys = engine.store.due(after, upto, limit).await?;
-        let ids: Vec<MeetingId> = keys.iter().map(|k| k.meeting_id.clone()).collect();
-        let meetings = engine.store.load(&ids).await?;
-        Ok((keys, meetings))
+        let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+        let instances = engine.store.load(&ids).await?;
+        Ok((keys, instances))
     }
 
     fn touch(&self, cache: &mut Cache, id: &MeetingId) {

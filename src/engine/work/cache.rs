@@ -10,8 +10,9 @@ use super::Work;
 use crate::engine::EngineError;
 use crate::machine::Machine;
 use crate::meeting::history::{Cause, Chunk};
-use crate::meeting::{Meeting, MeetingId, MeetingWorkflow, TimerKey, TimerKind};
-use crate::store::{StoreError, StoredMeeting};
+use crate::meeting::stored::{due_key, timer_of, versioned};
+use crate::meeting::{Meeting, MeetingId, MeetingWorkflow, StoredMeeting, TimerKey, TimerKind};
+use crate::store::StoreError;
 use crate::time::Timestamp;
 
 /// Timers read from the store per page.
@@ -80,11 +81,12 @@ impl Cache {
 }
 
 impl Work<'_> {
-    pub(super) async fn store_load(&mut self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
+    pub(super) async fn store_load(&mut self, ids: &[MeetingId]) -> Result<Vec<(StoredMeeting, i64)>, StoreError> {
         let t = Instant::now();
-        let r = self.backing.load(self.engine, ids).await;
+        let ids: Vec<&str> = ids.iter().map(MeetingId::as_str).collect();
+        let r = self.backing.load(self.engine, &ids).await;
         self.report.store_time += t.elapsed();
-        r
+        r?.into_iter().map(versioned).collect()
     }
 
     pub(super) async fn store_due(
@@ -92,21 +94,24 @@ impl Work<'_> {
         after: Option<&TimerKey>,
         upto: Timestamp,
         limit: usize,
-    ) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError> {
+    ) -> Result<(Vec<TimerKey>, Vec<(StoredMeeting, i64)>), StoreError> {
         let t = Instant::now();
-        let r = self.backing.due(self.engine, after, upto, limit).await;
+        let after = after.map(due_key);
+        let r = self.backing.due(self.engine, after.as_ref(), upto, limit).await;
         self.report.store_time += t.elapsed();
-        r
+        let (keys, rows) = r?;
+        let keys = keys.into_iter().map(timer_of).collect::<Result<Vec<_>, _>>()?;
+        let rows = rows.into_iter().map(versioned).collect::<Result<Vec<_>, _>>()?;
+        Ok((keys, rows))
     }
 
-    pub(super) fn cache_insert(&mut self, stored: StoredMeeting) {
+    pub(super) fn cache_insert(&mut self, stored: StoredMeeting, version: i64) {
         let m = &stored.meeting;
         for (kind, due) in m.timers.pending() {
             let key = TimerKey::new(m.id.clone(), kind, due);
             self.cache.db_queue.remove(&key);
             self.cache.overlay.insert(key);
         }
-        let version = m.version;
         let id = m.id.clone();
         let entry = Cached {
             stored,
@@ -127,8 +132,8 @@ impl Work<'_> {
         }
         ids.sort_unstable();
         ids.dedup();
-        for stored in self.store_load(&ids).await? {
-            self.cache_insert(stored);
+        for (stored, version) in self.store_load(&ids).await? {
+            self.cache_insert(stored, version);
         }
         for id in ids {
             self.cache.entries.entry(id).or_insert(None);
@@ -173,9 +178,9 @@ impl Work<'_> {
         }
         // Their meetings, read with them (they move from the queue to the
         // overlay); a meeting held already is the held one.
-        for stored in meetings {
+        for (stored, version) in meetings {
             if !self.cache.entries.contains_key(&stored.meeting.id) {
-                self.cache_insert(stored);
+                self.cache_insert(stored, version);
             }
         }
         for id in read {

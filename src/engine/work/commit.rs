@@ -5,8 +5,10 @@ use std::sync::atomic::Ordering;
 
 use super::Work;
 use crate::engine::{EffectMode, EngineError, Report};
-use crate::meeting::MeetingId;
-use crate::store::{Changes, Clocks, HistoryAppend, MeetingWrite};
+use crate::machine::Durable;
+use crate::meeting::stored::{append, encode};
+use crate::meeting::{MeetingId, MeetingWorkflow};
+use crate::store::{Changes, Clocks, InstanceWrite, StoredInstance};
 use crate::time::Timestamp;
 
 impl Work<'_> {
@@ -22,21 +24,30 @@ impl Work<'_> {
             let Some(Some(c)) = self.cache.entries.get_mut(id) else { continue };
             c.queued = false;
             if c.row_dirty {
-                changes.meetings.push(MeetingWrite {
-                    stored: c.stored.clone(),
+                // Every write bumps the row's version: the next write is fenced on it.
+                let version = c.loaded_version.map_or(1, |v| v + 1);
+                let m = &c.stored.meeting;
+                changes.instances.push(InstanceWrite {
+                    stored: StoredInstance {
+                        id: m.id.to_string(),
+                        version,
+                        keys: c.stored.event_ids.clone(),
+                        doc: encode(m),
+                    },
+                    index: MeetingWorkflow::index(m),
                     loaded_version: c.loaded_version,
                     search_changed: c.search_dirty,
                 });
                 c.search_dirty = false;
-                c.loaded_version = Some(c.stored.meeting.version);
+                c.loaded_version = Some(version);
                 c.row_dirty = false;
             }
             if !c.history.is_empty() {
-                changes.history.push(HistoryAppend { meeting_id: id.clone(), chunk: mem::take(&mut c.history) });
+                changes.history.push(append(id, mem::take(&mut c.history)));
             }
         }
-        // Meeting rows in key order: the writes walk the B-tree in order.
-        changes.meetings.sort_unstable_by(|a, b| a.stored.meeting.id.cmp(&b.stored.meeting.id));
+        // Rows in key order: the writes walk the B-tree in order.
+        changes.instances.sort_unstable_by(|a, b| a.stored.id.cmp(&b.stored.id));
         changes.effects = mem::take(&mut self.effects);
         changes.dead_letters = mem::take(&mut self.dead);
         changes.checkpoint = self.checkpoint.take();

@@ -22,8 +22,9 @@ use crate::clock::Clock;
 use crate::machine::{duplicate, Machine};
 use crate::meeting::history::{Cause, Entry, Note, Outcome};
 use crate::meeting::record::{DeadLetter, Decoded, Item, RecordError};
-use crate::meeting::{Command, Input, Meeting, MeetingId, MeetingWorkflow, Step, TimerKey, TimerKind};
-use crate::store::{Checkpoint, NewDeadLetter, NewEffect, StoredMeeting};
+use crate::meeting::stored::encode_parts;
+use crate::meeting::{Command, Input, Meeting, MeetingId, MeetingWorkflow, Step, StoredMeeting, TimerKey, TimerKind};
+use crate::store::{Checkpoint, NewDeadLetter, NewEffect};
 use crate::time::{Span, Timestamp};
 use backing::{Backing, Resident, Transaction};
 pub(crate) use cache::Cache;
@@ -334,8 +335,9 @@ impl<'e> Work<'e> {
             };
             self.effects.push(NewEffect {
                 key: format!("{id}/end"),
-                meeting_id: id.clone(),
-                parts: effects,
+                subject: id.to_string(),
+                parts: encode_parts(&effects),
+                count: effects.len(),
                 at: now,
                 completed,
             });

@@ -1,5 +1,6 @@
 //! The console's write actions — retry, terminate — and signing in with the token.
 
+use crate::meeting::{EffectFilter, MeetingStore};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -10,7 +11,7 @@ use super::{csrf, message, render, store_error};
 use crate::http::AppState;
 use crate::meeting::history::{Cause, Chunk, Entry, Note, OperatorAction, Outcome};
 use crate::meeting::{Command, MeetingId};
-use crate::store::{Changes, EffectFilter, EffectStatus, HistoryAppend, Requeue};
+use crate::store::{Changes, EffectStatus, Requeue};
 
 const COOKIE: &str = "spindown_console";
 /// Who console actions are recorded as.
@@ -84,7 +85,7 @@ async fn record(
     };
     let uow = s.store.begin().await?;
     let chunk = std::iter::once(entry).collect::<Chunk>();
-    uow.commit(Changes { history: vec![HistoryAppend { meeting_id: id.clone(), chunk }], ..Changes::default() }).await
+    uow.commit(Changes { history: vec![crate::meeting::stored::append(id, chunk)], ..Changes::default() }).await
 }
 
 /// Tell a worker (this process's, or a PostgreSQL hint) that an effect is due.

@@ -1,5 +1,6 @@
 //! The console's read-only pages.
 
+use crate::meeting::{EffectFilter, EffectRow, MeetingFilter, MeetingStore, TimerFilter};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -9,7 +10,7 @@ use super::{message, render, store_error, timeline, PAGE};
 use crate::http::AppState;
 use crate::inspect::{self, HistoryView, MeetingView};
 use crate::meeting::{InstanceId, MeetingId, Reason, State as MeetingState, SEARCH_INSTANCE};
-use crate::store::{EffectFilter, EffectRow, EffectStatus, MeetingFilter, TimerFilter};
+use crate::store::EffectStatus;
 use crate::time::{Span, Timestamp};
 
 pub(super) async fn home() -> Redirect {
@@ -121,7 +122,7 @@ pub(super) async fn meetings(State(s): State<AppState>, headers: HeaderMap, Quer
             Ok(ids) => ids,
             Err(e) => return store_error(&s, &headers, e),
         };
-        let mut found = match s.store.load(&ids).await {
+        let mut found = match crate::meeting::stored::load_meetings(&*s.store, &ids).await {
             Ok(found) => found,
             Err(e) => return store_error(&s, &headers, e),
         };

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::meeting::history::{Cause, Outcome};
-use crate::store::HistoryRecord;
+use crate::meeting::HistoryRecord;
 use crate::time::Timestamp;
 
 const LANES: [&str; 4] = ["operator", "effects", "timers", "records"];

@@ -9,23 +9,16 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgQueryResult};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-use crate::meeting::MeetingId;
-use crate::store::codec::encode_parts;
-use crate::store::rows::meetings_from_doc;
+use crate::store::rows::{index_json, instances_from_doc};
 use crate::store::sql::{Dialect, Q};
 use crate::store::{
-    EffectStatus, Hints, HistoryAppend, MeetingWrite, NewDeadLetter, NewEffect, StoreError, StoredMeeting,
+    EffectStatus, Hints, HistoryAppend, InstanceWrite, NewDeadLetter, NewEffect, StoreError, StoredInstance,
 };
-use crate::time::{Span, Timestamp};
 
 /// Ids per statement (one array parameter each).
 const IDS_PER_STATEMENT: usize = 5000;
 
 const CHANNEL: &str = "spindown_wake";
-
-fn us(t: Option<Timestamp>) -> Option<i64> {
-    t.map(Timestamp::as_micros)
-}
 
 struct PgHints(PgListener);
 
@@ -44,30 +37,21 @@ pub struct PgDialect {
     pub(super) name: String,
 }
 
-/// One array per column of the meetings to write.
+/// One array per column of the instances to write.
 #[derive(Default)]
-struct MeetingColumns<'a> {
+struct InstanceColumns<'a> {
     id: Vec<&'a str>,
     state: Vec<&'static str>,
     reason: Vec<Option<&'static str>>,
-    terminated_at: Vec<Option<i64>>,
-    meet_time: Vec<Option<i64>>,
-    created_at: Vec<Option<i64>>,
-    duration: Vec<Option<i64>>,
-    status: Vec<Option<&'a str>>,
-    teacher: Vec<bool>,
-    student: Vec<bool>,
-    instances: Vec<String>,
-    first_seen: Vec<i64>,
+    ended_at: Vec<Option<i64>>,
     version: Vec<i64>,
-    safety_net: Vec<Option<i64>>,
-    recheck: Vec<Option<i64>>,
-    cap: Vec<Option<i64>>,
-    fixed: Vec<Option<i64>>,
+    prev_version: Vec<i64>,
     next_due: Vec<Option<i64>>,
     next_kind: Vec<Option<i64>>,
+    timers: Vec<String>,
     event_ids: Vec<String>,
-    prev_version: Vec<i64>,
+    attrs: Vec<String>,
+    doc: Vec<&'a str>,
 }
 
 #[async_trait]
@@ -104,10 +88,10 @@ impl Dialect for PgDialect {
         pool.begin().await
     }
 
-    async fn load(conn: &mut PgConnection, ids: &[MeetingId], lock: bool) -> Result<Vec<StoredMeeting>, StoreError> {
+    async fn load(conn: &mut PgConnection, ids: &[&str], lock: bool) -> Result<Vec<StoredInstance>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let ids: Vec<&str> = chunk.iter().map(MeetingId::as_str).collect();
+            let ids: Vec<&str> = chunk.to_vec();
             let doc: Option<String> = if lock {
                 // Locking cannot be combined with an aggregate: one document a row.
                 let docs: Vec<String> = sqlx::query_scalar(include_str!("queries/lock_meetings.sql"))
@@ -118,7 +102,7 @@ impl Dialect for PgDialect {
             } else {
                 sqlx::query_scalar(super::statement(Q::LoadMeetings)).bind(ids).fetch_one(&mut *conn).await?
             };
-            out.extend(meetings_from_doc(doc.as_deref())?);
+            out.extend(instances_from_doc(doc.as_deref())?);
         }
         Ok(out)
     }
@@ -143,63 +127,46 @@ impl Dialect for PgDialect {
         }
     }
 
-    async fn write_meetings(conn: &mut PgConnection, rows: &[MeetingWrite]) -> Result<u64, StoreError> {
-        let mut c = MeetingColumns::default();
+    async fn write_instances(conn: &mut PgConnection, rows: &[InstanceWrite]) -> Result<u64, StoreError> {
+        let mut c = InstanceColumns::default();
         for w in rows {
-            let m = &w.stored.meeting;
-            let next = m.timers.next();
-            c.id.push(m.id.as_str());
-            c.state.push(m.state.as_str());
-            c.reason.push(m.ended.map(|e| e.reason.as_str()));
-            c.terminated_at.push(us(m.ended.map(|e| e.at)));
-            c.meet_time.push(us(m.facts.meet_time));
-            c.created_at.push(us(m.facts.created_at));
-            c.duration.push(m.facts.duration.map(Span::as_micros));
-            c.status.push(m.facts.status.as_deref());
-            c.teacher.push(m.facts.teacher_data);
-            c.student.push(m.facts.student_data);
-            c.instances.push(serde_json::to_string(&m.instances).expect("ids serialize"));
-            c.first_seen.push(m.created.as_micros());
-            c.version.push(m.version);
-            c.safety_net.push(us(m.timers.safety_net));
-            c.recheck.push(us(m.timers.recheck));
-            c.cap.push(us(m.timers.cap));
-            c.fixed.push(us(m.timers.fixed));
-            c.next_due.push(next.map(|(_, due)| due.as_micros()));
-            c.next_kind.push(next.map(|(kind, _)| kind.rank() as i64));
-            c.event_ids.push(serde_json::to_string(&w.stored.event_ids).expect("ids serialize"));
+            let (i, x) = (&w.stored, &w.index);
+            let (timers, attrs) = index_json(x);
+            let next = x.timers.first();
+            c.id.push(i.id.as_str());
+            c.state.push(x.state);
+            c.reason.push(x.end.map(|(reason, _)| reason));
+            c.ended_at.push(x.end.map(|(_, at)| at.as_micros()));
+            c.version.push(i.version);
             c.prev_version.push(w.loaded_version.unwrap_or(-1));
+            c.next_due.push(next.map(|(_, due)| due.as_micros()));
+            c.next_kind.push(next.map(|(rank, _)| i64::from(*rank)));
+            c.timers.push(timers);
+            c.event_ids.push(serde_json::to_string(&i.keys).expect("keys serialize"));
+            c.attrs.push(attrs);
+            c.doc.push(i.doc.as_str());
         }
         let done = sqlx::query(include_str!("queries/upsert_meetings.sql"))
             .bind(c.id)
             .bind(c.state)
             .bind(c.reason)
-            .bind(c.terminated_at)
-            .bind(c.meet_time)
-            .bind(c.created_at)
-            .bind(c.duration)
-            .bind(c.status)
-            .bind(c.teacher)
-            .bind(c.student)
-            .bind(c.instances)
-            .bind(c.first_seen)
+            .bind(c.ended_at)
             .bind(c.version)
-            .bind(c.safety_net)
-            .bind(c.recheck)
-            .bind(c.cap)
-            .bind(c.fixed)
+            .bind(c.prev_version)
             .bind(c.next_due)
             .bind(c.next_kind)
+            .bind(c.timers)
             .bind(c.event_ids)
-            .bind(c.prev_version)
+            .bind(c.attrs)
+            .bind(c.doc)
             .execute(&mut *conn)
             .await?;
         Ok(done.rows_affected())
     }
 
     async fn insert_history(conn: &mut PgConnection, appends: &[&HistoryAppend]) -> Result<(), StoreError> {
-        let ids: Vec<&str> = appends.iter().map(|h| h.meeting_id.as_str()).collect();
-        let chunks: Vec<&[u8]> = appends.iter().map(|h| h.chunk.as_bytes()).collect();
+        let ids: Vec<&str> = appends.iter().map(|h| h.id.as_str()).collect();
+        let chunks: Vec<&[u8]> = appends.iter().map(|h| h.bytes.as_slice()).collect();
         sqlx::query(include_str!("queries/insert_history.sql")).bind(ids).bind(chunks).execute(&mut *conn).await?;
         Ok(())
     }
@@ -208,14 +175,11 @@ impl Dialect for PgDialect {
         let (mut key, mut meeting, mut parts, mut done, mut status, mut attempts, mut at) =
             (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
         for e in effects {
-            let (d, s, a) = if e.completed {
-                (e.parts.len() as i64, EffectStatus::Done, 1_i64)
-            } else {
-                (0, EffectStatus::Pending, 0)
-            };
+            let (d, s, a) =
+                if e.completed { (e.count as i64, EffectStatus::Done, 1_i64) } else { (0, EffectStatus::Pending, 0) };
             key.push(e.key.as_str());
-            meeting.push(e.meeting_id.as_str());
-            parts.push(encode_parts(&e.parts));
+            meeting.push(e.subject.as_str());
+            parts.push(e.parts.as_str());
             done.push(d);
             status.push(s.as_str());
             attempts.push(a);

@@ -28,12 +28,11 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use super::stats::{Phase, Stats};
 use super::{
-    Checkpoint, Claim, Clocks, Counts, DeadLetterRow, Deleted, EffectFilter, EffectOutcome, EffectRow, Gap, Hints,
-    HistoryAppend, HistoryRecord, Lease, LeaseRow, MeetingFilter, MeetingWrite, NewDeadLetter, NewEffect, OutcomeLine,
-    Page, PruneLog, Requeue, Retained, Store, StoreError, StoredMeeting, SweepFinding, TimerFilter, UnitOfWork,
-    WorkerInfo, WorkerRow, WriteCounts,
+    Checkpoint, Claim, Clocks, DeadLetterRow, Deleted, DueKey, Gap, Hints, HistoryAppend, InstanceFilter,
+    InstanceWrite, Lease, LeaseRow, NewDeadLetter, NewEffect, OutboxFilter, OutboxOutcome, OutboxRow, Page,
+    PendingFilter, PruneLog, Requeue, Retained, Store, StoreError, StoredChunk, StoredInstance, Summary, SweepFinding,
+    Tallies, UnitOfWork, WorkerInfo, WorkerRow, WriteCounts,
 };
-use crate::meeting::{MeetingId, TimerKey};
 use crate::store::rows;
 use crate::time::{Span, Timestamp};
 use uow::SqlUnitOfWork;
@@ -64,9 +63,9 @@ pub trait Dialect: Debug + Send + Sync + Sized + 'static {
 
     /// A transaction that will write.
     async fn begin_write(pool: &Pool<Self::DB>) -> Result<Transaction<'static, Self::DB>, sqlx::Error>;
-    /// Meetings by id, in any order; `lock`: held until the transaction ends
+    /// Instances by id, in any order; `lock`: held until the transaction ends
     /// (a unit of work's load, where other writers exist).
-    async fn load(conn: &mut Conn<Self>, ids: &[MeetingId], lock: bool) -> Result<Vec<StoredMeeting>, StoreError>;
+    async fn load(conn: &mut Conn<Self>, ids: &[&str], lock: bool) -> Result<Vec<StoredInstance>, StoreError>;
     /// The statement paging due timers (`after`: past a key; `claim`: for a
     /// unit of work, locking their meetings where other writers exist).
     fn due_statement(after: bool, claim: bool) -> &'static str;
@@ -77,15 +76,15 @@ pub trait Dialect: Debug + Send + Sync + Sized + 'static {
     /// Whether [`Dialect::due_docs_statement`] returns its page as one row
     /// (SQLite: sqlx hands rows over one by one from its worker thread).
     const DUE_DOCS_IN_ONE_ROW: bool = false;
-    /// Upsert meetings, each fenced by the version it was loaded at; how
+    /// Upsert instances, each fenced by the version it was loaded at; how
     /// many rows were written.
-    async fn write_meetings(conn: &mut Conn<Self>, rows: &[MeetingWrite]) -> Result<u64, StoreError>;
+    async fn write_instances(conn: &mut Conn<Self>, rows: &[InstanceWrite]) -> Result<u64, StoreError>;
     /// Append history chunks; (chunks, bytes) written.
     async fn insert_history(conn: &mut Conn<Self>, appends: &[&HistoryAppend]) -> Result<(), StoreError>;
     /// Queue effects; a key already queued is left alone.
     async fn insert_effects(conn: &mut Conn<Self>, effects: &[NewEffect]) -> Result<(), StoreError>;
     async fn insert_dead_letters(conn: &mut Conn<Self>, dead: &[NewDeadLetter]) -> Result<(), StoreError>;
-    /// Index search attribute `name`'s (value, meeting id) pairs; pairs
+    /// Index search attribute `name`'s (value, instance id) pairs; pairs
     /// already indexed are kept.
     async fn insert_search(conn: &mut Conn<Self>, name: &str, pairs: &[(&str, &str)]) -> Result<(), StoreError>;
     /// Statements run before and after [`Store::index_search`]'s one sorted
@@ -152,10 +151,6 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp::from_micros)
 }
 
-fn meeting_id(id: String) -> Result<MeetingId, StoreError> {
-    MeetingId::new(id).ok_or_else(|| StoreError::Corrupt("an empty meeting id".into()))
-}
-
 #[async_trait]
 impl<D: Dialect> Store for SqlStore<D>
 where
@@ -183,12 +178,12 @@ where
         Ok(Box::new(SqlUnitOfWork::<D>::new(tx, self.stats.clone())))
     }
 
-    async fn load(&self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
+    async fn load(&self, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError> {
         let mut conn = self.reader.acquire().await?;
         D::load(&mut conn, ids, false).await
     }
 
-    async fn due(&self, after: Option<&TimerKey>, upto: Timestamp, limit: usize) -> Result<Vec<TimerKey>, StoreError> {
+    async fn due(&self, after: Option<&DueKey>, upto: Timestamp, limit: usize) -> Result<Vec<DueKey>, StoreError> {
         let mut conn = self.reader.acquire().await?;
         read::due::<D>(&mut conn, after, upto, limit, false).await
     }
@@ -200,29 +195,25 @@ where
         Ok(Clocks { last_instant: ts(last), event_clock: ts(event) })
     }
 
-    async fn meeting(&self, id: &MeetingId) -> Result<Option<StoredMeeting>, StoreError> {
-        Ok(self.load(std::slice::from_ref(id)).await?.pop())
-    }
-
-    async fn meetings(&self, f: &MeetingFilter) -> Result<Vec<StoredMeeting>, StoreError> {
+    async fn instances(&self, f: &InstanceFilter) -> Result<Vec<StoredInstance>, StoreError> {
         let doc: Option<String> = sqlx::query_scalar(D::statement(Q::ListMeetings))
-            .bind(f.state.map(|s| s.as_str()))
-            .bind(f.reason.map(|r| r.as_str()))
-            .bind(f.after.as_ref().map(MeetingId::as_str))
+            .bind(f.state.as_deref())
+            .bind(f.reason.as_deref())
+            .bind(f.after.as_deref())
             .bind(D::limit(f.limit))
             .fetch_one(&self.reader)
             .await?;
-        rows::meetings_from_doc(doc.as_deref())
+        rows::instances_from_doc(doc.as_deref())
     }
 
-    async fn search(&self, name: &str, value: &str, limit: usize) -> Result<Vec<MeetingId>, StoreError> {
+    async fn find(&self, name: &str, value: &str, limit: usize) -> Result<Vec<String>, StoreError> {
         let ids: Vec<(String,)> = sqlx::query_as(D::statement(Q::Search))
             .bind(name)
             .bind(value)
             .bind(limit as i64)
             .fetch_all(&self.reader)
             .await?;
-        ids.into_iter().map(|(id,)| meeting_id(id)).collect()
+        Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
     async fn index_search(&self) -> Result<u64, StoreError> {
@@ -238,28 +229,28 @@ where
         Ok(D::affected(&r?))
     }
 
-    async fn outcomes(&self, after: Option<&MeetingId>, limit: usize) -> Result<Vec<OutcomeLine>, StoreError> {
+    async fn summaries(&self, after: Option<&str>, limit: usize) -> Result<Vec<Summary>, StoreError> {
         let doc: Option<String> = sqlx::query_scalar(D::statement(Q::Outcomes))
-            .bind(after.map(MeetingId::as_str))
+            .bind(after)
             .bind(limit as i64)
             .fetch_one(&self.reader)
             .await?;
-        rows::outcomes_from_doc(doc.as_deref())
+        rows::summaries_from_doc(doc.as_deref())
     }
 
-    async fn history(&self, id: &MeetingId) -> Result<Vec<HistoryRecord>, StoreError> {
+    async fn chunks(&self, id: &str) -> Result<Vec<StoredChunk>, StoreError> {
         let chunks: Vec<(i64, Vec<u8>)> =
-            sqlx::query_as(D::statement(Q::History)).bind(id.as_str()).fetch_all(&self.reader).await?;
-        rows::history_records(id, chunks)
+            sqlx::query_as(D::statement(Q::History)).bind(id).fetch_all(&self.reader).await?;
+        Ok(chunks.into_iter().map(|(seq, bytes)| StoredChunk { seq, bytes }).collect())
     }
 
-    async fn timers(&self, f: &TimerFilter) -> Result<Vec<TimerKey>, StoreError> {
+    async fn pending(&self, f: &PendingFilter) -> Result<Vec<DueKey>, StoreError> {
         let rows = sqlx::query(D::statement(Q::ListTimers))
-            .bind(f.meeting.as_ref().map(MeetingId::as_str))
+            .bind(f.id.as_deref())
             .bind(f.limit as i64)
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(rows::timer_key).collect()
+        rows.iter().map(rows::due_key).collect()
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
@@ -267,25 +258,25 @@ where
         Ok(ts(v))
     }
 
-    async fn effects(&self, f: &EffectFilter) -> Result<Vec<EffectRow>, StoreError> {
+    async fn outbox(&self, f: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = sqlx::query(D::statement(Q::ListEffects))
-            .bind(f.meeting.as_ref().map(MeetingId::as_str))
+            .bind(f.subject.as_deref())
             .bind(f.status.map(|s| s.as_str()))
             .bind(f.id)
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(rows::effect_row).collect()
+        rows.iter().map(rows::outbox_row).collect()
     }
 
-    async fn recent_effects(
+    async fn recent_outbox(
         &self,
-        f: &EffectFilter,
+        f: &OutboxFilter,
         before: Option<i64>,
         limit: usize,
-    ) -> Result<Vec<EffectRow>, StoreError> {
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         // One statement per filter, so each reads its own index (never a scan of the outbox).
         let before = before.unwrap_or(i64::MAX);
-        let query = match (&f.meeting, f.status) {
+        let query = match (&f.subject, f.status) {
             (Some(m), status) => {
                 sqlx::query(D::statement(Q::RecentEffectsByMeeting)).bind(m.as_str()).bind(status.map(|s| s.as_str()))
             }
@@ -293,7 +284,7 @@ where
             (None, None) => sqlx::query(D::statement(Q::RecentEffects)),
         };
         let rows = query.bind(before).bind(limit as i64).fetch_all(&self.reader).await?;
-        rows.iter().map(rows::effect_row).collect()
+        rows.iter().map(rows::outbox_row).collect()
     }
 
     async fn recent_dead_letters(&self, before: Option<i64>, limit: usize) -> Result<Vec<DeadLetterRow>, StoreError> {
@@ -314,9 +305,9 @@ where
         rows.iter().map(rows::dead_letter_row).collect()
     }
 
-    async fn counts(&self) -> Result<Counts, StoreError> {
+    async fn tallies(&self) -> Result<Tallies, StoreError> {
         let doc: String = sqlx::query_scalar(D::statement(Q::Counts)).fetch_one(&self.reader).await?;
-        rows::counts_from_doc(&doc)
+        rows::tallies_from_doc(&doc)
     }
 
     async fn checkpoints(&self, stream_arn: Option<&str>) -> Result<Vec<Checkpoint>, StoreError> {
@@ -329,7 +320,7 @@ where
         rows.iter().map(rows::gap_row).collect()
     }
 
-    async fn claim_effects(&self, claim: &Claim) -> Result<Vec<EffectRow>, StoreError> {
+    async fn claim_outbox(&self, claim: &Claim) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = sqlx::query(D::statement(Q::ClaimEffects))
             .bind(&claim.owner)
             .bind(claim.lease.as_micros())
@@ -338,7 +329,7 @@ where
             .bind(D::ints(&claim.running))
             .fetch_all(&self.writer)
             .await?;
-        let mut out = rows.iter().map(rows::effect_row).collect::<Result<Vec<_>, _>>()?;
+        let mut out = rows.iter().map(rows::outbox_row).collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|e| (e.next_attempt_at, e.id));
         Ok(out)
     }
@@ -356,7 +347,7 @@ where
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError> {
+    async fn finish_outbox(&self, owner: &str, outcomes: &[OutboxOutcome]) -> Result<(), StoreError> {
         let mut tx = D::begin_write(&self.writer).await?;
         let mut history = Vec::new();
         for o in outcomes {
@@ -375,8 +366,7 @@ where
                 tracing::warn!(effect = o.id, "effect no longer held by this executor; its outcome is not recorded");
                 continue;
             }
-            history
-                .push(HistoryAppend { meeting_id: o.meeting_id.clone(), chunk: o.history.iter().cloned().collect() });
+            history.push(o.history.clone());
         }
         uow::insert_history::<D>(&mut tx, &history).await?;
         crate::failpoint::hit("tx-before-commit");
@@ -394,14 +384,14 @@ where
         Ok(D::affected(&r))
     }
 
-    async fn copy_effects(&self, rows: &[EffectRow]) -> Result<(), StoreError> {
+    async fn copy_outbox(&self, rows: &[OutboxRow]) -> Result<(), StoreError> {
         let mut tx = D::begin_write(&self.writer).await?;
         for r in rows {
             sqlx::query(D::statement(Q::CopyEffect))
                 .bind(r.id)
                 .bind(&r.key)
-                .bind(r.meeting_id.as_str())
-                .bind(crate::store::codec::encode_parts(&r.parts))
+                .bind(r.subject.as_str())
+                .bind(r.parts.as_str())
                 .bind(r.done as i64)
                 .bind(r.status.as_str())
                 .bind(r.attempts)
@@ -550,9 +540,9 @@ where
     async fn ended_before(
         &self,
         before: Timestamp,
-        after: Option<&(Timestamp, MeetingId)>,
+        after: Option<&(Timestamp, String)>,
         limit: usize,
-    ) -> Result<Vec<(Timestamp, MeetingId)>, StoreError> {
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
         let (at, id) = after.map_or((i64::MIN, ""), |(t, id)| (t.as_micros(), id.as_str()));
         let rows: Vec<(i64, String)> = sqlx::query_as(D::statement(Q::EndedBefore))
             .bind(before.as_micros())
@@ -561,19 +551,14 @@ where
             .bind(limit as i64)
             .fetch_all(&self.reader)
             .await?;
-        rows.into_iter().map(|(t, id)| Ok((Timestamp::from_micros(t), meeting_id(id)?))).collect()
+        Ok(rows.into_iter().map(|(t, id)| (Timestamp::from_micros(t), id)).collect())
     }
 
-    async fn delete_meetings(
-        &self,
-        ids: &[MeetingId],
-        before: Timestamp,
-        now: Timestamp,
-    ) -> Result<Deleted, StoreError> {
+    async fn delete_meetings(&self, ids: &[String], before: Timestamp, now: Timestamp) -> Result<Deleted, StoreError> {
         if ids.is_empty() {
             return Ok(Deleted::default());
         }
-        let list = ids.iter().map(MeetingId::as_str).collect::<Vec<_>>();
+        let list = ids.iter().map(String::as_str).collect::<Vec<_>>();
         let mut tx = D::begin_write(&self.writer).await?;
         let history = sqlx::query(D::statement(Q::DeleteHistory)).bind(D::texts(&list)).execute(&mut *tx).await?;
         let effects = sqlx::query(D::statement(Q::DeleteOutbox)).bind(D::texts(&list)).execute(&mut *tx).await?;

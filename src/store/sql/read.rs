@@ -4,16 +4,15 @@
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::{Conn, Dialect};
-use crate::meeting::TimerKey;
 use crate::store::rows;
-use crate::store::{StoreError, StoredMeeting};
+use crate::store::{DueKey, StoreError, StoredInstance};
 use crate::time::Timestamp;
 
 /// A due statement with its parameters: the key it reads after (if any), the
 /// instant it reads up to, how many.
 fn due_query<'q, D: Dialect>(
     sql: &'q str,
-    after: Option<&'q TimerKey>,
+    after: Option<&'q DueKey>,
     upto: Timestamp,
     limit: usize,
 ) -> sqlx::query::Query<'q, D::DB, <D::DB as Database>::Arguments<'q>>
@@ -23,7 +22,7 @@ where
 {
     let query = sqlx::query(sql);
     let query = match after {
-        Some(a) => query.bind(a.due.as_micros()).bind(a.kind.rank() as i64).bind(a.meeting_id.as_str()),
+        Some(a) => query.bind(a.due.as_micros()).bind(i64::from(a.rank)).bind(a.id.as_str()),
         None => query,
     };
     query.bind(upto.as_micros()).bind(limit as i64)
@@ -33,11 +32,11 @@ where
 /// by `upto`, at most `limit`.
 pub(super) async fn due<D: Dialect>(
     conn: &mut Conn<D>,
-    after: Option<&TimerKey>,
+    after: Option<&DueKey>,
     upto: Timestamp,
     limit: usize,
     claim: bool,
-) -> Result<Vec<TimerKey>, StoreError>
+) -> Result<Vec<DueKey>, StoreError>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
@@ -48,18 +47,18 @@ where
 {
     let query = due_query::<D>(D::due_statement(after.is_some(), claim), after, upto, limit);
     let rows = query.fetch_all(&mut *conn).await?;
-    rows.iter().map(rows::timer_key).collect()
+    rows.iter().map(rows::due_key).collect()
 }
 
 /// [`due`] with the meetings the keys belong to, in one statement (claimed
 /// together where the dialect claims).
 pub(super) async fn due_loaded<D: Dialect>(
     conn: &mut Conn<D>,
-    after: Option<&TimerKey>,
+    after: Option<&DueKey>,
     upto: Timestamp,
     limit: usize,
     claim: bool,
-) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError>
+) -> Result<(Vec<DueKey>, Vec<StoredInstance>), StoreError>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
@@ -77,11 +76,11 @@ where
     }
     let rows = query.fetch_all(&mut *conn).await?;
     let mut keys = Vec::with_capacity(rows.len());
-    let mut meetings = Vec::with_capacity(rows.len());
+    let mut instances = Vec::with_capacity(rows.len());
     for row in &rows {
-        keys.push(rows::timer_key(row)?);
+        keys.push(rows::due_key(row)?);
         let doc: String = row.try_get(3)?;
-        meetings.push(rows::meeting_from_text(&doc)?);
+        instances.push(rows::instance_from_text(&doc)?);
     }
-    Ok((keys, meetings))
+    Ok((keys, instances))
 }

@@ -12,9 +12,8 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Transaction, Type};
 
 use super::{read, Conn, Dialect, Q};
-use crate::meeting::{MeetingId, TimerKey};
 use crate::store::stats::{Phase, Stats};
-use crate::store::{Changes, HistoryAppend, MeetingWrite, StoreError, StoredMeeting, UnitOfWork};
+use crate::store::{Changes, DueKey, HistoryAppend, InstanceWrite, StoreError, StoredInstance, UnitOfWork};
 use crate::time::Timestamp;
 
 pub(super) struct SqlUnitOfWork<D: Dialect> {
@@ -33,22 +32,21 @@ pub(super) async fn insert_history<D: Dialect>(
     conn: &mut Conn<D>,
     appends: &[HistoryAppend],
 ) -> Result<(usize, usize), StoreError> {
-    let appends: Vec<&HistoryAppend> = appends.iter().filter(|h| !h.chunk.is_empty()).collect();
+    let appends: Vec<&HistoryAppend> = appends.iter().filter(|h| h.entries > 0).collect();
     if appends.is_empty() {
         return Ok((0, 0));
     }
     D::insert_history(conn, &appends).await?;
-    Ok((appends.len(), appends.iter().map(|h| h.chunk.len()).sum()))
+    Ok((appends.len(), appends.iter().map(|h| h.entries).sum()))
 }
 
 /// Index the written meetings' search attributes (one statement per
 /// attribute; values already indexed are kept).
-async fn insert_search<D: Dialect>(conn: &mut Conn<D>, meetings: &[MeetingWrite]) -> Result<(), StoreError> {
+async fn insert_search<D: Dialect>(conn: &mut Conn<D>, instances: &[InstanceWrite]) -> Result<(), StoreError> {
     let mut by_name: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
-    for w in meetings.iter().filter(|w| w.search_changed) {
-        let m = &w.stored.meeting;
-        for (name, value) in m.search_attributes() {
-            by_name.entry(name).or_default().push((value, m.id.as_str()));
+    for w in instances.iter().filter(|w| w.search_changed) {
+        for (name, value) in &w.index.attrs {
+            by_name.entry(name).or_default().push((value, w.stored.id.as_str()));
         }
     }
     for (name, pairs) in by_name {
@@ -70,19 +68,14 @@ where
     for<'r> String: Encode<'r, D::DB> + Decode<'r, D::DB> + Type<D::DB>,
     usize: ColumnIndex<<D::DB as Database>::Row>,
 {
-    async fn load(&mut self, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
+    async fn load(&mut self, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError> {
         let t = Instant::now();
         let r = D::load(&mut self.tx, ids, true).await;
         self.stats.add_time(Phase::Read, t);
         r
     }
 
-    async fn due(
-        &mut self,
-        after: Option<&TimerKey>,
-        upto: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<TimerKey>, StoreError> {
+    async fn due(&mut self, after: Option<&DueKey>, upto: Timestamp, limit: usize) -> Result<Vec<DueKey>, StoreError> {
         let t = Instant::now();
         let r = read::due::<D>(&mut self.tx, after, upto, limit, true).await;
         self.stats.add_time(Phase::Read, t);
@@ -91,10 +84,10 @@ where
 
     async fn due_loaded(
         &mut self,
-        after: Option<&TimerKey>,
+        after: Option<&DueKey>,
         upto: Timestamp,
         limit: usize,
-    ) -> Result<(Vec<TimerKey>, Vec<StoredMeeting>), StoreError> {
+    ) -> Result<(Vec<DueKey>, Vec<StoredInstance>), StoreError> {
         let t = Instant::now();
         let r = read::due_loaded::<D>(&mut self.tx, after, upto, limit, true).await;
         self.stats.add_time(Phase::Read, t);
@@ -106,17 +99,17 @@ where
         let stats = self.stats.clone();
 
         let t = Instant::now();
-        if !changes.meetings.is_empty() {
-            let written = D::write_meetings(conn, &changes.meetings).await?;
-            if written != changes.meetings.len() as u64 {
-                let ids: Vec<&str> = changes.meetings.iter().map(|w| w.stored.meeting.id.as_str()).take(5).collect();
+        if !changes.instances.is_empty() {
+            let written = D::write_instances(conn, &changes.instances).await?;
+            if written != changes.instances.len() as u64 {
+                let ids: Vec<&str> = changes.instances.iter().map(|w| w.stored.id.as_str()).take(5).collect();
                 return Err(StoreError::Conflict(format!("one of {}", ids.join(", "))));
             }
         }
         if !changes.defer_search {
-            insert_search::<D>(conn, &changes.meetings).await?;
+            insert_search::<D>(conn, &changes.instances).await?;
         }
-        stats.add(&stats.meetings, changes.meetings.len());
+        stats.add(&stats.meetings, changes.instances.len());
         stats.add_time(Phase::WriteMeetings, t);
 
         let t = Instant::now();

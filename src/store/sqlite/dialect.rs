@@ -11,35 +11,24 @@ use sqlx::sqlite::SqliteQueryResult;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use super::Checkpointer;
-use crate::meeting::MeetingId;
-use crate::store::codec::encode_parts;
-use crate::store::rows::{meetings_from_doc, shaped};
+use crate::store::rows::{index_json, instances_from_doc, shaped};
 use crate::store::sql::{Dialect, Q};
-use crate::store::{EffectStatus, HistoryAppend, MeetingWrite, NewDeadLetter, NewEffect, StoreError, StoredMeeting};
-use crate::time::{Span, Timestamp};
+use crate::store::{EffectStatus, HistoryAppend, InstanceWrite, NewDeadLetter, NewEffect, StoreError, StoredInstance};
 
 /// Ids per statement (one JSON parameter each).
 const IDS_PER_STATEMENT: usize = 2000;
 
-/// One multi-row upsert writes new and changed meetings alike, fenced: an
+/// One multi-row upsert writes new and changed instances alike, fenced: an
 /// existing row is replaced only if it still has the version this unit of
-/// work loaded (`prev_version`; -1 for a meeting it created, which no stored
-/// row has). The caller checks that every row was written.
-const UPSERT_MEETINGS: &str = "INSERT INTO meetings (id, state, reason, terminated_at, meet_time, created_at, \
-    duration_us, status, teacher_data, student_data, instances, first_seen, version, safety_net, recheck, cap, \
-    fixed, next_due, next_kind, event_ids, prev_version) ";
-const UPSERT_MEETINGS_ON_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
-    reason = excluded.reason, terminated_at = excluded.terminated_at, meet_time = excluded.meet_time, \
-    created_at = excluded.created_at, duration_us = excluded.duration_us, status = excluded.status, \
-    teacher_data = excluded.teacher_data, student_data = excluded.student_data, instances = excluded.instances, \
-    version = excluded.version, safety_net = excluded.safety_net, recheck = excluded.recheck, cap = excluded.cap, \
-    fixed = excluded.fixed, next_due = excluded.next_due, next_kind = excluded.next_kind, \
-    event_ids = excluded.event_ids, prev_version = excluded.prev_version \
+/// work loaded (`prev_version`; -1 for an instance it created, which no
+/// stored row has). The caller checks that every row was written.
+const UPSERT_INSTANCES: &str = "INSERT INTO meetings (id, state, reason, ended_at, version, prev_version, \
+    next_due, next_kind, timers, event_ids, attrs, doc) ";
+const UPSERT_INSTANCES_ON_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+    reason = excluded.reason, ended_at = excluded.ended_at, version = excluded.version, \
+    prev_version = excluded.prev_version, next_due = excluded.next_due, next_kind = excluded.next_kind, \
+    timers = excluded.timers, event_ids = excluded.event_ids, attrs = excluded.attrs, doc = excluded.doc \
     WHERE meetings.version = excluded.prev_version";
-
-fn us(t: Option<Timestamp>) -> Option<i64> {
-    t.map(Timestamp::as_micros)
-}
 
 fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).expect("lists serialize")
@@ -90,17 +79,12 @@ impl Dialect for SqliteDialect {
     /// One statement per chunk of ids, each returning one JSON document
     /// (decoding a document is far cheaper than decoding rows column by
     /// column through the driver). One writer: nothing to lock.
-    async fn load(
-        conn: &mut SqliteConnection,
-        ids: &[MeetingId],
-        _lock: bool,
-    ) -> Result<Vec<StoredMeeting>, StoreError> {
+    async fn load(conn: &mut SqliteConnection, ids: &[&str], _lock: bool) -> Result<Vec<StoredInstance>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let list: Vec<&str> = chunk.iter().map(MeetingId::as_str).collect();
             let doc: Option<String> =
-                sqlx::query_scalar(super::statement(Q::LoadMeetings)).bind(json(&list)).fetch_one(&mut *conn).await?;
-            out.extend(meetings_from_doc(doc.as_deref())?);
+                sqlx::query_scalar(super::statement(Q::LoadMeetings)).bind(json(chunk)).fetch_one(&mut *conn).await?;
+            out.extend(instances_from_doc(doc.as_deref())?);
         }
         Ok(out)
     }
@@ -123,36 +107,28 @@ impl Dialect for SqliteDialect {
         }
     }
 
-    async fn write_meetings(conn: &mut SqliteConnection, rows: &[MeetingWrite]) -> Result<u64, StoreError> {
+    async fn write_instances(conn: &mut SqliteConnection, rows: &[InstanceWrite]) -> Result<u64, StoreError> {
         let mut written = 0;
         for chunk in shaped(rows) {
-            let mut q = QueryBuilder::<Sqlite>::new(UPSERT_MEETINGS);
+            let mut q = QueryBuilder::<Sqlite>::new(UPSERT_INSTANCES);
             q.push_values(chunk, |mut b, w| {
-                let m = &w.stored.meeting;
-                let next = m.timers.next();
-                b.push_bind(m.id.as_str())
-                    .push_bind(m.state.as_str())
-                    .push_bind(m.ended.map(|e| e.reason.as_str()))
-                    .push_bind(us(m.ended.map(|e| e.at)))
-                    .push_bind(us(m.facts.meet_time))
-                    .push_bind(us(m.facts.created_at))
-                    .push_bind(m.facts.duration.map(Span::as_micros))
-                    .push_bind(m.facts.status.as_deref())
-                    .push_bind(m.facts.teacher_data)
-                    .push_bind(m.facts.student_data)
-                    .push_bind(json(&m.instances))
-                    .push_bind(m.created.as_micros())
-                    .push_bind(m.version)
-                    .push_bind(us(m.timers.safety_net))
-                    .push_bind(us(m.timers.recheck))
-                    .push_bind(us(m.timers.cap))
-                    .push_bind(us(m.timers.fixed))
+                let (i, x) = (&w.stored, &w.index);
+                let (timers, attrs) = index_json(x);
+                let next = x.timers.first();
+                b.push_bind(i.id.as_str())
+                    .push_bind(x.state)
+                    .push_bind(x.end.map(|(reason, _)| reason))
+                    .push_bind(x.end.map(|(_, at)| at.as_micros()))
+                    .push_bind(i.version)
+                    .push_bind(w.loaded_version.unwrap_or(-1))
                     .push_bind(next.map(|(_, due)| due.as_micros()))
-                    .push_bind(next.map(|(kind, _)| kind.rank() as i64))
-                    .push_bind(json(&w.stored.event_ids))
-                    .push_bind(w.loaded_version.unwrap_or(-1));
+                    .push_bind(next.map(|(rank, _)| i64::from(*rank)))
+                    .push_bind(timers)
+                    .push_bind(json(&i.keys))
+                    .push_bind(attrs)
+                    .push_bind(i.doc.as_str());
             });
-            q.push(UPSERT_MEETINGS_ON_CONFLICT);
+            q.push(UPSERT_INSTANCES_ON_CONFLICT);
             written += q.build().execute(&mut *conn).await?.rows_affected();
         }
         Ok(written)
@@ -163,7 +139,7 @@ impl Dialect for SqliteDialect {
         for rows in shaped(appends) {
             let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO history (meeting_id, entries) ");
             q.push_values(rows, |mut b, h| {
-                b.push_bind(h.meeting_id.as_str()).push_bind(h.chunk.as_bytes());
+                b.push_bind(h.id.as_str()).push_bind(h.bytes.as_slice());
             });
             q.build().execute(&mut *conn).await?;
         }
@@ -176,14 +152,11 @@ impl Dialect for SqliteDialect {
                 "INSERT INTO outbox (key, meeting_id, parts, done, status, attempts, next_attempt_at, created_at, updated_at) ",
             );
             q.push_values(chunk, |mut b, e| {
-                let (done, status, attempts) = if e.completed {
-                    (e.parts.len() as i64, EffectStatus::Done, 1)
-                } else {
-                    (0, EffectStatus::Pending, 0)
-                };
+                let (done, status, attempts) =
+                    if e.completed { (e.count as i64, EffectStatus::Done, 1) } else { (0, EffectStatus::Pending, 0) };
                 b.push_bind(e.key.as_str())
-                    .push_bind(e.meeting_id.as_str())
-                    .push_bind(encode_parts(&e.parts))
+                    .push_bind(e.subject.as_str())
+                    .push_bind(e.parts.as_str())
                     .push_bind(done)
                     .push_bind(status.as_str())
                     .push_bind(attempts)

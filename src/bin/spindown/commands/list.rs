@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use spindown::inspect::{for_each_meeting, MeetingView};
-use spindown::store::MeetingFilter;
+use spindown::meeting::MeetingFilter;
 
 use crate::cli::{Cli, ListArgs};
 use crate::{db, output, render};

@@ -36,7 +36,7 @@ pub async fn run(args: &MigrateArgs) -> Result<()> {
         PgStore::open(&args.to, &PgOptions { application_name: "spindown migrate".into(), ..PgOptions::default() })
             .await?;
     let mut shown = false;
-    let copied = copy(&from, &to, &mut |done, total| {
+    let copied = copy(&from, &to, spindown::meeting::stored::DECODER, &mut |done, total| {
         if total >= 10_000 {
             eprint!("\rmeetings {done}/{total}");
             shown = true;

@@ -1,5 +1,6 @@
 //! `spindown replay FILE`: the engine on a virtual clock; every meeting's outcome out.
 
+use spindown::meeting::{MeetingFilter, MeetingStore};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use spindown::source::replay::{replay, ReplayOptions, ReplaySummary};
 use spindown::store::postgres::{PgOptions, PgStore};
 use spindown::store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use spindown::store::WriteCounts;
-use spindown::store::{MeetingFilter, Store, StoreError};
+use spindown::store::{Store, StoreError};
 use spindown::time::Timestamp;
 
 use crate::cli::{Cli, ReplayArgs};

@@ -1,7 +1,8 @@
 //! `spindown retry ID | --all-failed`: re-queue failed effects for the worker.
 
 use anyhow::{bail, Result};
-use spindown::store::{EffectFilter, Requeue};
+use spindown::meeting::{EffectFilter, MeetingStore};
+use spindown::store::Requeue;
 use spindown::time::Timestamp;
 
 use crate::cli::{Cli, RetryArgs};

@@ -1,7 +1,8 @@
 //! `spindown timers`: pending timers, soonest first.
 
 use anyhow::Result;
-use spindown::store::TimerFilter;
+use spindown::meeting::MeetingStore;
+use spindown::meeting::TimerFilter;
 use spindown::time::Timestamp;
 
 use crate::cli::{Cli, TimersArgs};

@@ -1,9 +1,4 @@
--- Pending timers (of meeting $1, or all), in fire order, at most $2.
-SELECT due, kind, id FROM (
-    SELECT id, 0::bigint AS kind, safety_net AS due FROM meetings WHERE next_due IS NOT NULL AND safety_net IS NOT NULL
-    UNION ALL SELECT id, 1, recheck FROM meetings WHERE next_due IS NOT NULL AND recheck IS NOT NULL
-    UNION ALL SELECT id, 2, cap FROM meetings WHERE next_due IS NOT NULL AND cap IS NOT NULL
-    UNION ALL SELECT id, 3, fixed FROM meetings WHERE next_due IS NOT NULL AND fixed IS NOT NULL
-) t
-WHERE $1::text IS NULL OR id = $1
-ORDER BY due, kind, id LIMIT $2
+SELECT (j->>1)::bigint AS due, (j->>0)::bigint AS kind, m.id
+FROM meetings m, jsonb_array_elements(m.timers::jsonb) j
+WHERE m.next_due IS NOT NULL AND ($1::text IS NULL OR m.id = $1)
+ORDER BY due, kind, m.id LIMIT $2

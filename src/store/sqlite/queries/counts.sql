@@ -5,11 +5,11 @@ SELECT json_object(
                  (SELECT state, COUNT(*) AS n FROM meetings GROUP BY state ORDER BY state)),
     'by_reason', (SELECT json_group_array(json_array(reason, n)) FROM
                   (SELECT reason, COUNT(*) AS n FROM meetings WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason)),
-    'timers', (SELECT COALESCE(SUM((safety_net IS NOT NULL) + (recheck IS NOT NULL) + (cap IS NOT NULL)
-                                   + (fixed IS NOT NULL)), 0) FROM meetings WHERE next_due IS NOT NULL),
-    'timers_by_kind', (SELECT json_array(COALESCE(SUM(safety_net IS NOT NULL), 0), COALESCE(SUM(recheck IS NOT NULL), 0),
-                                         COALESCE(SUM(cap IS NOT NULL), 0), COALESCE(SUM(fixed IS NOT NULL), 0))
-                       FROM meetings WHERE next_due IS NOT NULL),
+    'timers', (SELECT COUNT(*) FROM meetings m, json_each(m.timers) WHERE m.next_due IS NOT NULL),
+    'timers_by_kind', (SELECT json_group_array(json_array(kind, n)) FROM
+                       (SELECT json_extract(j.value, '$[0]') AS kind, COUNT(*) AS n
+                        FROM meetings m, json_each(m.timers) j WHERE m.next_due IS NOT NULL
+                        GROUP BY kind ORDER BY kind)),
     'next_due', (SELECT MIN(next_due) FROM meetings WHERE next_due IS NOT NULL),
     'effects', (SELECT json_group_array(json_array(status, n)) FROM
                 (SELECT status, COUNT(*) AS n FROM outbox GROUP BY status ORDER BY status)),

@@ -1,5 +1,4 @@
--- Every stored meeting's instance ids, indexed in one sorted pass (after a bulk
--- load whose units of work left them out); those indexed already are kept.
 INSERT INTO search (name, value, meeting_id)
-SELECT 'instance_id', j.value, m.id FROM meetings m, json_each(m.instances) j WHERE true ORDER BY 2, 3
+SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), m.id FROM meetings m, json_each(m.attrs) j
+WHERE true ORDER BY 1, 2, 3
 ON CONFLICT DO NOTHING
