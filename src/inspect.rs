@@ -157,6 +157,42 @@ pub async fn status(store: &dyn Store) -> Result<Status, StoreError> {
     })
 }
 
+/// Call `each` for every meeting starting from `from` to `until` (both
+/// included) that `filter`'s state, reason and limit select, in start order,
+/// a page of the start index at a time.
+///
+/// # Errors
+///
+/// The store cannot be read, or `each` fails.
+pub async fn for_each_meeting_starting<E: From<StoreError>>(
+    store: &dyn Store,
+    (from, until): (Timestamp, Timestamp),
+    filter: &MeetingFilter,
+    mut each: impl FnMut(&StoredMeeting) -> Result<(), E>,
+) -> Result<u64, E> {
+    let mut n = 0u64;
+    let mut after: Option<StoredMeeting> = None;
+    loop {
+        let page = store.starting(from, until, after.as_ref(), PAGE).await?;
+        let full = page.len() == PAGE;
+        for m in &page {
+            let st = filter.state.is_none_or(|s| m.meeting.state == s);
+            let why = filter.reason.is_none_or(|r| m.meeting.ended.map(|e| e.reason) == Some(r));
+            if st && why {
+                if filter.limit.is_some_and(|l| n as usize >= l) {
+                    return Ok(n);
+                }
+                each(m)?;
+                n += 1;
+            }
+        }
+        match page.into_iter().last() {
+            Some(last) if full => after = Some(last),
+            _ => return Ok(n),
+        }
+    }
+}
+
 /// Call `each` for every meeting `filter` selects, in id order, a page at a
 /// time (memory stays bounded by one page, whatever the number of meetings).
 ///

@@ -51,6 +51,33 @@ fn inspect(db: &str) {
     let table = run_ok(spindown().args(["--db", db, "list", "--state", "Terminated", "--limit", "3"]));
     assert_eq!(table.lines().count(), 4, "header + 3: {table}");
 
+    // list by when meetings start: an index range, in start order, both ends
+    // included, with the other filters; the same meetings a scan finds.
+    let (from, until) = ("2026-11-26T09:00:00Z", "2026-11-26T10:00:00Z");
+    let by_start =
+        run_ok(spindown().args(["--db", db, "list", "--json", "--starts-from", from, "--starts-until", until]));
+    let starts: Vec<String> = by_start
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["meet_time"].as_str().unwrap().to_string())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "in start order: {starts:?}");
+    let all = run_ok(spindown().args(["--db", db, "list", "--json"]));
+    let mut scanned: Vec<&str> = all
+        .lines()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["meet_time"].as_str().is_some_and(|s| s >= from && s <= until)
+        })
+        .collect();
+    let mut indexed: Vec<&str> = by_start.lines().collect();
+    scanned.sort();
+    indexed.sort();
+    assert!(indexed.len() > 5, "{} meetings start between {from} and {until}", indexed.len());
+    assert_eq!(indexed, scanned, "the index finds what a scan finds");
+    let limited =
+        run_ok(spindown().args(["--db", db, "list", "--starts-from", from, "--state", "Terminated", "--limit", "2"]));
+    assert_eq!(limited.lines().count(), 3, "header + 2: {limited}");
+
     // dead letters, with the reason and the raw line.
     let dead = run_ok(spindown().args(["--db", db, "dead-letters", "--json"]));
     assert_eq!(dead.lines().count(), 4);

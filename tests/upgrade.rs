@@ -71,15 +71,23 @@ async fn found_by_instance(store: &dyn Store) {
     for i in ["i-4770f58904dba41ec", "i-7ccf25ec84d8dbc74"] {
         assert_eq!(store.search(SEARCH_INSTANCE, i, 10).await.unwrap(), std::slice::from_ref(&m2), "{i}");
     }
-    // Every stored meeting's every instance.
+    // Every stored meeting's every instance, and its start (an index the
+    // upgrade builds: the previous release had none).
     let all = store.meetings(&Default::default()).await.unwrap();
     assert_eq!(all.len(), 109);
+    let mut with_start = 0;
     for m in all {
         for i in &m.meeting.instances {
             let found = store.search(SEARCH_INSTANCE, i.as_str(), 10).await.unwrap();
             assert!(found.contains(&m.meeting.id), "{} by {i}", m.meeting.id);
         }
+        if let Some(start) = m.meeting.facts.meet_time {
+            let found = store.starting(start, start, None, 1000).await.unwrap();
+            assert!(found.iter().any(|f| f.meeting.id == m.meeting.id), "{} by its start {start}", m.meeting.id);
+            with_start += 1;
+        }
     }
+    assert!(with_start > 100, "{with_start} meetings with a start");
 }
 
 /// The rest of the day replayed on the upgraded file ends every meeting

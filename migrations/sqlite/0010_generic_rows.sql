@@ -33,7 +33,11 @@ SELECT m.id, m.state, m.reason, m.terminated_at, m.version, m.prev_version, m.ne
            UNION ALL SELECT 3, m.fixed WHERE m.fixed IS NOT NULL
            ORDER BY 2, 1) t), '[]'),
        m.event_ids,
-       COALESCE((SELECT json_group_array(json_array('instance_id', j.value)) FROM json_each(m.instances) j), '[]'),
+       COALESCE((SELECT json_group_array(json(a.pair)) FROM (
+           SELECT json_array('instance_id', j.value) AS pair FROM json_each(m.instances) j
+           UNION ALL SELECT json_array('start', strftime('%Y-%m-%dT%H:%M:%S', m.meet_time / 1000000, 'unixepoch')
+                                              || printf('.%06dZ', m.meet_time % 1000000))
+           WHERE m.meet_time IS NOT NULL) a), '[]'),
        json_array(m.state, m.reason, m.terminated_at, m.meet_time, m.created_at, m.duration_us, m.status,
                   m.teacher_data, m.student_data, json(m.instances), m.first_seen, m.version,
                   m.safety_net, m.recheck, m.cap, m.fixed)
@@ -45,6 +49,14 @@ ALTER TABLE meetings_v4 RENAME TO meetings;
 CREATE INDEX meetings_due ON meetings (next_due, next_kind, id) WHERE next_due IS NOT NULL;
 CREATE INDEX meetings_ended ON meetings (ended_at, id) WHERE ended_at IS NOT NULL;
 CREATE INDEX meetings_remembering ON meetings (ended_at) WHERE ended_at IS NOT NULL AND event_ids <> '[]';
+
+-- Search attributes from the rows: each meeting's instance ids (as 0009
+-- indexed them) and now its start, found by range (`list --starts-from`).
+DELETE FROM search;
+INSERT INTO search (name, value, meeting_id)
+SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), m.id FROM meetings m, json_each(m.attrs) j
+WHERE true ORDER BY 1, 2, 3
+ON CONFLICT DO NOTHING;
 
 -- An instance as one JSON array, in the order the store's decoder reads it:
 -- id, version, applied eventIDs, the machine's document.

@@ -31,7 +31,10 @@ pub use effect::{Effect, EffectKind};
 pub use history::{Cause, CauseKind, Chunk, Entry, Note, OperatorAction, Outcome};
 pub use ids::{BadInstanceId, EmptyMeetingId, InstanceId, MeetingId};
 pub use input::{Change, Command, CommandKind, Image, Input, InstanceSource, Rejection, SeenInstance};
-pub use model::{Ended, EventName, Facts, Meeting, Reason, State, TimerKey, TimerKind, Timers, SEARCH_INSTANCE};
+pub use model::{
+    start_value, Ended, EventName, Facts, Meeting, Reason, State, TimerKey, TimerKind, Timers, SEARCH_INSTANCE,
+    SEARCH_START,
+};
 pub use policy::{Mode, Policy, PolicyError};
 pub use stored::{
     Counts, EffectFilter, EffectOutcome, EffectRow, HistoryRecord, MeetingFilter, MeetingStore, OutcomeLine,

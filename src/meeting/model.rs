@@ -163,12 +163,34 @@ pub struct Meeting {
 /// The search attribute of an instance id: a meeting is found by each of its instances.
 pub const SEARCH_INSTANCE: &str = "instance_id";
 
+/// The search attribute of a meeting's start (`meet_time`), as [`start_value`]
+/// writes it: meetings are found by when they start, in ranges.
+pub const SEARCH_START: &str = "start";
+
+/// An instant as the value of [`SEARCH_START`]: RFC 3339 with six fraction
+/// digits, always (`2026-11-26T10:00:00.000000Z`), so that values sort as
+/// the instants do (years 0000–9999).
+pub fn start_value(t: Timestamp) -> String {
+    let us = t.as_micros();
+    let frac = us.rem_euclid(1_000_000);
+    let whole = Timestamp::from_micros(us - frac).to_rfc3339();
+    format!("{}.{frac:06}Z", whole.trim_end_matches('Z'))
+}
+
 impl Meeting {
     /// What the store indexes this meeting by, as (attribute, value): each
-    /// of its instance ids ([`SEARCH_INSTANCE`]). Values are only ever added
-    /// (instances are never forgotten), so a store keeps what it has seen.
-    pub fn search_attributes(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        self.instances.iter().map(|i| (SEARCH_INSTANCE, i.as_str()))
+    /// of its instance ids ([`SEARCH_INSTANCE`]) and its start
+    /// ([`SEARCH_START`], once known).
+    pub fn search_attributes(&self) -> impl Iterator<Item = (&'static str, String)> + '_ {
+        let start = self.facts.meet_time.map(|t| (SEARCH_START, start_value(t)));
+        self.instances.iter().map(|i| (SEARCH_INSTANCE, i.as_str().to_string())).chain(start)
+    }
+
+    /// What [`Meeting::search_attributes`] depends on, cheaply compared: a
+    /// step that changes it has new values to index (instances are only
+    /// ever added; the start may move).
+    pub fn search_stamp(&self) -> (usize, Option<Timestamp>) {
+        (self.instances.len(), self.facts.meet_time)
     }
 
     /// A meeting first seen at `now`, with no facts yet.

@@ -16,9 +16,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::history::{self, Chunk, Entry};
+use super::model::start_value;
 use super::{
     Effect, EffectKind, Ended, Facts, InstanceId, Meeting, MeetingId, MeetingWorkflow, Reason, State, TimerKey,
-    TimerKind, Timers, SEARCH_INSTANCE,
+    TimerKind, Timers, SEARCH_INSTANCE, SEARCH_START,
 };
 use crate::machine::Durable;
 use crate::store::copy::Decoder;
@@ -195,7 +196,7 @@ impl Durable for MeetingWorkflow {
     }
 
     fn search(m: &Meeting, found_by: &mut Vec<(&'static str, String)>) {
-        found_by.extend(m.search_attributes().map(|(name, value)| (name, value.to_string())));
+        found_by.extend(m.search_attributes());
     }
 }
 
@@ -580,6 +581,29 @@ pub trait MeetingStore: Store {
             .into_iter()
             .map(|id| MeetingId::new(id).ok_or_else(|| corrupt("search", "an empty meeting id")))
             .collect()
+    }
+
+    /// Meetings starting (`meet_time`) from `from` to `to`, both included, in
+    /// start order (then id), strictly after `after` (a meeting a previous
+    /// page ended with), at most `limit`: a range of the start index.
+    async fn starting(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        after: Option<&StoredMeeting>,
+        limit: usize,
+    ) -> Result<Vec<StoredMeeting>, StoreError> {
+        let (from, to) = (start_value(from), start_value(to));
+        let after = match after.map(|m| (m.meeting.facts.meet_time, m.meeting.id.as_str())) {
+            Some((Some(start), id)) => (start_value(start), id.to_string()),
+            _ => (from, String::new()),
+        };
+        let found = self.find_range(SEARCH_START, (&after.0, &after.1), &to, limit).await?;
+        let ids: Vec<&str> = found.iter().map(|(_, id)| id.as_str()).collect();
+        let mut rows = self.load(&ids).await?.into_iter().map(meeting_of).collect::<Result<Vec<_>, _>>()?;
+        let order = |m: &StoredMeeting| ids.iter().position(|id| *id == m.meeting.id.as_str());
+        rows.sort_by_key(order);
+        Ok(rows)
     }
 
     /// The spec's outcome lines in id order, after `after`, at most `limit`.

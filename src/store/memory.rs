@@ -256,6 +256,25 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn find_range(
+        &self,
+        name: &str,
+        after: (&str, &str),
+        to: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let s = self.state.lock().await;
+        let mut found: Vec<(&str, &str)> = s
+            .instances
+            .values()
+            .flat_map(|r| r.index.attrs.iter().map(move |(n, v)| (*n, v.as_str(), r.stored.id.as_str())))
+            .filter(|&(n, v, id)| n == name && (v, id) > after && v <= to)
+            .map(|(_, v, id)| (v, id))
+            .collect();
+        found.sort_unstable();
+        Ok(found.into_iter().take(limit).map(|(v, id)| (v.to_string(), id.to_string())).collect())
+    }
+
     async fn index_search(&self) -> Result<u64, StoreError> {
         Ok(0) // computed at each search
     }

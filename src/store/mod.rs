@@ -207,6 +207,17 @@ pub trait Store: Send + Sync + 'static {
     /// Instances whose search attribute `name` has `value`, in id order, at
     /// most `limit`: an index lookup.
     async fn find(&self, name: &str, value: &str, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// (value, instance id) of search attribute `name`, strictly after
+    /// `after` in (value, id) order (`(from, "")`: from the value `from`,
+    /// included) and with a value at most `to` (compared as text), at most
+    /// `limit`: an index range, paged by its last pair.
+    async fn find_range(
+        &self,
+        name: &str,
+        after: (&str, &str),
+        to: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError>;
     /// Index every stored instance's search attributes not indexed yet, in one
     /// pass (after units of work that deferred them); how many were added.
     async fn index_search(&self) -> Result<u64, StoreError>;

@@ -49,7 +49,8 @@ macro_rules! conformance_tests {
             the_sweep_log_keeps_findings_newest_first, one_identity_one_process,
             retention_deletes_ended_meetings_and_old_rows_only, recent_rows_come_newest_first,
             meetings_are_found_by_their_search_attributes, a_bulk_load_indexes_its_search_attributes_at_its_end,
-            the_engine_indexes_a_meeting_when_it_gains_an_instance);
+            the_engine_indexes_a_meeting_when_it_gains_an_instance, meetings_are_found_by_when_they_start,
+            the_engine_reindexes_a_meeting_whose_start_moves);
     };
     (@each $backend:expr; $($name:ident),+) => {
         $(
@@ -1087,4 +1088,58 @@ pub async fn the_engine_indexes_a_meeting_when_it_gains_an_instance(b: &dyn Back
     for i in [teacher, student] {
         assert_eq!(store.search(SEARCH_INSTANCE, i, 10).await.unwrap(), [id("m-s")], "{i}");
     }
+}
+
+/// A meeting's start is a search attribute: meetings are found by a range of
+/// starts, in start order (then id), a page at a time; a start that moves is
+/// found at its new value only.
+pub async fn meetings_are_found_by_when_they_start(b: &dyn Backend) {
+    let store = b.open().await;
+    let mut ms = Vec::new();
+    for (name, start) in [("a", "09:00"), ("b", "09:30"), ("c", "09:30"), ("d", "10:00"), ("e", "11:00")] {
+        let mut m = meeting(name, t("08:00"));
+        m.facts.meet_time = Some(t(start));
+        ms.push(m);
+    }
+    commit(store.as_ref(), Changes { instances: ms.iter().map(|m| write(m, None)).collect(), ..Changes::default() })
+        .await
+        .unwrap();
+    let names = |v: &[spindown::meeting::StoredMeeting]| v.iter().map(|m| m.meeting.id.to_string()).collect::<Vec<_>>();
+    let all = store.starting(t("09:00"), t("10:00"), None, 10).await.unwrap();
+    assert_eq!(names(&all), ["a", "b", "c", "d"], "both ends included, in start order, ties by id");
+    // Paged by the last meeting of a page, through equal starts.
+    let first = store.starting(t("09:15"), t("12:00"), None, 1).await.unwrap();
+    assert_eq!(names(&first), ["b"]);
+    let next = store.starting(t("09:15"), t("12:00"), first.last(), 2).await.unwrap();
+    assert_eq!(names(&next), ["c", "d"]);
+    let last = store.starting(t("09:15"), t("12:00"), next.last(), 10).await.unwrap();
+    assert_eq!(names(&last), ["e"]);
+    assert!(store.starting(t("12:00"), t("13:00"), None, 10).await.unwrap().is_empty());
+
+    // `a` moves to 10:30: found there, and no longer at 09:00.
+    let mut moved = ms[0].clone();
+    moved.facts.meet_time = Some(t("10:30"));
+    moved.version = 2;
+    commit(store.as_ref(), Changes { instances: vec![write(&moved, Some(1))], ..Changes::default() }).await.unwrap();
+    let store = b.open().await;
+    assert_eq!(names(&store.starting(t("08:00"), t("09:15"), None, 10).await.unwrap()), Vec::<String>::new());
+    assert_eq!(names(&store.starting(t("10:00"), t("11:00"), None, 10).await.unwrap()), ["d", "a", "e"]);
+}
+
+/// The engine re-indexes a meeting whose start a record moves.
+pub async fn the_engine_reindexes_a_meeting_whose_start_moves(b: &dyn Backend) {
+    let clock = ManualClock::new(Timestamp::EPOCH);
+    let e = engine(b.open().await, &clock).await;
+    let first = rec(Some("s1"), "INSERT", Some(t("08:00")), "m-s", img("10:30", json!({})));
+    e.apply(items(&[first])).await.unwrap();
+    let found = |from: &str, to: &str| {
+        let store = e.store().clone();
+        let (from, to) = (t(from), t(to));
+        async move { store.starting(from, to, None, 10).await.unwrap().len() }
+    };
+    assert_eq!(found("10:30", "10:30").await, 1);
+    let moved = rec(Some("s2"), "MODIFY", Some(t("08:01")), "m-s", img("11:45", json!({})));
+    e.apply(items(&[moved])).await.unwrap();
+    assert_eq!(found("10:30", "10:30").await, 0, "not at its old start");
+    assert_eq!(found("11:00", "12:00").await, 1, "at its new one");
 }

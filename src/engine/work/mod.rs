@@ -34,8 +34,8 @@ use cache::Cached;
 /// pending timers are in [`Work::before`]).
 #[derive(Default)]
 struct Before {
-    /// How many search attributes it had.
-    searchable: usize,
+    /// What its search attributes depended on (`None`: it did not exist).
+    search: Option<(usize, Option<Timestamp>)>,
 }
 
 pub(super) struct Work<'e> {
@@ -269,7 +269,7 @@ impl<'e> Work<'e> {
             Some(Some(c)) => {
                 let m = mem::replace(&mut c.stored.meeting, Meeting::new(id.clone(), Timestamp::EPOCH));
                 MeetingWorkflow::timers(&m, &mut self.before);
-                let before = Before { searchable: m.search_attributes().count() };
+                let before = Before { search: Some(m.search_stamp()) };
                 (Some(m), before)
             }
             _ => (None, Before::default()),
@@ -312,7 +312,7 @@ impl<'e> Work<'e> {
     /// with the meeting `before` the step.
     fn apply_step(&mut self, step: Step, before: Before, now: Timestamp, cause: Cause, lateness: Option<Span>) {
         // Search attributes are only ever added: a new count means new ones to index.
-        let search_changed = step.meeting.search_attributes().count() != before.searchable;
+        let search_changed = Some(step.meeting.search_stamp()) != before.search;
         let Step { meeting, from, outcome, effects, timers: _, notes } = step;
         let id = meeting.id.clone();
         let reason = (outcome == Outcome::Terminated).then(|| meeting.ended.map(|e| e.reason)).flatten();

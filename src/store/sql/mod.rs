@@ -216,6 +216,23 @@ where
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
+    async fn find_range(
+        &self,
+        name: &str,
+        after: (&str, &str),
+        to: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(D::statement(Q::SearchRange))
+            .bind(name)
+            .bind(after.0)
+            .bind(after.1)
+            .bind(to)
+            .bind(limit as i64)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
     async fn index_search(&self) -> Result<u64, StoreError> {
         let mut conn = self.writer.acquire().await?;
         let around = D::around_index_search();

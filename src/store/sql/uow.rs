@@ -40,11 +40,28 @@ pub(super) async fn insert_history<D: Dialect>(
     Ok((appends.len(), appends.iter().map(|h| h.entries).sum()))
 }
 
-/// Index the written meetings' search attributes (one statement per
-/// attribute; values already indexed are kept).
-async fn insert_search<D: Dialect>(conn: &mut Conn<D>, instances: &[InstanceWrite]) -> Result<(), StoreError> {
+/// Index the written instances' search attributes that changed (one
+/// statement per attribute). A stored instance's old values are dropped
+/// first (a value may move: a meeting's start); `deferred`: leave new
+/// instances to [`Store::index_search`](crate::store::Store::index_search)'s one pass.
+async fn index_search<D: Dialect>(
+    conn: &mut Conn<D>,
+    instances: &[InstanceWrite],
+    deferred: bool,
+) -> Result<(), StoreError>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+{
+    let changed: Vec<&InstanceWrite> =
+        instances.iter().filter(|w| w.search_changed && !(deferred && w.loaded_version.is_none())).collect();
+    let stored: Vec<&str> =
+        changed.iter().filter(|w| w.loaded_version.is_some()).map(|w| w.stored.id.as_str()).collect();
+    if !stored.is_empty() {
+        sqlx::query(D::statement(Q::UnindexSearch)).bind(D::texts(&stored)).execute(&mut *conn).await?;
+    }
     let mut by_name: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
-    for w in instances.iter().filter(|w| w.search_changed) {
+    for w in changed {
         for (name, value) in &w.index.attrs {
             by_name.entry(name).or_default().push((value, w.stored.id.as_str()));
         }
@@ -106,9 +123,7 @@ where
                 return Err(StoreError::Conflict(format!("one of {}", ids.join(", "))));
             }
         }
-        if !changes.defer_search {
-            insert_search::<D>(conn, &changes.instances).await?;
-        }
+        index_search::<D>(conn, &changes.instances, changes.defer_search).await?;
         stats.add(&stats.meetings, changes.instances.len());
         stats.add_time(Phase::WriteMeetings, t);
 
