@@ -173,8 +173,15 @@ pub const SEARCH_START: &str = "start";
 pub fn start_value(t: Timestamp) -> String {
     let us = t.as_micros();
     let frac = us.rem_euclid(1_000_000);
-    let whole = Timestamp::from_micros(us - frac).to_rfc3339();
-    format!("{}.{frac:06}Z", whole.trim_end_matches('Z'))
+    let mut v = Timestamp::from_micros(us - frac).to_rfc3339();
+    v.pop(); // the 'Z' of a whole second
+    v.reserve(8);
+    v.push('.');
+    for d in (0..6).rev() {
+        v.push(char::from(b'0' + (frac / 10_i64.pow(d) % 10) as u8));
+    }
+    v.push('Z');
+    v
 }
 
 impl Meeting {

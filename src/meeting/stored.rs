@@ -730,6 +730,17 @@ mod tests {
     }
 
     #[test]
+    fn start_values_sort_as_the_instants_do() {
+        use super::super::model::start_value;
+        let ts = [0, 1, 999_999, 1_000_000, 1_764_152_100_000_000, 1_764_152_100_000_001, 1_764_152_100_500_000];
+        let values: Vec<String> = ts.iter().map(|&us| start_value(Timestamp::from_micros(us))).collect();
+        assert_eq!(values[4], "2025-11-26T10:15:00.000000Z");
+        assert_eq!(values[5], "2025-11-26T10:15:00.000001Z");
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
+        assert!(values.iter().all(|v| v.len() == 27), "{values:?}");
+    }
+
+    #[test]
     fn a_damaged_document_is_named() {
         let e = decode("m-1", r#"["Nowhere",null]"#).unwrap_err();
         assert!(!e.is_empty(), "{e}");

@@ -17,9 +17,10 @@ use async_trait::async_trait;
 use tokio::sync::MutexGuard;
 
 use super::cache::Cache;
+use super::commit::Pending;
 use crate::engine::{Engine, EngineError, Report};
 use crate::meeting::MeetingId;
-use crate::store::{Changes, DueKey, StoreError, StoredInstance, UnitOfWork};
+use crate::store::{DueKey, StoreError, StoredInstance, UnitOfWork};
 use crate::time::Timestamp;
 
 /// A resident engine keeps this many ended meetings in memory, unwritten,
@@ -62,7 +63,7 @@ pub(super) trait Backing: Send {
         self: Box<Self>,
         engine: &Engine,
         cache: Cache,
-        changes: Changes,
+        changes: Pending,
         ids: Vec<MeetingId>,
         all: bool,
         report: &mut Report,
@@ -113,20 +114,20 @@ impl Backing for Transaction {
         self: Box<Self>,
         _engine: &Engine,
         _cache: Cache,
-        changes: Changes,
+        changes: Pending,
         _ids: Vec<MeetingId>,
         _all: bool,
         report: &mut Report,
     ) -> Result<(), EngineError> {
         // (The black-hole test holds a worker here: its transaction open, its rows locked.)
-        if !changes.instances.is_empty() {
+        if changes.has_rows() {
             crate::failpoint::hold("in-transaction").await;
         }
         let t = Instant::now();
         if changes.is_empty() {
             self.uow.rollback().await?;
         } else {
-            self.uow.commit(changes).await?;
+            self.uow.commit(changes.into_changes()).await?;
             report.commits += 1;
         }
         report.store_time += t.elapsed();
@@ -206,7 +207,7 @@ impl Backing for Resident<'_> {
         mut self: Box<Self>,
         engine: &Engine,
         mut cache: Cache,
-        mut changes: Changes,
+        mut changes: Pending,
         ids: Vec<MeetingId>,
         all: bool,
         report: &mut Report,
@@ -239,12 +240,16 @@ impl Backing for Resident<'_> {
             "resident cache"
         );
         // Search attributes are indexed at the flush, in one sorted pass.
-        changes.defer_search = true;
+        changes.changes.defer_search = true;
         // The final flush also writes the clocks (a later replay resumes there).
         if !changes.is_empty() || all {
             report.commits += 1;
             let store = engine.store.clone();
-            let task = tokio::spawn(async move { store.begin().await?.commit(changes).await });
+            // The meetings are encoded on the commit's task, beside the engine.
+            let task = tokio::spawn(async move {
+                let changes = changes.into_changes();
+                store.begin().await?.commit(changes).await
+            });
             *engine.inflight.lock().await = Some(task);
         }
         *self.guard = cache;

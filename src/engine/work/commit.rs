@@ -7,9 +7,60 @@ use super::Work;
 use crate::engine::{EffectMode, EngineError, Report};
 use crate::machine::Durable;
 use crate::meeting::stored::{append, encode};
-use crate::meeting::{MeetingId, MeetingWorkflow};
+use crate::meeting::{MeetingId, MeetingWorkflow, StoredMeeting};
 use crate::store::{Changes, Clocks, InstanceWrite, StoredInstance};
 use crate::time::Timestamp;
+
+/// What a unit of work writes, its meetings not encoded yet: a resident
+/// engine encodes them on the commit's task, beside the engine, not in its way.
+pub(super) struct Pending {
+    pub(super) changes: Changes,
+    rows: Vec<Row>,
+}
+
+/// A meeting to write, as held.
+struct Row {
+    stored: StoredMeeting,
+    version: i64,
+    loaded: Option<i64>,
+    search_changed: bool,
+}
+
+impl Pending {
+    pub(super) fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.changes.is_empty()
+    }
+
+    /// Whether meetings are written.
+    pub(super) fn has_rows(&self) -> bool {
+        !self.rows.is_empty()
+    }
+
+    /// The store's changes: each meeting as its document and what is indexed
+    /// of it, in key order (the writes walk the B-tree in order).
+    pub(super) fn into_changes(self) -> Changes {
+        let Pending { mut changes, rows } = self;
+        changes.instances = rows
+            .into_iter()
+            .map(|r| {
+                let m = &r.stored.meeting;
+                InstanceWrite {
+                    stored: StoredInstance {
+                        id: m.id.to_string(),
+                        version: r.version,
+                        doc: encode(m),
+                        keys: r.stored.event_ids,
+                    },
+                    index: MeetingWorkflow::index(&r.stored.meeting),
+                    loaded_version: r.loaded,
+                    search_changed: r.search_changed,
+                }
+            })
+            .collect();
+        changes.instances.sort_unstable_by(|a, b| a.stored.id.cmp(&b.stored.id));
+        changes
+    }
+}
 
 impl Work<'_> {
     /// Note that a cached meeting has something to write.
@@ -17,25 +68,20 @@ impl Work<'_> {
         self.backing.touch(&mut self.cache, id);
     }
 
-    /// The store's changes: the meetings `ids`, and everything else this unit of work decided.
-    pub(super) fn changes(&mut self, ids: &[MeetingId]) -> Changes {
+    /// What to write: the meetings `ids`, and everything else this unit of work decided.
+    pub(super) fn changes(&mut self, ids: &[MeetingId]) -> Pending {
         let mut changes = Changes::default();
+        let mut rows = Vec::new();
         for id in ids {
             let Some(Some(c)) = self.cache.entries.get_mut(id) else { continue };
             c.queued = false;
             if c.row_dirty {
                 // Every write bumps the row's version: the next write is fenced on it.
                 let version = c.loaded_version.map_or(1, |v| v + 1);
-                let m = &c.stored.meeting;
-                changes.instances.push(InstanceWrite {
-                    stored: StoredInstance {
-                        id: m.id.to_string(),
-                        version,
-                        keys: c.stored.event_ids.clone(),
-                        doc: encode(m),
-                    },
-                    index: MeetingWorkflow::index(m),
-                    loaded_version: c.loaded_version,
+                rows.push(Row {
+                    stored: c.stored.clone(),
+                    version,
+                    loaded: c.loaded_version,
                     search_changed: c.search_dirty,
                 });
                 c.search_dirty = false;
@@ -46,8 +92,6 @@ impl Work<'_> {
                 changes.history.push(append(id, mem::take(&mut c.history)));
             }
         }
-        // Rows in key order: the writes walk the B-tree in order.
-        changes.instances.sort_unstable_by(|a, b| a.stored.id.cmp(&b.stored.id));
         changes.effects = mem::take(&mut self.effects);
         changes.dead_letters = mem::take(&mut self.dead);
         changes.checkpoint = self.checkpoint.take();
@@ -55,7 +99,7 @@ impl Work<'_> {
             last_instant: (self.last > Timestamp::MIN).then_some(self.last),
             event_clock: (self.event_clock > Timestamp::MIN).then_some(self.event_clock),
         };
-        changes
+        Pending { changes, rows }
     }
 
     /// Commit what this unit of work decided (a resident engine: start committing it).
@@ -71,7 +115,7 @@ impl Work<'_> {
     pub(super) async fn commit_with(mut self, all: bool) -> Result<Report, EngineError> {
         let ids = self.backing.pick_writes(&mut self.cache, all);
         let changes = self.changes(&ids);
-        let queued = !changes.effects.is_empty() && matches!(self.engine.options.effects, EffectMode::Queue);
+        let queued = !changes.changes.effects.is_empty() && matches!(self.engine.options.effects, EffectMode::Queue);
         let engine = self.engine;
         let mut report = mem::take(&mut self.report);
         let cache = mem::take(&mut self.cache);
