@@ -58,7 +58,10 @@ fn inspect(db: &str) {
         run_ok(spindown().args(["--db", db, "list", "--json", "--starts-from", from, "--starts-until", until]));
     let starts: Vec<String> = by_start
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["meet_time"].as_str().unwrap().to_string())
+        .map(|l| {
+            let v = serde_json::from_str::<serde_json::Value>(l).unwrap();
+            v["meet_time"].as_str().or(v["created_at"].as_str()).unwrap().to_string()
+        })
         .collect();
     assert!(starts.windows(2).all(|w| w[0] <= w[1]), "in start order: {starts:?}");
     let all = run_ok(spindown().args(["--db", db, "list", "--json"]));
@@ -66,7 +69,8 @@ fn inspect(db: &str) {
         .lines()
         .filter(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["meet_time"].as_str().is_some_and(|s| s >= from && s <= until)
+            let start = v["meet_time"].as_str().or(v["created_at"].as_str());
+            start.is_some_and(|s| s >= from && s <= until)
         })
         .collect();
     let mut indexed: Vec<&str> = by_start.lines().collect();

@@ -81,7 +81,7 @@ async fn found_by_instance(store: &dyn Store) {
             let found = store.search(SEARCH_INSTANCE, i.as_str(), 10).await.unwrap();
             assert!(found.contains(&m.meeting.id), "{} by {i}", m.meeting.id);
         }
-        if let Some(start) = m.meeting.facts.meet_time {
+        if let Some(start) = m.meeting.facts.start() {
             let found = store.starting(start, start, None, 1000).await.unwrap();
             assert!(found.iter().any(|f| f.meeting.id == m.meeting.id), "{} by its start {start}", m.meeting.id);
             with_start += 1;

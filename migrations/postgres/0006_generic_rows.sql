@@ -22,11 +22,12 @@ UPDATE meetings m SET
                           FROM json_array_elements_text(m.instances::json) WITH ORDINALITY AS j(value, n)
                           UNION ALL
                           SELECT json_build_array('start',
-                                     to_char(to_timestamp(m.meet_time / 1000000) AT TIME ZONE 'UTC',
+                                     to_char(to_timestamp(s.at / 1000000) AT TIME ZONE 'UTC',
                                              'YYYY-MM-DD"T"HH24:MI:SS')
-                                     || '.' || lpad((m.meet_time % 1000000)::text, 6, '0') || 'Z'),
+                                     || '.' || lpad((s.at % 1000000)::text, 6, '0') || 'Z'),
                                  1000000000
-                          WHERE m.meet_time IS NOT NULL) a)::text, '[]'),
+                          FROM (SELECT COALESCE(m.meet_time, m.created_at) AS at) s
+                          WHERE s.at IS NOT NULL) a)::text, '[]'),
     doc = json_build_array(m.state, m.reason, m.ended_at, m.meet_time, m.created_at, m.duration_us, m.status,
                            m.teacher_data::int, m.student_data::int, m.instances::json, m.first_seen, m.version,
                            m.safety_net, m.recheck, m.cap, m.fixed)::text;

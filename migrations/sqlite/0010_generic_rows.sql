@@ -35,9 +35,10 @@ SELECT m.id, m.state, m.reason, m.terminated_at, m.version, m.prev_version, m.ne
        m.event_ids,
        COALESCE((SELECT json_group_array(json(a.pair)) FROM (
            SELECT json_array('instance_id', j.value) AS pair FROM json_each(m.instances) j
-           UNION ALL SELECT json_array('start', strftime('%Y-%m-%dT%H:%M:%S', m.meet_time / 1000000, 'unixepoch')
-                                              || printf('.%06dZ', m.meet_time % 1000000))
-           WHERE m.meet_time IS NOT NULL) a), '[]'),
+           UNION ALL SELECT json_array('start',
+                   strftime('%Y-%m-%dT%H:%M:%S', COALESCE(m.meet_time, m.created_at) / 1000000, 'unixepoch')
+                   || printf('.%06dZ', COALESCE(m.meet_time, m.created_at) % 1000000))
+           WHERE COALESCE(m.meet_time, m.created_at) IS NOT NULL) a), '[]'),
        json_array(m.state, m.reason, m.terminated_at, m.meet_time, m.created_at, m.duration_us, m.status,
                   m.teacher_data, m.student_data, json(m.instances), m.first_seen, m.version,
                   m.safety_net, m.recheck, m.cap, m.fixed)

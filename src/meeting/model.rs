@@ -163,7 +163,8 @@ pub struct Meeting {
 /// The search attribute of an instance id: a meeting is found by each of its instances.
 pub const SEARCH_INSTANCE: &str = "instance_id";
 
-/// The search attribute of a meeting's start (`meet_time`), as [`start_value`]
+/// The search attribute of a meeting's start ([`Facts::start`]: `meet_time`,
+/// else `created_at`), as [`start_value`]
 /// writes it: meetings are found by when they start, in ranges.
 pub const SEARCH_START: &str = "start";
 
@@ -189,7 +190,7 @@ impl Meeting {
     /// of its instance ids ([`SEARCH_INSTANCE`]) and its start
     /// ([`SEARCH_START`], once known).
     pub fn search_attributes(&self) -> impl Iterator<Item = (&'static str, String)> + '_ {
-        let start = self.facts.meet_time.map(|t| (SEARCH_START, start_value(t)));
+        let start = self.facts.start().map(|t| (SEARCH_START, start_value(t)));
         self.instances.iter().map(|i| (SEARCH_INSTANCE, i.as_str().to_string())).chain(start)
     }
 
@@ -197,7 +198,7 @@ impl Meeting {
     /// step that changes it has new values to index (instances are only
     /// ever added; the start may move).
     pub fn search_stamp(&self) -> (usize, Option<Timestamp>) {
-        (self.instances.len(), self.facts.meet_time)
+        (self.instances.len(), self.facts.start())
     }
 
     /// A meeting first seen at `now`, with no facts yet.

@@ -583,7 +583,7 @@ pub trait MeetingStore: Store {
             .collect()
     }
 
-    /// Meetings starting (`meet_time`) from `from` to `to`, both included, in
+    /// Meetings starting ([`Facts::start`]) from `from` to `to`, both included, in
     /// start order (then id), strictly after `after` (a meeting a previous
     /// page ended with), at most `limit`: a range of the start index.
     async fn starting(
@@ -594,7 +594,7 @@ pub trait MeetingStore: Store {
         limit: usize,
     ) -> Result<Vec<StoredMeeting>, StoreError> {
         let (from, to) = (start_value(from), start_value(to));
-        let after = match after.map(|m| (m.meeting.facts.meet_time, m.meeting.id.as_str())) {
+        let after = match after.map(|m| (m.meeting.facts.start(), m.meeting.id.as_str())) {
             Some((Some(start), id)) => (start_value(start), id.to_string()),
             _ => (from, String::new()),
         };

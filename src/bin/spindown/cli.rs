@@ -302,7 +302,7 @@ pub struct ListArgs {
     /// Only meetings terminated for this reason (e.g. NO_SHOW_TIMEOUT).
     #[arg(long)]
     pub reason: Option<Reason>,
-    /// Only meetings starting (meet_time) at or after this instant, in start
+    /// Only meetings starting (meet_time, else created_at) at or after this instant, in start
     /// order (an index range, not a scan). E.g. 2026-11-26T09:00:00Z.
     #[arg(long, value_name = "INSTANT")]
     pub starts_from: Option<Timestamp>,
