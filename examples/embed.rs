@@ -10,7 +10,7 @@
 //! cargo run --example embed -- my.db   # or a file of yours
 //! ```
 
-use spindown::meeting::MeetingStore;
+use spindown::inspect::MeetingStore;
 use std::sync::Arc;
 use std::time::Duration;
 

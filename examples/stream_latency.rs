@@ -12,7 +12,7 @@
 //! scripts/latency 1000
 //! ```
 
-use spindown::meeting::MeetingStore;
+use spindown::inspect::MeetingStore;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

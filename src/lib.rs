@@ -18,7 +18,8 @@
 //! use std::sync::Arc;
 //! use spindown::clock::SystemClock;
 //! use spindown::engine::{Engine, EngineOptions, Incoming};
-//! use spindown::meeting::{record, MeetingId, MeetingStore, Policy};
+//! use spindown::inspect::MeetingStore;
+//! use spindown::meeting::{record, MeetingId, Policy};
 //! use spindown::store::sqlite::{SqliteOptions, SqliteStore};
 //! use spindown::store::Store;
 //!
@@ -45,7 +46,9 @@
 //! # Layout
 //!
 //! Dependencies point inward: [`meeting`] imports nothing async, nothing from
-//! sqlx or the AWS SDK; [`store`] never interprets a meeting's rules;
+//! sqlx or the AWS SDK; [`store`] knows no machine: it keeps what it is
+//! given; [`inspect`] holds the typed read models over it
+//! ([`MeetingStore`](inspect::MeetingStore));
 //! [`outbox`] knows effects and ports, not the rules; only the binary
 //! (`src/bin/spindown/`) wires concrete adapters together.
 //!
@@ -58,14 +61,17 @@
 //! * [`machine`] — the [`Machine`](machine::Machine) trait: a typed state
 //!   machine's types and its pure step, all a runtime sees of its rules.
 //! * [`meeting`] — the pure model: ids, facts, states, the transition rules,
-//!   the policy, record decoding, the history vocabulary.
+//!   the policy, record decoding, the history vocabulary; the meeting as
+//!   the store keeps it (its document, typed rows).
 //! * [`legacy`] — the old Lambdas (safety net and terminator) as a second
 //!   machine, for `whatif`.
 //! * [`engine`] — units of work, timer order and paging, the stream gate, the
 //!   timer loop; [`engine::core`] runs any machine in memory on a virtual
 //!   clock in the engine's timer order (`whatif`'s models).
 //! * [`store`] — the storage seam ([`Store`](store::Store),
-//!   [`UnitOfWork`](store::UnitOfWork)); one SQL implementation of it
+//!   [`UnitOfWork`](store::UnitOfWork)) over generic rows: an instance's
+//!   id, version, applied keys and encoded state, with what is indexed of
+//!   it ([`machine::Durable`]); one SQL implementation of it
 //!   ([`store::sql`]) generic over a small [`Dialect`](store::Dialect), in
 //!   SQLite's (the embedded default) and PostgreSQL's (several workers on one
 //!   database); and the in-memory one.

@@ -22,8 +22,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::clock::Clock;
+use crate::inspect::MeetingStore;
 use crate::meeting::history::{Cause, Chunk, Entry, Note, Outcome};
-use crate::meeting::{InstanceId, Meeting, MeetingId, MeetingStore};
+use crate::meeting::{InstanceId, Meeting, MeetingId};
 use crate::outbox::{Ec2, EffectError, TaggedInstance};
 use crate::store::{Changes, HistoryAppend, Store, StoreError, SweepAction, SweepFinding};
 use crate::time::{Span, Timestamp};

@@ -5,7 +5,8 @@
 
 mod common;
 
-use spindown::meeting::{EffectFilter, MeetingStore};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::EffectFilter;
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -26,7 +26,7 @@
 
 mod common;
 
-use spindown::meeting::MeetingStore;
+use spindown::inspect::MeetingStore;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use spindown::meeting::MeetingStore;
+use spindown::inspect::MeetingStore;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

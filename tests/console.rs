@@ -6,7 +6,8 @@
 
 mod common;
 
-use spindown::meeting::{EffectFilter, MeetingStore};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::EffectFilter;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -16,7 +16,8 @@
 
 mod common;
 
-use spindown::meeting::{EffectFilter, MeetingStore};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::EffectFilter;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,8 @@
 
 mod common;
 
-use spindown::meeting::{EffectFilter, MeetingStore, TimerFilter};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::{EffectFilter, TimerFilter};
 use std::sync::Arc;
 use std::time::Duration;
 

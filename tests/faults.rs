@@ -6,7 +6,8 @@
 
 mod common;
 
-use spindown::meeting::{EffectFilter, MeetingStore};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::EffectFilter;
 use std::time::{Duration, Instant};
 
 use common::aws::Aws;

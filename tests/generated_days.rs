@@ -10,7 +10,8 @@
 
 mod common;
 
-use spindown::meeting::{EffectFilter, MeetingFilter, MeetingStore, TimerFilter};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::{EffectFilter, MeetingFilter, TimerFilter};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 

@@ -4,7 +4,8 @@
 
 mod common;
 
-use spindown::meeting::{MeetingFilter, MeetingStore};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::MeetingFilter;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

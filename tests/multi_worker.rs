@@ -28,7 +28,8 @@
 
 mod common;
 
-use spindown::meeting::{EffectFilter, MeetingStore};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::EffectFilter;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Child;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use spindown::meeting::MeetingStore;
+use spindown::inspect::MeetingStore;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -4,7 +4,8 @@
 
 mod common;
 
-use spindown::meeting::{EffectFilter, MeetingStore};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::EffectFilter;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

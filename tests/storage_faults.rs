@@ -9,7 +9,8 @@
 
 mod common;
 
-use spindown::meeting::{EffectFilter, MeetingStore};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::EffectFilter;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

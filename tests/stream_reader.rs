@@ -2,7 +2,7 @@
 //! do — shard lineage, paged shard lists, expired iterators, trimmed data,
 //! throttling — and checkpoints that survive a restart.
 
-use spindown::meeting::MeetingStore;
+use spindown::inspect::MeetingStore;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -16,7 +16,8 @@
 mod common;
 
 use common::*;
-use spindown::meeting::{MeetingId, MeetingStore, SEARCH_INSTANCE};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::{MeetingId, SEARCH_INSTANCE};
 use spindown::store::Store;
 
 /// What an operator reads: every meeting, one meeting whole, the timers, the status.

@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
-use crate::meeting::{MeetingStore, State as MeetingState};
+use crate::inspect::MeetingStore;
+use crate::meeting::State as MeetingState;
 use crate::store::EffectStatus;
 use crate::telemetry::{self, EFFECT_BUCKETS, LATENESS_BUCKETS};
 

@@ -37,8 +37,8 @@ pub use model::{
 };
 pub use policy::{Mode, Policy, PolicyError};
 pub use stored::{
-    Counts, EffectFilter, EffectOutcome, EffectRow, HistoryRecord, MeetingFilter, MeetingStore, OutcomeLine,
-    StoredMeeting, TimerFilter,
+    Counts, EffectFilter, EffectOutcome, EffectRow, HistoryRecord, MeetingFilter, OutcomeLine, StoredMeeting,
+    TimerFilter,
 };
 pub use transition::{admits, can_create, step, transition, Step, TimerChange};
 pub use workflow::MeetingWorkflow;

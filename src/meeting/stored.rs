@@ -8,24 +8,22 @@
 //! parts and a history chunk's entries are decoded, and where the
 //! operator's views — a meeting, its history, its timers, the outbox,
 //! the counts, `replay --json`'s outcome lines — are built from the rows
-//! ([`MeetingStore`], on every [`Store`]).
+//! (typed rows; the async read models over a [`Store`](crate::store::Store)
+//! are [`MeetingStore`](crate::inspect::MeetingStore), outside the pure model).
 
 use std::collections::BTreeSet;
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::history::{self, Chunk, Entry};
-use super::model::start_value;
 use super::{
     Effect, EffectKind, Ended, Facts, InstanceId, Meeting, MeetingId, MeetingWorkflow, Reason, State, TimerKey,
-    TimerKind, Timers, SEARCH_INSTANCE, SEARCH_START,
+    TimerKind, Timers, SEARCH_INSTANCE,
 };
 use crate::machine::Durable;
 use crate::store::copy::Decoder;
 use crate::store::{
-    Claim, DueKey, EffectStatus, HistoryAppend, InstanceFilter, OutboxFilter, OutboxOutcome, OutboxRow, PendingFilter,
-    Store, StoreError, StoredInstance, Summary,
+    DueKey, EffectStatus, HistoryAppend, OutboxFilter, OutboxOutcome, OutboxRow, StoreError, StoredInstance, Summary,
 };
 use crate::time::{Span, Timestamp};
 
@@ -222,16 +220,6 @@ pub fn versioned(row: StoredInstance) -> Result<(StoredMeeting, i64), StoreError
 pub fn meeting_of(row: StoredInstance) -> Result<StoredMeeting, StoreError> {
     let meeting = decode(&row.id, &row.doc).map_err(|e| corrupt(format!("meeting {}", row.id), e))?;
     Ok(StoredMeeting { meeting, event_ids: row.keys })
-}
-
-/// The stored meetings of `ids` (those stored), in no set order.
-///
-/// # Errors
-///
-/// A store failure, or a row that is not a meeting.
-pub async fn load_meetings(store: &dyn Store, ids: &[MeetingId]) -> Result<Vec<StoredMeeting>, StoreError> {
-    let ids: Vec<&str> = ids.iter().map(MeetingId::as_str).collect();
-    store.load(&ids).await?.into_iter().map(meeting_of).collect()
 }
 
 /// A stored timer as the meeting's.
@@ -503,7 +491,7 @@ impl Counts {
 }
 
 /// Counts by name, in the names' own order.
-fn parse_names<T: std::str::FromStr + Ord>(v: Vec<(String, i64)>) -> Result<Vec<(T, i64)>, StoreError>
+pub(crate) fn parse_names<T: std::str::FromStr + Ord>(v: Vec<(String, i64)>) -> Result<Vec<(T, i64)>, StoreError>
 where
     T::Err: std::fmt::Display,
 {
@@ -540,7 +528,7 @@ impl From<&Meeting> for OutcomeLine {
     }
 }
 
-fn outcome_of(s: Summary) -> Result<OutcomeLine, StoreError> {
+pub fn outcome_of(s: Summary) -> Result<OutcomeLine, StoreError> {
     let ended = s.ended_at.is_some();
     Ok(OutcomeLine {
         state: s.state.parse().map_err(|e| corrupt("outcomes", e))?,
@@ -554,128 +542,6 @@ fn outcome_of(s: Summary) -> Result<OutcomeLine, StoreError> {
         id: s.id,
     })
 }
-
-/// The meeting workflow's read models on any store.
-#[async_trait]
-pub trait MeetingStore: Store {
-    async fn meeting(&self, id: &MeetingId) -> Result<Option<StoredMeeting>, StoreError> {
-        self.load(&[id.as_str()]).await?.pop().map(meeting_of).transpose()
-    }
-
-    /// Meetings in id order, after `filter.after`, at most `filter.limit`.
-    async fn meetings(&self, f: &MeetingFilter) -> Result<Vec<StoredMeeting>, StoreError> {
-        let filter = InstanceFilter {
-            state: f.state.map(|s| s.as_str().to_string()),
-            reason: f.reason.map(|r| r.as_str().to_string()),
-            after: f.after.as_ref().map(MeetingId::to_string),
-            limit: f.limit,
-        };
-        self.instances(&filter).await?.into_iter().map(meeting_of).collect()
-    }
-
-    /// Meetings whose search attribute `name` has `value` (see
-    /// [`Meeting::search_attributes`]), in id order, at most `limit`: an index lookup.
-    async fn search(&self, name: &str, value: &str, limit: usize) -> Result<Vec<MeetingId>, StoreError> {
-        self.find(name, value, limit)
-            .await?
-            .into_iter()
-            .map(|id| MeetingId::new(id).ok_or_else(|| corrupt("search", "an empty meeting id")))
-            .collect()
-    }
-
-    /// Meetings starting ([`Facts::start`]) from `from` to `to`, both included, in
-    /// start order (then id), strictly after `after` (a meeting a previous
-    /// page ended with), at most `limit`: a range of the start index.
-    async fn starting(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        after: Option<&StoredMeeting>,
-        limit: usize,
-    ) -> Result<Vec<StoredMeeting>, StoreError> {
-        let (from, to) = (start_value(from), start_value(to));
-        let after = match after.map(|m| (m.meeting.facts.start(), m.meeting.id.as_str())) {
-            Some((Some(start), id)) => (start_value(start), id.to_string()),
-            _ => (from, String::new()),
-        };
-        let found = self.find_range(SEARCH_START, (&after.0, &after.1), &to, limit).await?;
-        let ids: Vec<&str> = found.iter().map(|(_, id)| id.as_str()).collect();
-        let mut rows = self.load(&ids).await?.into_iter().map(meeting_of).collect::<Result<Vec<_>, _>>()?;
-        let order = |m: &StoredMeeting| ids.iter().position(|id| *id == m.meeting.id.as_str());
-        rows.sort_by_key(order);
-        Ok(rows)
-    }
-
-    /// The spec's outcome lines in id order, after `after`, at most `limit`.
-    async fn outcomes(&self, after: Option<&MeetingId>, limit: usize) -> Result<Vec<OutcomeLine>, StoreError> {
-        self.summaries(after.map(MeetingId::as_str), limit).await?.into_iter().map(outcome_of).collect()
-    }
-
-    /// A meeting's history, oldest first.
-    async fn history(&self, id: &MeetingId) -> Result<Vec<HistoryRecord>, StoreError> {
-        let mut out = Vec::new();
-        for c in self.chunks(id.as_str()).await? {
-            let entries = history::decode(&c.bytes).map_err(|e| corrupt(format!("meeting {id}"), e))?;
-            out.extend(entries.into_iter().map(|entry| HistoryRecord { seq: c.seq, entry }));
-        }
-        Ok(out)
-    }
-
-    /// Pending timers, soonest first (in fire order).
-    async fn timers(&self, f: &TimerFilter) -> Result<Vec<TimerKey>, StoreError> {
-        let filter = PendingFilter { id: f.meeting.as_ref().map(MeetingId::to_string), limit: f.limit };
-        self.pending(&filter).await?.into_iter().map(timer_of).collect()
-    }
-
-    /// Outbox rows, oldest first.
-    async fn effects(&self, f: &EffectFilter) -> Result<Vec<EffectRow>, StoreError> {
-        self.outbox(&f.into()).await?.into_iter().map(effect_of).collect()
-    }
-
-    /// Outbox rows matching `filter` with an id below `before`, newest first,
-    /// at most `limit` (the console's pages).
-    async fn recent_effects(
-        &self,
-        f: &EffectFilter,
-        before: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<EffectRow>, StoreError> {
-        self.recent_outbox(&f.into(), before, limit).await?.into_iter().map(effect_of).collect()
-    }
-
-    /// Counts for summaries and `status`.
-    async fn counts(&self) -> Result<Counts, StoreError> {
-        let t = self.tallies().await?;
-        let by_kind = TimerKind::ALL
-            .iter()
-            .map(|&k| (k, t.timers_by_rank.iter().find(|(r, _)| *r == k.rank()).map_or(0, |(_, n)| *n)))
-            .collect();
-        Ok(Counts {
-            meetings: t.instances,
-            meetings_by_state: parse_names(t.by_state)?,
-            terminated_by_reason: parse_names(t.by_reason)?,
-            timers_pending: t.timers_pending,
-            timers_by_kind: by_kind,
-            next_timer_due: t.next_timer_due,
-            effects_by_status: t.effects_by_status,
-            dead_letters: t.dead_letters,
-            dead_letters_by_kind: t.dead_letters_by_kind,
-        })
-    }
-
-    /// [`Store::claim_outbox`], the parts decoded.
-    async fn claim_effects(&self, claim: &Claim) -> Result<Vec<EffectRow>, StoreError> {
-        self.claim_outbox(claim).await?.into_iter().map(effect_of).collect()
-    }
-
-    /// [`Store::finish_outbox`] of attempts at meetings' effects.
-    async fn finish_effects(&self, owner: &str, outcomes: &[EffectOutcome]) -> Result<(), StoreError> {
-        let outcomes: Vec<OutboxOutcome> = outcomes.iter().map(OutboxOutcome::from).collect();
-        self.finish_outbox(owner, &outcomes).await
-    }
-}
-
-impl<S: Store + ?Sized> MeetingStore for S {}
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,8 @@
 //! in order (terminate, then write back); a part that succeeded is not run
 //! again when a later one is retried.
 
-use crate::meeting::{EffectOutcome, EffectRow, MeetingStore};
+use crate::inspect::MeetingStore;
+use crate::meeting::{EffectOutcome, EffectRow};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

@@ -15,7 +15,7 @@
 //! as tie ranks and due instants, its search attributes; see
 //! [`machine::Durable`](crate::machine::Durable)). Effects and history
 //! entries are the machine's bytes too. Typed views over these rows are the
-//! machine's own (the meeting's: [`meeting::MeetingStore`](crate::meeting::MeetingStore)).
+//! machine's (the meeting's: [`inspect::MeetingStore`](crate::inspect::MeetingStore)).
 //! Every backend must pass the conformance suite in
 //! `tests/common/conformance.rs`.
 //!

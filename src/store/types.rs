@@ -337,7 +337,7 @@ pub struct Page {
     pub limit: usize,
 }
 
-/// A lease on due effects, for [`Store::claim_effects`](super::Store::claim_effects).
+/// A lease on due effects, for [`Store::claim_outbox`](super::Store::claim_outbox).
 #[derive(Debug, Clone)]
 pub struct Claim {
     pub owner: String,

@@ -5,7 +5,8 @@
 //! A [`Backend`] opens its storage; opening it again is a *reopen* (a
 //! restart): it must see everything committed before, and nothing else.
 
-use spindown::meeting::{EffectFilter, EffectOutcome, MeetingFilter, MeetingStore, StoredMeeting, TimerFilter};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::{EffectFilter, EffectOutcome, MeetingFilter, StoredMeeting, TimerFilter};
 use std::sync::Arc;
 
 use serde_json::json;

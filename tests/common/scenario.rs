@@ -1,6 +1,6 @@
 //! Meetings through their lives on moto, and the checks that they ended right.
 
-use spindown::meeting::MeetingStore;
+use spindown::inspect::MeetingStore;
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue as V;

@@ -1,6 +1,7 @@
 //! The console's write actions — retry, terminate — and signing in with the token.
 
-use crate::meeting::{EffectFilter, MeetingStore};
+use crate::inspect::MeetingStore;
+use crate::meeting::EffectFilter;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};

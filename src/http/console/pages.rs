@@ -1,6 +1,7 @@
 //! The console's read-only pages.
 
-use crate::meeting::{EffectFilter, EffectRow, MeetingFilter, MeetingStore, TimerFilter};
+use crate::inspect::MeetingStore;
+use crate::meeting::{EffectFilter, EffectRow, MeetingFilter, TimerFilter};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -122,7 +123,7 @@ pub(super) async fn meetings(State(s): State<AppState>, headers: HeaderMap, Quer
             Ok(ids) => ids,
             Err(e) => return store_error(&s, &headers, e),
         };
-        let mut found = match crate::meeting::stored::load_meetings(&*s.store, &ids).await {
+        let mut found = match crate::inspect::load_meetings(&*s.store, &ids).await {
             Ok(found) => found,
             Err(e) => return store_error(&s, &headers, e),
         };

@@ -1,6 +1,6 @@
 //! `spindown ingest FILE`: records applied on the system clock; effects queued for the worker.
 
-use spindown::meeting::MeetingStore;
+use spindown::inspect::MeetingStore;
 use std::sync::Arc;
 
 use anyhow::Result;

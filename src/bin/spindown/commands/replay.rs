@@ -1,6 +1,7 @@
 //! `spindown replay FILE`: the engine on a virtual clock; every meeting's outcome out.
 
-use spindown::meeting::{MeetingFilter, MeetingStore};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::MeetingFilter;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! `spindown retry ID | --all-failed`: re-queue failed effects for the worker.
 
 use anyhow::{bail, Result};
-use spindown::meeting::{EffectFilter, MeetingStore};
+use spindown::inspect::MeetingStore;
+use spindown::meeting::EffectFilter;
 use spindown::store::Requeue;
 use spindown::time::Timestamp;
 

@@ -1,7 +1,7 @@
 //! `spindown timers`: pending timers, soonest first.
 
 use anyhow::Result;
-use spindown::meeting::MeetingStore;
+use spindown::inspect::MeetingStore;
 use spindown::meeting::TimerFilter;
 use spindown::time::Timestamp;
 
