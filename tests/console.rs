@@ -141,6 +141,17 @@ async fn the_console_in_a_real_browser() {
     b.go(&format!("{base}/meetings?state=Terminated&reason=SUCCESS"));
     assert_eq!(b.count("#meetings tbody tr"), 1);
     assert!(b.source().contains(">m-success</a>"));
+    // A start range is read from the start index, in start order: the
+    // fixture day's 09:00 (three meetings, ties by id), and the one ahead.
+    b.go(&format!("{base}/meetings?from=2026-11-26T09:00:00Z&to=2026-11-26T09:00:01Z"));
+    let page = b.source();
+    assert_eq!(b.count("#meetings tbody tr"), 3, "{page}");
+    let at = |id: &str| page.find(&format!(">{id}</a>")).unwrap_or_else(|| panic!("{id} listed: {page}"));
+    assert!(at("m-failing") < at("m-noshow") && at("m-noshow") < at("m-success"), "equal starts in id order");
+    let (now, day) = (Timestamp::now(), spindown::time::Span::from_hours(24));
+    b.go(&format!("{base}/meetings?from={}&to={}", now.to_rfc3339(), now.saturating_add(day).to_rfc3339()));
+    assert_eq!(b.count("#meetings tbody tr"), 1);
+    assert!(b.source().contains(">m-later</a>"));
     b.screenshot(&out.join("console-meetings.png"));
     // A meeting's timeline: records, timer fires and effects on a time axis.
     b.go(&format!("{base}/meetings/m-success"));

@@ -141,6 +141,42 @@ pub(super) async fn meetings(State(s): State<AppState>, headers: HeaderMap, Quer
                 rows.push(row);
             }
         }
+    } else if needle.is_empty() && (from.is_some() || to.is_some()) {
+        // A start range: the start index, in start order — a range, not a scan.
+        // Paged after a meeting id (the last of the previous page), whose start places it.
+        let mut after = match MeetingId::new(q.after.clone()) {
+            Some(id) => match s.store.meeting(&id).await {
+                Ok(m) => m,
+                Err(e) => return store_error(&s, &headers, e),
+            },
+            None => None,
+        };
+        let lo = from.unwrap_or(Timestamp::EPOCH);
+        // `to` is exclusive here, the index's end inclusive.
+        let hi =
+            to.map_or(Timestamp::from_micros(253_402_300_799_999_999), |t| Timestamp::from_micros(t.as_micros() - 1));
+        'range: loop {
+            let page = match s.store.starting(lo, hi, after.as_ref(), 500).await {
+                Ok(p) => p,
+                Err(e) => return store_error(&s, &headers, e),
+            };
+            let full = page.len() == 500;
+            for m in &page {
+                let st = state.is_none_or(|st| m.meeting.state == st);
+                let why = reason.is_none_or(|r| m.meeting.ended.map(|e| e.reason) == Some(r));
+                if let Some(row) = (st && why).then(|| keep(&m.meeting, false)).flatten() {
+                    if rows.len() == PAGE {
+                        more = true;
+                        break 'range;
+                    }
+                    rows.push(row);
+                }
+            }
+            match page.into_iter().last() {
+                Some(last) if full => after = Some(last),
+                _ => break,
+            }
+        }
     } else {
         let mut after = MeetingId::new(q.after.clone());
         // Keyset pages of the store, filtered further here (time range, meeting id search).
