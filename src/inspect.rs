@@ -318,9 +318,10 @@ pub trait MeetingStore: Store {
         };
         let found = self.find_range(SEARCH_START, (&after.0, &after.1), &to, limit).await?;
         let ids: Vec<&str> = found.iter().map(|(_, id)| id.as_str()).collect();
+        // The store loads in no set order: back into the index's.
+        let place: std::collections::HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         let mut rows = self.load(&ids).await?.into_iter().map(meeting_of).collect::<Result<Vec<_>, _>>()?;
-        let order = |m: &StoredMeeting| ids.iter().position(|id| *id == m.meeting.id.as_str());
-        rows.sort_by_key(order);
+        rows.sort_by_key(|m| place.get(m.meeting.id.as_str()).copied());
         Ok(rows)
     }
 
