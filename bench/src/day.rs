@@ -1028,21 +1028,4 @@ mod tests {
             assert!((s.lines as f64 - records as f64).abs() <= slack, "{records}: {s:?}");
         }
     }
-
-    /// `DAY_OUT=/tmp/day30k.jsonl DAY_RECORDS=30000 cargo test --release day::tests::dump -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn dump() {
-        let records: usize = std::env::var("DAY_RECORDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
-        let days: u32 = std::env::var("DAY_DAYS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-        let start = std::time::Instant::now();
-        let stats = match std::env::var("DAY_OUT") {
-            Ok(path) => write_day(&mut std::fs::File::create(path).unwrap(), records, days, 42).unwrap(),
-            Err(_) => write_day(&mut io::sink(), records, days, 42).unwrap(),
-        };
-        let secs = start.elapsed().as_secs_f64();
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let hwm = status.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("VmHWM: ?");
-        eprintln!("{stats:?} in {secs:.2}s; {hwm}");
-    }
 }

@@ -88,6 +88,17 @@ enum Cmd {
         #[arg(long)]
         no_w1: bool,
     },
+    /// Write a generated day (the workloads' input) to a file, and say how it went.
+    Day {
+        /// Where to write it (JSON lines, as the stream's records).
+        out: PathBuf,
+        /// About this many records.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+        /// Spread over this many days.
+        #[arg(long, default_value_t = 1)]
+        days: u32,
+    },
     /// (internal) the W3 restart, in its own process.
     #[command(hide = true)]
     W3Recover {
@@ -203,6 +214,13 @@ async fn main() -> Result<()> {
     if let Cmd::W3Recover { db, expect } = &cli.cmd {
         return timers::w3_recover(&cli, db, *expect).await;
     }
+    if let Cmd::Day { out, records, days } = &cli.cmd {
+        let start = std::time::Instant::now();
+        let mut file = std::fs::File::create(out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+        let stats = day::write_day(&mut file, *records, *days, 42)?;
+        eprintln!("{}: {stats:?} in {:.2} s", out.display(), start.elapsed().as_secs_f64());
+        return Ok(());
+    }
     let temp = tempfile::tempdir()?;
     let dir = cli.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
@@ -221,7 +239,7 @@ async fn main() -> Result<()> {
             Cmd::W4 => vec!["w4"],
             Cmd::Peers => vec!["peers"],
             Cmd::Pg { .. } => vec!["pg"],
-            Cmd::W3Recover { .. } => unreachable!("handled above"),
+            Cmd::W3Recover { .. } | Cmd::Day { .. } => unreachable!("handled above"),
         };
         for w in which {
             eprintln!("run {} — {w}…", run + 1);
