@@ -108,6 +108,7 @@ pub mod legacy;
 pub mod machine;
 pub mod meeting;
 pub mod named;
+pub mod operate;
 pub mod outbox;
 pub mod retention;
 pub mod source;

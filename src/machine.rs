@@ -137,13 +137,60 @@ pub fn duplicate<'i, M: Machine, K: AsRef<str>>(applied: &[K], input: &'i M::Inp
     M::dedupe_key(input).filter(|k| applied.iter().any(|a| a.as_ref() == *k))
 }
 
-/// A machine whose instances a store keeps: how its state is encoded (the
-/// store keeps the bytes as given and never reads them) and what the store
-/// indexes of it — its state's name, how it ended, its pending timers in fire
-/// order, its search attributes.
-pub trait Durable: Machine {
-    /// The instance's id, as the store keys it.
-    fn id(state: &Self::State) -> &str;
+/// A machine the durable engine runs: its instances are kept by a store
+/// (their state encoded; the store keeps the bytes as given and never reads
+/// them, and indexes what [`Durable::index`] derives), its inputs arrive
+/// from sources as items, its steps leave history entries and ask for
+/// effects through the outbox.
+///
+/// The engine ([`Engine`](crate::engine::Engine)) knows nothing else of a
+/// machine: admission ([`Machine::creates`]), dedupe
+/// ([`Machine::dedupe_key`]), what a step did ([`Durable::took`]) and what
+/// the history says ([`Durable::Entry`]) are the machine's.
+pub trait Durable:
+    Machine<State: Send + Sync, Input: Send + Sync, Timer: Send + Sync, Rejection: Send> + Send + Sync + Sized + 'static
+{
+    /// An instance's id: the store keys it by its text.
+    type Id: Clone + Eq + Ord + std::hash::Hash + std::fmt::Display + std::fmt::Debug + AsRef<str> + Send + Sync;
+    /// An effect a step asks for (run by the outbox after the commit).
+    type Effect: Send + Sync;
+    /// One line of an instance's history (stored as it serializes).
+    type Entry: serde::Serialize + Clone + Send + Sync;
+    /// What a source hands the engine: an input, or what could not be read.
+    type Item: Send + Sync + Clone + std::fmt::Debug;
+    /// What an instance is called in errors ("no meeting m-1").
+    const NOUN: &'static str = "instance";
+
+    /// The instance's id.
+    fn id(state: &Self::State) -> &Self::Id;
+
+    /// The id a store's text names (`None`: no instance can have it).
+    fn parse_id(id: &str) -> Option<Self::Id>;
+
+    /// The instance a source's input is for (`None` for inputs that only
+    /// the engine makes: timer fires, operator commands).
+    fn subject(input: &Self::Input) -> Option<&Self::Id>;
+
+    /// When a source's input happened, by its own clock (`None`: now).
+    fn event_time(input: &Self::Input) -> Option<Timestamp>;
+
+    /// An item as the engine applies it: an input, or a dead letter.
+    fn open(item: Self::Item) -> Opened<Self>;
+
+    /// A refused input's dead letter: a short, stable kind and the reason.
+    fn refusal(rejection: Self::Rejection) -> (&'static str, String);
+
+    /// What a step did, taken apart: the state it left, its history entry,
+    /// the effects it asks for. `input` and `now` are the step's.
+    fn took(step: Self::Step, input: &Self::Input, now: Timestamp) -> Took<Self>;
+
+    /// The history entry of an input dropped as a duplicate (its key `key`
+    /// was applied before); the instance is unchanged.
+    fn duplicate(state: &Self::State, input: &Self::Input, key: &str, now: Timestamp) -> Self::Entry;
+
+    /// The outbox row of a step's effects: its idempotency key (a second
+    /// row with the same key is not written) and the effects encoded.
+    fn outbox(state: &Self::State, effects: &[Self::Effect]) -> (String, String);
 
     /// The state as a JSON document.
     fn encode(state: &Self::State) -> String;
@@ -167,8 +214,32 @@ pub trait Durable: Machine {
     /// The timer of a stored rank.
     fn timer(rank: u8) -> Option<Self::Timer>;
 
+    /// A timer's name (metrics, traces).
+    fn timer_name(timer: Self::Timer) -> &'static str;
+
     /// Push the values the instance is found by, as (attribute, value).
     fn search(state: &Self::State, found_by: &mut Vec<(&'static str, String)>);
+
+    /// A value that changes whenever [`Durable::search`]'s does: the engine
+    /// re-indexes an instance whose stamp a step changed. The default hashes
+    /// the attributes; a machine may give something cheaper.
+    fn search_stamp(state: &Self::State) -> u128 {
+        use std::hash::{Hash, Hasher};
+        let mut attrs = Vec::new();
+        Self::search(state, &mut attrs);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        attrs.hash(&mut h);
+        u128::from(h.finish())
+    }
+
+    /// The trace span an input runs in (`lateness`: a timer fire's).
+    fn span(id: &Self::Id, input: &Self::Input, lateness: Option<crate::time::Span>) -> tracing::Span {
+        let _ = input;
+        match lateness {
+            Some(l) => tracing::info_span!("timer", id = %id, lateness_ms = l.as_micros() / 1000),
+            None => tracing::info_span!("input", id = %id),
+        }
+    }
 
     /// Everything the store indexes of a state.
     fn index(state: &Self::State) -> crate::store::Indexed {
@@ -179,5 +250,100 @@ pub trait Durable: Machine {
         let mut attrs = Vec::new();
         Self::search(state, &mut attrs);
         crate::store::Indexed { state: Self::state_name(state), end: Self::ended(state), timers, attrs }
+    }
+}
+
+/// An item opened ([`Durable::open`]).
+pub enum Opened<M: Durable> {
+    /// An input to apply; `raw` is what a dead letter keeps should the
+    /// machine refuse it (empty when it cannot be refused).
+    Input { input: M::Input, raw: Vec<u8> },
+    /// What could not be read.
+    Dead(Letter),
+}
+
+/// A dead letter as a machine describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Letter {
+    /// A short, stable name for counting (`not_json`, `no_start`, …).
+    pub kind: &'static str,
+    pub reason: String,
+    /// The input's dedupe key, when it had a readable one.
+    pub event_id: Option<String>,
+    pub raw: Vec<u8>,
+}
+
+/// What a step did ([`Durable::took`]).
+pub struct Took<M: Durable> {
+    /// The state it left.
+    pub state: M::State,
+    /// Its history entry.
+    pub entry: M::Entry,
+    /// The effects it asks for (queued in the outbox in the same unit of work).
+    pub effects: Vec<M::Effect>,
+    /// Whether anything changed (`false`: the input was ignored).
+    pub changed: bool,
+    /// How it ended, by name, when this step ended it.
+    pub ended: Option<&'static str>,
+}
+
+/// The first byte of an encoded [`Chunk`]: entries one after another in
+/// spindown's compact binary encoding (postcard).
+pub const CHUNK_ENTRIES: u8 = 2;
+
+/// History entries encoded for storage, appended one at a time.
+///
+/// A store keeps a chunk as opaque bytes ([`Chunk::as_bytes`]); reading it
+/// back is the machine's (the meeting's is
+/// [`history::decode`](crate::meeting::history::decode)). Entries take a few
+/// dozen bytes each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Chunk { bytes: vec![CHUNK_ENTRIES], len: 0 }
+    }
+}
+
+impl Chunk {
+    pub fn push<E: serde::Serialize>(&mut self, entry: &E) {
+        // A story is a few hundred bytes: one allocation, not a doubling series.
+        self.bytes.reserve(if self.len == 0 { 256 } else { 64 });
+        let bytes = std::mem::take(&mut self.bytes);
+        self.bytes = postcard::to_extend(entry, bytes).expect("history entries always encode");
+        self.len += 1;
+    }
+
+    /// Entries in the chunk.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The encoded chunk, as a store keeps it.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The encoded chunk, given up.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+impl<E: serde::Serialize> FromIterator<E> for Chunk {
+    fn from_iter<I: IntoIterator<Item = E>>(iter: I) -> Self {
+        let mut c = Chunk::default();
+        for e in iter {
+            c.push(&e);
+        }
+        c
     }
 }

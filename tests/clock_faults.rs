@@ -5,20 +5,20 @@
 mod common;
 
 use spindown::inspect::MeetingStore;
+use spindown::operate::MeetingEngine;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::records::{insert, items, sqlite_engine, t};
 use spindown::clock::{ManualClock, OffsetClock};
-use spindown::engine::Engine;
 use spindown::meeting::history::Cause;
 use spindown::meeting::TimerFilter;
 use spindown::meeting::{Command, MeetingId, Reason};
 use spindown::time::{Span, Timestamp};
 
 /// A meeting's timer fires, as `timer <kind> due <instant>`.
-async fn fires(e: &Engine, id: &str) -> Vec<String> {
+async fn fires(e: &MeetingEngine, id: &str) -> Vec<String> {
     let h = e.store().history(&MeetingId::new(id).unwrap()).await.unwrap();
     h.into_iter().filter(|h| matches!(h.entry.cause, Cause::Timer { .. })).map(|h| h.entry.cause.to_string()).collect()
 }

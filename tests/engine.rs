@@ -4,6 +4,7 @@
 mod common;
 
 use spindown::inspect::MeetingStore;
+use spindown::meeting::MeetingWorkflow;
 use spindown::meeting::{EffectFilter, TimerFilter};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +50,7 @@ async fn overdue_timers_fire_once_after_a_restart_and_history_says_how_late() {
     let (e, store) = sqlite_engine(&db, Arc::new(clock.clone())).await;
     let (r, more) = e.fire_due(100).await.unwrap();
     assert_eq!((r.timers_fired, more), (3, false));
-    assert_eq!(r.terminated.get(&Reason::NoShowTimeout), Some(&3));
+    assert_eq!(r.terminated.get(Reason::NoShowTimeout.as_str()), Some(&3));
     for m in ["m-1", "m-2", "m-3"] {
         let meeting = store.meeting(&id(m)).await.unwrap().unwrap().meeting;
         let ended = meeting.ended.unwrap();
@@ -153,7 +154,10 @@ async fn manual_termination_and_schedule_commands() {
     let effects = store.effects(&EffectFilter { meeting: Some(id("m-1")), ..EffectFilter::default() }).await.unwrap();
     let kinds: Vec<_> = effects[0].parts.iter().map(|p| p.kind().as_str()).collect();
     assert_eq!(kinds, ["terminate", "write_back"], "one row, terminate then write back");
-    assert!(matches!(e.command(&id("nope"), Command::Terminate).await, Err(EngineError::UnknownMeeting(_))));
+    assert!(matches!(
+        e.command(&id("nope"), Command::Terminate).await,
+        Err(EngineError::Unknown { noun: "meeting", .. })
+    ));
     let again = e.command(&id("m-1"), Command::Terminate).await.unwrap();
     assert_eq!(again.outcome, Outcome::Ignored);
 }
@@ -297,7 +301,7 @@ async fn a_resident_engine_gives_the_same_story_with_dry_run_effects_done_inline
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let run = |name: &'static str, options: EngineOptions| {
+    let run = |name: &'static str, options: EngineOptions<MeetingWorkflow>| {
         let path = dir.path().join(name);
         let lines = lines.clone();
         async move {

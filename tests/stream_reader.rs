@@ -3,6 +3,7 @@
 //! throttling — and checkpoints that survive a restart.
 
 use spindown::inspect::MeetingStore;
+use spindown::operate::MeetingEngine;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -11,7 +12,6 @@ mod common;
 use common::fake_stream::FakeStream;
 use common::records::sqlite_engine;
 use spindown::clock::ManualClock;
-use spindown::engine::Engine;
 use spindown::meeting::{CauseKind, Outcome, State};
 use spindown::source::stream::{Position, ReaderOptions, Start, StreamError, StreamReader};
 use spindown::time::Timestamp;
@@ -31,12 +31,12 @@ impl Rig {
         Rig { _dir: dir, db, fake: FakeStream::default() }
     }
 
-    async fn engine(&self) -> Arc<Engine> {
+    async fn engine(&self) -> Arc<MeetingEngine> {
         let clock = ManualClock::live(Timestamp::parse_iso("2026-11-26T12:00:00Z").unwrap());
         Arc::new(sqlite_engine(&self.db, Arc::new(clock)).await.0)
     }
 
-    async fn reader(&self, engine: &Arc<Engine>, start: Start) -> StreamReader {
+    async fn reader(&self, engine: &Arc<MeetingEngine>, start: Start) -> StreamReader {
         let options = ReaderOptions { start, page_limit: 3, ..ReaderOptions::default() };
         StreamReader::new(Arc::new(self.fake.clone()), engine.clone(), ARN.into(), options).await.unwrap()
     }
@@ -55,7 +55,7 @@ async fn drain(reader: &mut StreamReader) -> u64 {
     panic!("the reader never settled");
 }
 
-async fn applied_order(engine: &Engine) -> Vec<String> {
+async fn applied_order(engine: &MeetingEngine) -> Vec<String> {
     // Each meeting is created by one record: the order of their first history rows.
     let ms = engine.store().meetings(&Default::default()).await.unwrap();
     let mut firsts = Vec::new();
@@ -251,7 +251,7 @@ async fn a_page_applied_twice_is_deduplicated() {
 }
 
 /// Drop the stored checkpoints, as an operator resetting the stream position would.
-async fn sqlx_free_reset(engine: &Engine) {
+async fn sqlx_free_reset(engine: &MeetingEngine) {
     let cps = engine.store().checkpoints(None).await.unwrap();
     assert!(!cps.is_empty());
     engine.store().forget_checkpoints(ARN).await.unwrap();
@@ -387,7 +387,7 @@ fn replayed(lines: &[String], dir: &std::path::Path) -> BTreeMap<String, (String
         .collect()
 }
 
-async fn live_outcomes(engine: &Engine) -> BTreeMap<String, (String, String)> {
+async fn live_outcomes(engine: &MeetingEngine) -> BTreeMap<String, (String, String)> {
     let ms = engine.store().meetings(&Default::default()).await.unwrap();
     ms.into_iter()
         .map(|m| {

@@ -1,21 +1,24 @@
 //! The engine: applies inputs in units of work, fires due timers in order,
 //! runs the timer loop.
 //!
-//! Every call that changes state is one unit of work (`work.rs`): the meetings
-//! its inputs touch are loaded in bulk, the inputs run through
-//! [`transition`](crate::meeting::transition) in order — with due timers
-//! interleaved at their instants — and everything the steps produced
-//! (meetings with their timers, history, outbox rows, dead letters, the
-//! stream checkpoint) is committed at once. Effects run only after the commit.
+//! The engine runs any [`Durable`] machine; it knows nothing of meetings
+//! (the meeting workflow on it is [`crate::operate`]). Every call that
+//! changes state is one unit of work (`work/`): the instances its inputs
+//! touch are loaded in bulk, the inputs run through [`Machine::step`](crate::machine::Machine::step) in
+//! order — with due timers interleaved at their instants — and everything
+//! the steps produced (instances with their timers, history, outbox rows,
+//! dead letters, the stream checkpoint) is committed at once. Effects run
+//! only after the commit.
 //!
-//! Timer order is global: `(due, tie order, meeting id)`. A unit of work merges
-//! the timers of the meetings it holds with those still in the store, reading
-//! those in pages, so a million overdue timers stream through bounded memory.
+//! Timer order is global: `(due, tie order, instance id)`. A unit of work
+//! merges the timers of the instances it holds with those still in the
+//! store, reading those in pages, so a million overdue timers stream through
+//! bounded memory.
 //!
 //! A *resident* engine (`replay`: the only writer of its database) keeps the
-//! live meetings in memory between units of work, reads nothing it wrote, and
-//! commits a unit of work while it computes the next. Memory is then bounded
-//! by the live meetings and one unit of work, not by the input.
+//! live instances in memory between units of work, reads nothing it wrote,
+//! and commits a unit of work while it computes the next. Memory is then
+//! bounded by the live instances and one unit of work, not by the input.
 
 pub mod core;
 mod gate;
@@ -28,7 +31,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::{Mutex, Notify};
 
 pub use gate::{read_through, StreamGate};
@@ -36,9 +38,7 @@ pub use report::Report;
 use work::{Cache, Work};
 
 use crate::clock::Clock;
-use crate::meeting::history::{Entry, Note};
-use crate::meeting::record::Item;
-use crate::meeting::{Command, Effect, MeetingId, MeetingWorkflow, Outcome, Policy, State};
+use crate::machine::Durable;
 use crate::store::{Checkpoint, Store, StoreError};
 use crate::time::{Span, Timestamp};
 
@@ -52,8 +52,9 @@ const RESIDENT_FIRES_PER_UNIT: usize = 100_000;
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("no meeting {0}")]
-    UnknownMeeting(MeetingId),
+    /// An input only an existing instance takes, for one that does not exist.
+    #[error("no {noun} {id}")]
+    Unknown { noun: &'static str, id: String },
     #[error("a commit task failed: {0}")]
     Commit(String),
 }
@@ -70,48 +71,99 @@ impl EngineError {
 /// How effects completed inside the unit of work that queued them are told
 /// in the history: one entry per effect at the instant of the unit of work
 /// (the outbox's dry run hands the engine its own, for `replay`).
-pub type CompleteInline = fn(&Effect, Timestamp) -> Entry;
+pub type CompleteInline<M> = fn(&<M as Durable>::Effect, Timestamp) -> <M as Durable>::Entry;
 
-/// What happens to the effects a termination queues.
-#[derive(Debug, Clone, Copy, Default)]
-pub enum EffectMode {
+/// What happens to the effects a step asks for.
+#[derive(Default)]
+pub enum EffectMode<M: Durable> {
     /// Queued in the outbox, `pending`, for the executor (the worker).
     #[default]
     Queue,
     /// Completed in the unit of work that queued them: the outbox row is
     /// written `done` and the history says, through the given function, what
     /// was done (`replay`: what would have been done).
-    Inline(CompleteInline),
+    Inline(CompleteInline<M>),
+}
+
+impl<M: Durable> Clone for EffectMode<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M: Durable> Copy for EffectMode<M> {}
+
+impl<M: Durable> std::fmt::Debug for EffectMode<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EffectMode::Queue => f.write_str("Queue"),
+            EffectMode::Inline(_) => f.write_str("Inline"),
+        }
+    }
 }
 
 /// How an engine works.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EngineOptions {
-    /// Keep live meetings in memory between units of work and commit in the
+pub struct EngineOptions<M: Durable> {
+    /// Keep live instances in memory between units of work and commit in the
     /// background. Only for an engine that is its store's only writer.
     pub resident: bool,
-    pub effects: EffectMode,
+    pub effects: EffectMode<M>,
     /// Nobody will search this database (`replay`'s temporary file): a
-    /// resident engine then never indexes its meetings' search attributes.
+    /// resident engine then never indexes its instances' search attributes.
     /// Otherwise a resident engine indexes them once, at [`Engine::flush`]
     /// (a bulk load's random-key index written per commit cost W1 45 %).
     pub unsearched: bool,
 }
 
-impl EngineOptions {
+impl<M: Durable> Default for EngineOptions<M> {
+    fn default() -> Self {
+        EngineOptions { resident: false, effects: EffectMode::Queue, unsearched: false }
+    }
+}
+
+impl<M: Durable> Clone for EngineOptions<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M: Durable> Copy for EngineOptions<M> {}
+
+impl<M: Durable> std::fmt::Debug for EngineOptions<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("resident", &self.resident)
+            .field("effects", &self.effects)
+            .field("unsearched", &self.unsearched)
+            .finish()
+    }
+}
+
+impl<M: Durable> EngineOptions<M> {
     /// Resident, effects completed inline and told by `complete` — how
     /// `replay` runs ([`crate::source::replay::engine_options`]).
-    pub fn resident(complete: CompleteInline) -> Self {
+    pub fn resident(complete: CompleteInline<M>) -> Self {
         EngineOptions { resident: true, effects: EffectMode::Inline(complete), unsearched: false }
     }
 }
 
-/// One input line's worth of work for [`Engine::apply`]: a decoded record or a
-/// dead letter, and where it came from.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    pub item: Item,
+/// One input line's worth of work for [`Engine::apply`]: an item a source
+/// read (an input, or what could not be read) and where it came from.
+pub struct Incoming<M: Durable> {
+    pub item: M::Item,
     pub origin: Origin,
+}
+
+impl<M: Durable> Clone for Incoming<M> {
+    fn clone(&self) -> Self {
+        Incoming { item: self.item.clone(), origin: self.origin.clone() }
+    }
+}
+
+impl<M: Durable> std::fmt::Debug for Incoming<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming").field("item", &self.item).field("origin", &self.origin).finish()
+    }
 }
 
 /// Where an input came from, as its dead letter says: `file:line` (`#n` for
@@ -144,29 +196,15 @@ impl From<&str> for Origin {
     }
 }
 
-/// The outcome of an operator command.
-#[derive(Debug, Clone, Serialize)]
-pub struct CommandResult {
-    pub meeting_id: MeetingId,
-    pub outcome: Outcome,
-    pub state: State,
-    #[serde(serialize_with = "notes_as_text")]
-    pub notes: Vec<Note>,
-}
-
-fn notes_as_text<S: serde::Serializer>(notes: &[Note], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(notes.iter().map(|n| n.to_string()))
-}
-
-/// The durable meeting engine: a store, a policy and a clock.
-pub struct Engine {
+/// The durable engine: a machine, a store and a clock.
+pub struct Engine<M: Durable> {
     store: Arc<dyn Store>,
-    /// The rules, as a machine: every step goes through it.
-    machine: MeetingWorkflow,
+    /// The rules: every step goes through it.
+    machine: M,
     clock: Arc<dyn Clock>,
     /// How time moves: a virtual clock, or the wall clock held by the stream gate.
     pace: Box<dyn pace::Pace>,
-    options: EngineOptions,
+    options: EngineOptions<M>,
     timers_changed: Notify,
     effects_queued: Arc<Notify>,
     gate: OnceLock<Arc<StreamGate>>,
@@ -182,17 +220,18 @@ pub struct Engine {
     /// The longest a pass of the timer loop waits for the store (ms; 0: no limit).
     store_deadline_ms: AtomicU64,
     /// A resident engine's memory between units of work; it also makes units of work take turns.
-    resident: Mutex<Cache>,
+    resident: Mutex<Cache<M>>,
     /// A resident engine's commit still running.
     inflight: Mutex<Option<tokio::task::JoinHandle<Result<(), StoreError>>>>,
 }
 
-impl Engine {
-    /// An engine over `store`. Use [`Engine::start`] to resume the clocks stored there.
-    pub fn new(store: Arc<dyn Store>, policy: Policy, clock: Arc<dyn Clock>, options: EngineOptions) -> Engine {
+impl<M: Durable> Engine<M> {
+    /// An engine running `machine` over `store`. Use [`Engine::resume`] to
+    /// resume the clocks stored there.
+    pub fn with_machine(machine: M, store: Arc<dyn Store>, clock: Arc<dyn Clock>, options: EngineOptions<M>) -> Self {
         Engine {
             store,
-            machine: MeetingWorkflow::new(policy),
+            machine,
             pace: pace::of(clock.as_ref()),
             clock,
             options,
@@ -209,19 +248,19 @@ impl Engine {
         }
     }
 
-    /// [`Engine::new`], resuming the event clock the store holds.
+    /// [`Engine::with_machine`], resuming the event clock the store holds.
     ///
     /// # Errors
     ///
     /// The store cannot be read.
-    pub async fn start(
+    pub async fn resume(
+        machine: M,
         store: Arc<dyn Store>,
-        policy: Policy,
         clock: Arc<dyn Clock>,
-        options: EngineOptions,
-    ) -> Result<Engine, EngineError> {
+        options: EngineOptions<M>,
+    ) -> Result<Self, EngineError> {
         let clocks = store.clocks().await?;
-        let engine = Engine::new(store, policy, clock, options);
+        let engine = Engine::with_machine(machine, store, clock, options);
         if let Some(t) = clocks.event_clock {
             engine.event_clock.store(t.as_micros(), Ordering::SeqCst);
         }
@@ -237,15 +276,16 @@ impl Engine {
         &self.liveness
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.machine.policy
+    /// The machine it runs.
+    pub fn machine(&self) -> &M {
+        &self.machine
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
 
-    pub fn options(&self) -> EngineOptions {
+    pub fn options(&self) -> EngineOptions<M> {
         self.options
     }
 
@@ -344,7 +384,7 @@ impl Engine {
     /// # Errors
     ///
     /// A store failure; nothing of the batch is then committed.
-    pub async fn apply(&self, items: Vec<Incoming>) -> Result<Report, EngineError> {
+    pub async fn apply(&self, items: Vec<Incoming<M>>) -> Result<Report, EngineError> {
         self.apply_with_checkpoint(items, None).await
     }
 
@@ -356,7 +396,7 @@ impl Engine {
     /// As [`Engine::apply`].
     pub async fn apply_with_checkpoint(
         &self,
-        items: Vec<Incoming>,
+        items: Vec<Incoming<M>>,
         checkpoint: Option<Checkpoint>,
     ) -> Result<Report, EngineError> {
         // The batch is copied for an attempt only where a unit of work may
@@ -400,8 +440,8 @@ impl Engine {
     }
 
     /// Whether a unit of work that failed with `e` may simply run again:
-    /// another worker changed one of its meetings first (several writers on
-    /// one database: two created the same meeting at once). Nothing of it
+    /// another worker changed one of its instances first (several writers on
+    /// one database: two created the same instance at once). Nothing of it
     /// was committed. Other failures stop the caller (a worker exits and is
     /// restarted; what was committed is kept).
     fn may_retry(&self, e: &EngineError, attempt: u32) -> bool {
@@ -448,17 +488,19 @@ impl Engine {
         }
     }
 
-    /// Apply an operator command to one meeting, after firing what is due
-    /// and the stream gate lets through (see [`Engine::gate_from_checkpoints`]).
+    /// Apply an input that no source delivers (an operator's command) to
+    /// the instance `id`, after firing what is due and the stream gate lets
+    /// through (see [`Engine::gate_from_checkpoints`]), in one unit of work.
+    /// Returns the step's history entry.
     ///
     /// # Errors
     ///
-    /// [`EngineError::UnknownMeeting`] for `terminate` on a meeting that does
-    /// not exist; a store failure.
-    pub async fn command(&self, id: &MeetingId, cmd: Command) -> Result<CommandResult, EngineError> {
+    /// [`EngineError::Unknown`] when the machine refuses it (an input only
+    /// an existing instance takes, for one that does not exist); a store failure.
+    pub async fn send(&self, id: &M::Id, input: M::Input) -> Result<M::Entry, EngineError> {
         let gate = self.command_gate(self.clock.now()).await?;
         let mut w = Work::begin(self).await?;
-        let result = w.command(id, cmd, gate).await;
+        let result = w.command(id, input, gate).await;
         match result {
             Ok(r) => {
                 w.commit().await?;

@@ -5,22 +5,23 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::meeting::{Reason, TimerKind};
 use crate::time::Span;
 
 /// What one or more units of work did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
-    /// Records applied (including duplicates and records ignored after termination).
+    /// Records applied (including duplicates and records that changed nothing).
     pub records: u64,
     pub duplicates: u64,
-    /// Records for meetings already terminated.
+    /// Records that changed nothing (for a meeting: it had terminated).
     pub ignored: u64,
+    /// Instances created.
     pub created: u64,
     /// Dead letters by kind.
     pub dead_letters: BTreeMap<String, u64>,
     pub timers_fired: u64,
-    pub terminated: BTreeMap<Reason, u64>,
+    /// Instances ended, by how (the machine's names: `NO_SHOW_TIMEOUT`, …).
+    pub terminated: BTreeMap<&'static str, u64>,
     /// Outbox rows queued for the executor.
     pub effects_queued: u64,
     /// Outbox rows completed in the unit of work that queued them (dry run).
@@ -35,7 +36,7 @@ pub struct Report {
     /// Each timer fire's lateness, on the wall clock only (the metrics'
     /// histogram; a replay's virtual clock keeps none).
     #[serde(skip)]
-    pub lateness: Vec<(TimerKind, Span)>,
+    pub lateness: Vec<(&'static str, Span)>,
 }
 
 impl Report {
@@ -80,10 +81,10 @@ impl Report {
             metrics::counter!("spindown_dead_letters_total", "reason" => reason.clone()).increment(n);
         }
         for (reason, &n) in &r.terminated {
-            metrics::counter!("spindown_terminations_total", "reason" => reason.as_str()).increment(n);
+            metrics::counter!("spindown_terminations_total", "reason" => *reason).increment(n);
         }
         for &(kind, lateness) in &r.lateness {
-            metrics::histogram!("spindown_timer_lateness_seconds", "kind" => kind.as_str())
+            metrics::histogram!("spindown_timer_lateness_seconds", "kind" => kind)
                 .record(lateness.as_micros() as f64 / 1e6);
         }
     }

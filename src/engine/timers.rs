@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use super::{Engine, EngineError};
 use crate::backoff::Backoff;
+use crate::machine::Durable;
 use crate::store::StoreError;
 
-impl Engine {
+impl<M: Durable> Engine<M> {
     /// The timer loop: sleep until the next due timer (no polling), wake early
     /// when an earlier one is armed, fire what is due, until `shutdown`.
     /// Overdue timers (a restart) fire at once, each exactly once.

@@ -23,7 +23,8 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::clock::Clock;
-use crate::engine::Engine;
+use crate::operate::MeetingEngine;
+
 use crate::store::Store;
 use crate::telemetry::Liveness;
 
@@ -54,7 +55,7 @@ pub struct AppState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     /// A worker's engine (commands from the console); `None` for `spindown console`.
-    pub(crate) engine: Option<Arc<Engine>>,
+    pub(crate) engine: Option<Arc<MeetingEngine>>,
     /// A worker's timer loop and reader; `None` for `spindown console`.
     pub(crate) liveness: Option<Arc<Liveness>>,
     pub(crate) timer_stall: Duration,
@@ -71,7 +72,7 @@ pub struct AppState {
 
 impl AppState {
     /// Beside a running worker.
-    pub fn worker(engine: Arc<Engine>, options: HttpOptions) -> AppState {
+    pub fn worker(engine: Arc<MeetingEngine>, options: HttpOptions) -> AppState {
         AppState {
             store: engine.store().clone(),
             clock: engine.clock().clone(),
@@ -94,7 +95,7 @@ impl AppState {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         console_token: Option<String>,
-        engine: Option<Arc<Engine>>,
+        engine: Option<Arc<MeetingEngine>>,
     ) -> AppState {
         AppState {
             store,

@@ -353,69 +353,8 @@ impl fmt::Display for Note {
     }
 }
 
-/// The first byte of an encoded chunk: entries one after another in
-/// spindown's compact binary encoding (postcard).
-const CHUNK_ENTRIES: u8 = 2;
-
-/// History entries encoded for storage, appended one at a time.
-///
-/// A store keeps a chunk as opaque bytes ([`Chunk::as_bytes`]); reading it
-/// back is [`decode`]. Entries take a few dozen bytes each.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
-    bytes: Vec<u8>,
-    len: usize,
-}
-
-impl Default for Chunk {
-    fn default() -> Self {
-        Chunk { bytes: vec![CHUNK_ENTRIES], len: 0 }
-    }
-}
-
-impl Chunk {
-    pub fn push(&mut self, entry: &Entry) {
-        // A meeting's story is a few hundred bytes: one allocation, not a doubling series.
-        self.bytes.reserve(if self.len == 0 { 256 } else { 64 });
-        let bytes = std::mem::take(&mut self.bytes);
-        self.bytes = postcard::to_extend(entry, bytes).expect("history entries always encode");
-        self.len += 1;
-    }
-
-    /// Entries in the chunk.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The encoded chunk, as a store keeps it.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// The encoded chunk, given up.
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
-    }
-
-    /// The entries, decoded again.
-    pub fn entries(&self) -> Vec<Entry> {
-        decode(&self.bytes).expect("a chunk decodes what it encoded")
-    }
-}
-
-impl FromIterator<Entry> for Chunk {
-    fn from_iter<I: IntoIterator<Item = Entry>>(iter: I) -> Self {
-        let mut c = Chunk::default();
-        for e in iter {
-            c.push(&e);
-        }
-        c
-    }
-}
+pub use crate::machine::Chunk;
+use crate::machine::CHUNK_ENTRIES;
 
 /// A stored chunk that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -28,6 +28,12 @@ impl MeetingId {
     }
 }
 
+impl AsRef<str> for MeetingId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl FromStr for MeetingId {
     type Err = EmptyMeetingId;
     fn from_str(s: &str) -> Result<Self, EmptyMeetingId> {

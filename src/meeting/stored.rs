@@ -15,12 +15,13 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::history::{self, Chunk, Entry};
+use super::history::{self, Cause, Chunk, Entry, Note, Outcome};
+use super::record::{Item, RecordError};
 use super::{
-    Effect, EffectKind, Ended, Facts, InstanceId, Meeting, MeetingId, MeetingWorkflow, Reason, State, TimerKey,
-    TimerKind, Timers, SEARCH_INSTANCE,
+    Effect, EffectKind, Ended, EventName, Facts, Input, InstanceId, Meeting, MeetingId, MeetingWorkflow, Reason,
+    Rejection, State, Step, TimerKey, TimerKind, Timers, SEARCH_INSTANCE,
 };
-use crate::machine::Durable;
+use crate::machine::{Durable, Letter, Opened, Took};
 use crate::store::copy::Decoder;
 use crate::store::{
     DueKey, EffectStatus, HistoryAppend, OutboxFilter, OutboxOutcome, OutboxRow, StoreError, StoredInstance, Summary,
@@ -165,8 +166,84 @@ pub fn decode(id: &str, doc: &str) -> Result<Meeting, String> {
 }
 
 impl Durable for MeetingWorkflow {
-    fn id(m: &Meeting) -> &str {
-        m.id.as_str()
+    type Id = MeetingId;
+    type Effect = Effect;
+    type Entry = Entry;
+    type Item = Item;
+    const NOUN: &'static str = "meeting";
+
+    fn id(m: &Meeting) -> &MeetingId {
+        &m.id
+    }
+
+    fn parse_id(id: &str) -> Option<MeetingId> {
+        MeetingId::new(id)
+    }
+
+    fn subject(input: &Input) -> Option<&MeetingId> {
+        match input {
+            Input::Record(change) => Some(&change.meeting_id),
+            _ => None,
+        }
+    }
+
+    fn event_time(input: &Input) -> Option<Timestamp> {
+        match input {
+            Input::Record(change) => change.event_time,
+            _ => None,
+        }
+    }
+
+    fn open(item: Item) -> Opened<Self> {
+        match item {
+            Item::Record(d) => Opened::Input { input: Input::Record(d.change), raw: d.raw },
+            Item::Dead(d) => Opened::Dead(Letter {
+                kind: d.reason.kind(),
+                reason: d.reason.to_string(),
+                event_id: d.event_id,
+                raw: d.raw,
+            }),
+        }
+    }
+
+    fn refusal(rejection: Rejection) -> (&'static str, String) {
+        let e = RecordError::Rejected(rejection);
+        (e.kind(), e.to_string())
+    }
+
+    fn took(step: Step, input: &Input, now: Timestamp) -> Took<Self> {
+        let Step { meeting, from, outcome, effects, timers: _, notes } = step;
+        let reason = (outcome == Outcome::Terminated).then(|| meeting.ended.map(|e| e.reason)).flatten();
+        let (cause, lateness) = match input {
+            Input::Record(c) => (Cause::Record { event: c.event_name, event_id: c.event_id.clone() }, None),
+            Input::Timer { kind, due } => (Cause::Timer { kind: *kind, due: *due }, Some(now.since(*due))),
+            Input::Command(c) => (Cause::Command(c.kind()), None),
+        };
+        let entry = Entry { at: now, cause, from, to: Some(meeting.state), outcome, reason, lateness, notes };
+        Took { state: meeting, entry, effects, changed: outcome != Outcome::Ignored, ended: reason.map(Reason::as_str) }
+    }
+
+    fn duplicate(m: &Meeting, input: &Input, key: &str, now: Timestamp) -> Entry {
+        let event = match input {
+            Input::Record(c) => c.event_name,
+            // (Only records carry a dedupe key.)
+            _ => EventName::Modify,
+        };
+        Entry {
+            at: now,
+            cause: Cause::Duplicate { event, event_id: key.to_string() },
+            from: Some(m.state),
+            to: Some(m.state),
+            outcome: Outcome::Ignored,
+            reason: None,
+            lateness: None,
+            notes: vec![Note::Duplicate { event_id: key.to_string() }],
+        }
+    }
+
+    /// One outbox row per termination: `{id}/end`.
+    fn outbox(m: &Meeting, effects: &[Effect]) -> (String, String) {
+        (format!("{}/end", m.id), encode_parts(effects))
     }
 
     fn encode(m: &Meeting) -> String {
@@ -193,8 +270,38 @@ impl Durable for MeetingWorkflow {
         TimerKind::from_rank(i64::from(rank))
     }
 
+    fn timer_name(kind: TimerKind) -> &'static str {
+        kind.as_str()
+    }
+
     fn search(m: &Meeting, found_by: &mut Vec<(&'static str, String)>) {
         found_by.extend(m.search_attributes());
+    }
+
+    /// Instance ids are only ever added, and the start moves: their count
+    /// and the start say whether the attributes changed.
+    fn search_stamp(m: &Meeting) -> u128 {
+        let (n, start) = m.search_stamp();
+        let start = start.map_or(0, |t| (1u128 << 64) | u128::from(t.as_micros() as u64));
+        ((n as u128) << 65) | start
+    }
+
+    fn span(id: &MeetingId, input: &Input, lateness: Option<Span>) -> tracing::Span {
+        match input {
+            Input::Record(c) => tracing::info_span!(
+                "record",
+                meeting_id = %id,
+                event_id = c.event_id.as_deref().unwrap_or(""),
+                event = %c.event_name,
+            ),
+            Input::Timer { kind, .. } => tracing::info_span!(
+                "timer",
+                meeting_id = %id,
+                kind = %kind,
+                lateness_ms = lateness.unwrap_or_default().as_micros() / 1000,
+            ),
+            Input::Command(c) => tracing::info_span!("command", meeting_id = %id, command = %c.kind()),
+        }
     }
 }
 

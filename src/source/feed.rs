@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::engine::{Incoming, Origin};
 use crate::meeting::record::{decode_line, DeadLetter, Item, RecordError, MAX_LINE};
+use crate::meeting::MeetingWorkflow;
 
 /// How many bytes of an over-long line are kept in its dead letter.
 const KEEP_OF_LONG_LINE: usize = 64 << 10;
@@ -62,7 +63,7 @@ impl<R: Read> LineFeed<R> {
     }
 
     /// The next batch of up to `max` items, or `None` at the end.
-    pub fn next_batch(&mut self, max: usize) -> std::io::Result<Option<Vec<Incoming>>> {
+    pub fn next_batch(&mut self, max: usize) -> std::io::Result<Option<Vec<Incoming<MeetingWorkflow>>>> {
         if self.done {
             return Ok(None);
         }

@@ -14,8 +14,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::clock::{Clock, ManualClock};
-use crate::engine::{Engine, EngineError, Incoming, Report};
+use crate::engine::{EngineError, Incoming, Report};
 use crate::meeting::record::Item;
+use crate::meeting::MeetingWorkflow;
+use crate::operate::MeetingEngine;
 use crate::time::Timestamp;
 
 use super::feed::LineFeed;
@@ -23,7 +25,7 @@ use super::feed::LineFeed;
 /// How `replay`'s engine runs: resident (the only writer of its database),
 /// every effect completed in the unit of work that queued it by the dry run,
 /// which says in the history what would have been done.
-pub fn engine_options() -> crate::engine::EngineOptions {
+pub fn engine_options() -> crate::engine::EngineOptions<crate::meeting::MeetingWorkflow> {
     crate::engine::EngineOptions::resident(crate::outbox::dry_run::entry)
 }
 
@@ -94,7 +96,7 @@ pub enum ReplayError {
 ///
 /// The input cannot be read, or the store fails.
 pub async fn replay<R: Read + Send + 'static>(
-    engine: &Engine,
+    engine: &MeetingEngine,
     clock: &ManualClock,
     feed: LineFeed<R>,
     options: &ReplayOptions,
@@ -126,7 +128,7 @@ pub async fn replay<R: Read + Send + 'static>(
             }
         }
         if let Some(i) = cut {
-            let rest: Vec<Incoming> = batch.split_off(i);
+            let rest: Vec<Incoming<MeetingWorkflow>> = batch.split_off(i);
             summary.after_until += rest.iter().filter(|i| matches!(i.item, Item::Record(_))).count() as u64;
             stopped = true;
         }
@@ -148,12 +150,15 @@ pub async fn replay<R: Read + Send + 'static>(
     Ok(summary)
 }
 
+/// Batches of decoded records, as [`read_ahead`] hands them over.
+pub type Batches = tokio::sync::mpsc::Receiver<std::io::Result<Vec<Incoming<MeetingWorkflow>>>>;
+
 /// Read and decode batches on a thread of their own, two batches ahead.
 /// Returns the batches and the thread, which yields the number of lines read.
 pub fn read_ahead<R: Read + Send + 'static>(
     mut feed: LineFeed<R>,
     batch: usize,
-) -> (tokio::sync::mpsc::Receiver<std::io::Result<Vec<Incoming>>>, std::thread::JoinHandle<u64>) {
+) -> (Batches, std::thread::JoinHandle<u64>) {
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let handle = std::thread::Builder::new().name("spindown-read".into()).spawn(move || {
         loop {

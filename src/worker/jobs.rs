@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{WorkerError, WorkerOptions};
-use crate::engine::Engine;
+use crate::operate::MeetingEngine;
+
 use crate::store::StoreError;
 use crate::time::Span;
 
@@ -20,7 +21,7 @@ pub const SWEEP_LEASE: (&str, &str) = ("spindown:sweep", "sweep");
 /// Wake the timer loop and the executor on every hint another process
 /// sends through the database (PostgreSQL: `LISTEN`). A connection that
 /// cannot be had (an outage) is tried again; the loops poll meanwhile.
-pub(super) async fn hints(engine: Arc<Engine>, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
+pub(super) async fn hints(engine: Arc<MeetingEngine>, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
     tokio::pin!(shutdown);
     let mut backoff = crate::backoff::Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     loop {
@@ -66,7 +67,7 @@ pub(super) async fn hints(engine: Arc<Engine>, shutdown: impl Future<Output = ()
 
 /// Start the recurring jobs.
 pub(super) async fn schedule(
-    engine: Arc<Engine>,
+    engine: Arc<MeetingEngine>,
     options: &WorkerOptions,
 ) -> Result<tokio_cron_scheduler::JobScheduler, WorkerError> {
     use tokio_cron_scheduler::{Job, JobScheduler};
@@ -93,7 +94,7 @@ pub(super) async fn schedule(
     Ok(scheduler)
 }
 
-fn noted(engine: &Engine, what: &str, e: &StoreError) {
+fn noted(engine: &MeetingEngine, what: &str, e: &StoreError) {
     if e.is_transient() {
         engine.liveness().store_failed(what, e, engine.clock().now());
     } else {
@@ -103,7 +104,7 @@ fn noted(engine: &Engine, what: &str, e: &StoreError) {
 
 /// Forget eventIDs the stream cannot deliver again, and delete what the
 /// retention settings no longer keep (in small batches).
-async fn housekeeping(engine: &Engine, seen: Span, retention: &Retention) {
+async fn housekeeping(engine: &MeetingEngine, seen: Span, retention: &Retention) {
     let now = engine.clock().now();
     let before = now.saturating_add(Span::from_micros(-seen.as_micros()));
     match engine.store().forget_event_ids(before).await {
@@ -129,7 +130,7 @@ async fn housekeeping(engine: &Engine, seen: Span, retention: &Retention) {
 }
 
 /// One sweep, by whichever worker holds the sweep lease.
-async fn sweep_once(engine: &Engine, sweep: &super::SweepJob, worker_id: &str) {
+async fn sweep_once(engine: &MeetingEngine, sweep: &super::SweepJob, worker_id: &str) {
     let store = engine.store();
     let ttl = Span::from_micros((sweep.every.as_micros() as i64).saturating_mul(2));
     match store.acquire_lease(SWEEP_LEASE.0, SWEEP_LEASE.1, worker_id, ttl).await {

@@ -35,7 +35,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::backoff::Backoff;
-use crate::engine::{Engine, EngineError, StreamGate};
+use crate::engine::{EngineError, StreamGate};
+use crate::operate::MeetingEngine;
 use crate::outbox::{Ec2, Executor, MeetingTable, RetryPolicy};
 use crate::source::stream::{ReaderError, ReaderOptions, StreamReader, StreamSource};
 use crate::store::StoreError;
@@ -242,7 +243,7 @@ impl AsStoreError for IdentityError {
 /// under this worker's identity, or the parts did not stop within
 /// `shutdown_timeout`.
 pub async fn run(
-    engine: Arc<Engine>,
+    engine: Arc<MeetingEngine>,
     source: Arc<dyn StreamSource>,
     ec2: Arc<dyn Ec2>,
     table: Arc<dyn MeetingTable>,

@@ -7,6 +7,7 @@
 
 use spindown::inspect::MeetingStore;
 use spindown::meeting::{EffectFilter, EffectOutcome, MeetingFilter, StoredMeeting, TimerFilter};
+use spindown::operate::MeetingEngine;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -326,7 +327,7 @@ pub async fn history_appends_in_order_and_keeps_every_note(b: &dyn Backend) {
 }
 
 /// A replay-like engine over a backend, on a virtual clock.
-async fn engine(store: Arc<dyn Store>, clock: &ManualClock) -> Engine {
+async fn engine(store: Arc<dyn Store>, clock: &ManualClock) -> MeetingEngine {
     Engine::start(store, Policy::default(), Arc::new(clock.clone()), EngineOptions::default()).await.unwrap()
 }
 

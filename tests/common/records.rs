@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 use spindown::clock::Clock;
 use spindown::engine::{Engine, EngineOptions, Incoming};
 use spindown::meeting::record::decode_line;
+use spindown::meeting::MeetingWorkflow;
 use spindown::meeting::{MeetingId, Policy};
+use spindown::operate::MeetingEngine;
 use spindown::store::sqlite::{SqliteOptions, SqliteStore};
 use spindown::store::Store;
 use spindown::time::Timestamp;
@@ -60,7 +62,7 @@ pub fn insert(meeting: &str, meet: &str, status: &str) -> String {
 }
 
 /// Lines decoded as the engine takes them.
-pub fn items(lines: &[String]) -> Vec<Incoming> {
+pub fn items(lines: &[String]) -> Vec<Incoming<MeetingWorkflow>> {
     lines
         .iter()
         .enumerate()
@@ -73,7 +75,7 @@ pub fn items(lines: &[String]) -> Vec<Incoming> {
 }
 
 /// A worker-mode engine (effects queued) on a SQLite file.
-pub async fn sqlite_engine(path: &Path, clock: Arc<dyn Clock>) -> (Engine, Arc<SqliteStore>) {
+pub async fn sqlite_engine(path: &Path, clock: Arc<dyn Clock>) -> (MeetingEngine, Arc<SqliteStore>) {
     sqlite_engine_with(path, clock, Policy::default(), EngineOptions::default()).await
 }
 
@@ -81,8 +83,8 @@ pub async fn sqlite_engine_with(
     path: &Path,
     clock: Arc<dyn Clock>,
     policy: Policy,
-    options: EngineOptions,
-) -> (Engine, Arc<SqliteStore>) {
+    options: EngineOptions<MeetingWorkflow>,
+) -> (MeetingEngine, Arc<SqliteStore>) {
     let store = Arc::new(SqliteStore::open(path, &SqliteOptions::default()).await.unwrap());
     let engine = Engine::start(store.clone() as Arc<dyn Store>, policy, clock, options).await.unwrap();
     (engine, store)

@@ -90,7 +90,7 @@ pub async fn open_with(cli: &Cli, options: &SqliteOptions, pg: &PgOptions) -> Re
 /// An engine for an operator command: it fires only what the workers' stream
 /// checkpoints say the stream was read past (holding a timer at most the
 /// default `timer_hold_max`).
-pub async fn operator_engine(store: Arc<dyn Store>, policy: Policy) -> Result<Engine> {
+pub async fn operator_engine(store: Arc<dyn Store>, policy: Policy) -> Result<spindown::operate::MeetingEngine> {
     let engine = Engine::start(store, policy, Arc::new(SystemClock), EngineOptions::default()).await?;
     let hold = spindown::config::WorkerConfig::default().timer_hold_max()?;
     engine.gate_from_checkpoints(Span::from_micros(hold.as_micros() as i64));

@@ -3,10 +3,11 @@
 use spindown::meeting::{Counts, EffectRow};
 use std::fmt::Write as _;
 
-use spindown::engine::{CommandResult, Report};
+use spindown::engine::Report;
 use spindown::inspect::{Inspection, OutcomeLine, Status};
 use spindown::meeting::history::{Cause, Note};
 use spindown::meeting::{Effect, Meeting};
+use spindown::operate::CommandResult;
 use spindown::source::replay::ReplaySummary;
 use spindown::store::{DeadLetterRow, EffectStatus};
 use spindown::time::Timestamp;

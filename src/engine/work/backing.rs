@@ -2,12 +2,12 @@
 //! reaches the store: one small interface, two implementations.
 //!
 //! * [`Transaction`] — a worker's: reads inside one store transaction (where
-//!   the store has several writers, the meetings it loads are locked), every
-//!   meeting it touched written at its end, together, or nothing.
+//!   the store has several writers, the instances it loads are locked), every
+//!   instance it touched written at its end, together, or nothing.
 //! * [`Resident`] — a resident engine's (`replay`: the only writer of its
 //!   database): it keeps what it works on in its own memory between units of
 //!   work (units take turns on it), reads committed state for the rest, and
-//!   writes a meeting once it has ended and is among the oldest ended ones
+//!   writes a instance once it has ended and is among the oldest ended ones
 //!   (or at the final flush), the commit running while the next unit works.
 
 use std::mem;
@@ -19,58 +19,58 @@ use tokio::sync::MutexGuard;
 use super::cache::Cache;
 use super::commit::Pending;
 use crate::engine::{Engine, EngineError, Report};
-use crate::meeting::MeetingId;
+use crate::machine::Durable;
 use crate::store::{DueKey, StoreError, StoredInstance, UnitOfWork};
 use crate::time::Timestamp;
 
-/// A resident engine keeps this many ended meetings in memory, unwritten,
+/// A resident engine keeps this many ended instances in memory, unwritten,
 /// before it writes the oldest (records that come after the end then find
-/// them in memory, and a meeting is written once, with its whole story).
+/// them in memory, and a instance is written once, with its whole story).
 const ENDED_KEPT: usize = 10_000;
-/// A live meeting whose unwritten history grows past this many bytes is
-/// written with the next commit, not kept to the final flush: a meeting
+/// A live instance whose unwritten history grows past this many bytes is
+/// written with the next commit, not kept to the final flush: a instance
 /// re-checked for years of virtual time (a `meet_time` typed centuries
 /// ahead) would otherwise build one chunk larger than a row can hold.
 const HISTORY_HELD_MAX: usize = 1 << 20;
 
 /// What a unit of work's store side does (see the module docs).
 #[async_trait]
-pub(super) trait Backing: Send {
+pub(super) trait Backing<M: Durable>: Send {
     /// The cache the unit of work starts with (it is handed back at the end).
-    fn take_cache(&mut self) -> Cache;
+    fn take_cache(&mut self) -> Cache<M>;
 
-    /// Stored meetings of `ids` (those stored).
-    async fn load(&mut self, engine: &Engine, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError>;
+    /// Stored instances of `ids` (those stored).
+    async fn load(&mut self, engine: &Engine<M>, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError>;
 
     /// Stored due timers in fire order after `after`, due by `upto`, at
-    /// most `limit`, with their meetings (see [`UnitOfWork::due_loaded`]).
+    /// most `limit`, with their instances (see [`UnitOfWork::due_loaded`]).
     async fn due(
         &mut self,
-        engine: &Engine,
+        engine: &Engine<M>,
         after: Option<&DueKey>,
         upto: Timestamp,
         limit: usize,
     ) -> Result<(Vec<DueKey>, Vec<StoredInstance>), StoreError>;
 
-    /// Note that the held meeting `id` has something to write.
-    fn touch(&self, cache: &mut Cache, id: &MeetingId);
+    /// Note that the held instance `id` has something to write.
+    fn touch(&self, cache: &mut Cache<M>, id: &M::Id);
 
-    /// The meetings to write now (`all`: every one with something to write).
-    fn pick_writes(&self, cache: &mut Cache, all: bool) -> Vec<MeetingId>;
+    /// The instances to write now (`all`: every one with something to write).
+    fn pick_writes(&self, cache: &mut Cache<M>, all: bool) -> Vec<M::Id>;
 
-    /// Write `changes` (holding the meetings `ids`) and hand `cache` back.
+    /// Write `changes` (holding the instances `ids`) and hand `cache` back.
     async fn finish(
         self: Box<Self>,
-        engine: &Engine,
-        cache: Cache,
-        changes: Pending,
-        ids: Vec<MeetingId>,
+        engine: &Engine<M>,
+        cache: Cache<M>,
+        changes: Pending<M>,
+        ids: Vec<M::Id>,
         all: bool,
         report: &mut Report,
     ) -> Result<(), EngineError>;
 
     /// End without writing.
-    async fn abandon(self: Box<Self>, engine: &Engine) -> Result<(), EngineError>;
+    async fn abandon(self: Box<Self>, engine: &Engine<M>) -> Result<(), EngineError>;
 }
 
 /// A unit of work in one store transaction.
@@ -79,18 +79,18 @@ pub(super) struct Transaction {
 }
 
 #[async_trait]
-impl Backing for Transaction {
-    fn take_cache(&mut self) -> Cache {
+impl<M: Durable> Backing<M> for Transaction {
+    fn take_cache(&mut self) -> Cache<M> {
         Cache::default()
     }
 
-    async fn load(&mut self, _engine: &Engine, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError> {
+    async fn load(&mut self, _engine: &Engine<M>, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError> {
         self.uow.load(ids).await
     }
 
     async fn due(
         &mut self,
-        _engine: &Engine,
+        _engine: &Engine<M>,
         after: Option<&DueKey>,
         upto: Timestamp,
         limit: usize,
@@ -98,7 +98,7 @@ impl Backing for Transaction {
         self.uow.due_loaded(after, upto, limit).await
     }
 
-    fn touch(&self, cache: &mut Cache, id: &MeetingId) {
+    fn touch(&self, cache: &mut Cache<M>, id: &M::Id) {
         let Some(Some(c)) = cache.entries.get_mut(id) else { return };
         if !c.queued {
             c.queued = true;
@@ -106,16 +106,16 @@ impl Backing for Transaction {
         }
     }
 
-    fn pick_writes(&self, cache: &mut Cache, _all: bool) -> Vec<MeetingId> {
+    fn pick_writes(&self, cache: &mut Cache<M>, _all: bool) -> Vec<M::Id> {
         mem::take(&mut cache.touched)
     }
 
     async fn finish(
         self: Box<Self>,
-        _engine: &Engine,
-        _cache: Cache,
-        changes: Pending,
-        _ids: Vec<MeetingId>,
+        _engine: &Engine<M>,
+        _cache: Cache<M>,
+        changes: Pending<M>,
+        _ids: Vec<M::Id>,
         _all: bool,
         report: &mut Report,
     ) -> Result<(), EngineError> {
@@ -135,30 +135,30 @@ impl Backing for Transaction {
         Ok(())
     }
 
-    async fn abandon(self: Box<Self>, _engine: &Engine) -> Result<(), EngineError> {
+    async fn abandon(self: Box<Self>, _engine: &Engine<M>) -> Result<(), EngineError> {
         self.uow.rollback().await?;
         Ok(())
     }
 }
 
 /// A unit of work on a resident engine's memory, held for its duration.
-pub(super) struct Resident<'e> {
-    pub(super) guard: MutexGuard<'e, Cache>,
+pub(super) struct Resident<'e, M: Durable> {
+    pub(super) guard: MutexGuard<'e, Cache<M>>,
 }
 
 #[async_trait]
-impl Backing for Resident<'_> {
-    fn take_cache(&mut self) -> Cache {
+impl<M: Durable> Backing<M> for Resident<'_, M> {
+    fn take_cache(&mut self) -> Cache<M> {
         mem::take(&mut *self.guard)
     }
 
-    async fn load(&mut self, engine: &Engine, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError> {
+    async fn load(&mut self, engine: &Engine<M>, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError> {
         engine.store.load(ids).await
     }
 
     async fn due(
         &mut self,
-        engine: &Engine,
+        engine: &Engine<M>,
         after: Option<&DueKey>,
         upto: Timestamp,
         limit: usize,
@@ -171,10 +171,10 @@ impl Backing for Resident<'_> {
         Ok((keys, instances))
     }
 
-    fn touch(&self, cache: &mut Cache, id: &MeetingId) {
+    fn touch(&self, cache: &mut Cache<M>, id: &M::Id) {
         let Some(Some(c)) = cache.entries.get_mut(id) else { return };
         // Written once it has ended and is among the oldest ended ones, or at the final flush.
-        if c.stored.meeting.ended.is_some() && !c.queued {
+        if M::ended(c.state()).is_some() && !c.queued {
             c.queued = true;
             cache.ended.push_back(id.clone());
         } else if c.history.as_bytes().len() >= HISTORY_HELD_MAX && !c.queued {
@@ -184,11 +184,11 @@ impl Backing for Resident<'_> {
         }
     }
 
-    fn pick_writes(&self, cache: &mut Cache, all: bool) -> Vec<MeetingId> {
+    fn pick_writes(&self, cache: &mut Cache<M>, all: bool) -> Vec<M::Id> {
         if all {
             cache.ended.clear();
             cache.long.clear();
-            let mut ids: Vec<MeetingId> = cache
+            let mut ids: Vec<M::Id> = cache
                 .entries
                 .iter()
                 .filter(|(_, c)| c.as_ref().is_some_and(|c| c.pending()))
@@ -198,17 +198,17 @@ impl Backing for Resident<'_> {
             return ids;
         }
         let n = cache.ended.len().saturating_sub(ENDED_KEPT);
-        let mut ids: Vec<MeetingId> = cache.ended.drain(..n).collect();
+        let mut ids: Vec<M::Id> = cache.ended.drain(..n).collect();
         ids.append(&mut cache.long);
         ids
     }
 
     async fn finish(
         mut self: Box<Self>,
-        engine: &Engine,
-        mut cache: Cache,
-        mut changes: Pending,
-        ids: Vec<MeetingId>,
+        engine: &Engine<M>,
+        mut cache: Cache<M>,
+        mut changes: Pending<M>,
+        ids: Vec<M::Id>,
         all: bool,
         report: &mut Report,
     ) -> Result<(), EngineError> {
@@ -223,7 +223,7 @@ impl Backing for Resident<'_> {
         // was touched again since (then it waits for its next write).
         for id in mem::take(&mut cache.evict) {
             if let Some(Some(c)) = cache.entries.get(&id) {
-                if !c.pending() && c.stored.meeting.ended.is_some() {
+                if !c.pending() && M::ended(c.state()).is_some() {
                     cache.entries.remove(&id);
                 }
             }
@@ -245,7 +245,7 @@ impl Backing for Resident<'_> {
         if !changes.is_empty() || all {
             report.commits += 1;
             let store = engine.store.clone();
-            // The meetings are encoded on the commit's task, beside the engine.
+            // The instances are encoded on the commit's task, beside the engine.
             let task = tokio::spawn(async move {
                 let changes = changes.into_changes();
                 store.begin().await?.commit(changes).await
@@ -256,7 +256,7 @@ impl Backing for Resident<'_> {
         Ok(())
     }
 
-    async fn abandon(mut self: Box<Self>, engine: &Engine) -> Result<(), EngineError> {
+    async fn abandon(mut self: Box<Self>, engine: &Engine<M>) -> Result<(), EngineError> {
         // Nothing of this unit of work is kept: once the last commit has
         // landed, the store is the truth and the cache starts empty.
         if let Some(task) = engine.inflight.lock().await.take() {

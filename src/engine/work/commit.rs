@@ -6,52 +6,51 @@ use std::sync::atomic::Ordering;
 use super::Work;
 use crate::engine::{EffectMode, EngineError, Report};
 use crate::machine::Durable;
-use crate::meeting::stored::{append, encode};
-use crate::meeting::{MeetingId, MeetingWorkflow, StoredMeeting};
-use crate::store::{Changes, Clocks, InstanceWrite, StoredInstance};
+use crate::store::{Changes, Clocks, HistoryAppend, InstanceWrite, StoredInstance};
 use crate::time::Timestamp;
 
-/// What a unit of work writes, its meetings not encoded yet: a resident
+/// What a unit of work writes, its instances not encoded yet: a resident
 /// engine encodes them on the commit's task, beside the engine, not in its way.
-pub(super) struct Pending {
+pub(super) struct Pending<M: Durable> {
     pub(super) changes: Changes,
-    rows: Vec<Row>,
+    rows: Vec<Row<M>>,
 }
 
-/// A meeting to write, as held.
-struct Row {
-    stored: StoredMeeting,
+/// An instance to write, as held.
+struct Row<M: Durable> {
+    state: M::State,
+    keys: Vec<String>,
     version: i64,
     loaded: Option<i64>,
     search_changed: bool,
 }
 
-impl Pending {
+impl<M: Durable> Pending<M> {
     pub(super) fn is_empty(&self) -> bool {
         self.rows.is_empty() && self.changes.is_empty()
     }
 
-    /// Whether meetings are written.
+    /// Whether instances are written.
     pub(super) fn has_rows(&self) -> bool {
         !self.rows.is_empty()
     }
 
-    /// The store's changes: each meeting as its document and what is indexed
+    /// The store's changes: each instance as its document and what is indexed
     /// of it, in key order (the writes walk the B-tree in order).
     pub(super) fn into_changes(self) -> Changes {
         let Pending { mut changes, rows } = self;
         changes.instances = rows
             .into_iter()
             .map(|r| {
-                let m = &r.stored.meeting;
+                let s = &r.state;
                 InstanceWrite {
                     stored: StoredInstance {
-                        id: m.id.to_string(),
+                        id: M::id(s).as_ref().to_string(),
                         version: r.version,
-                        doc: encode(m),
-                        keys: r.stored.event_ids,
+                        doc: M::encode(s),
+                        keys: r.keys,
                     },
-                    index: MeetingWorkflow::index(&r.stored.meeting),
+                    index: M::index(s),
                     loaded_version: r.loaded,
                     search_changed: r.search_changed,
                 }
@@ -62,14 +61,14 @@ impl Pending {
     }
 }
 
-impl Work<'_> {
-    /// Note that a cached meeting has something to write.
-    pub(super) fn touch(&mut self, id: &MeetingId) {
+impl<M: Durable> Work<'_, M> {
+    /// Note that a held instance has something to write.
+    pub(super) fn touch(&mut self, id: &M::Id) {
         self.backing.touch(&mut self.cache, id);
     }
 
-    /// What to write: the meetings `ids`, and everything else this unit of work decided.
-    pub(super) fn changes(&mut self, ids: &[MeetingId]) -> Pending {
+    /// What to write: the instances `ids`, and everything else this unit of work decided.
+    pub(super) fn changes(&mut self, ids: &[M::Id]) -> Pending<M> {
         let mut changes = Changes::default();
         let mut rows = Vec::new();
         for id in ids {
@@ -79,7 +78,8 @@ impl Work<'_> {
                 // Every write bumps the row's version: the next write is fenced on it.
                 let version = c.loaded_version.map_or(1, |v| v + 1);
                 rows.push(Row {
-                    stored: c.stored.clone(),
+                    state: c.state().clone(),
+                    keys: c.held.keys.clone(),
                     version,
                     loaded: c.loaded_version,
                     search_changed: c.search_dirty,
@@ -89,7 +89,9 @@ impl Work<'_> {
                 c.row_dirty = false;
             }
             if !c.history.is_empty() {
-                changes.history.push(append(id, mem::take(&mut c.history)));
+                let chunk = mem::take(&mut c.history);
+                let entries = chunk.len();
+                changes.history.push(HistoryAppend { id: id.as_ref().to_string(), bytes: chunk.into_bytes(), entries });
             }
         }
         changes.effects = mem::take(&mut self.effects);
@@ -107,7 +109,7 @@ impl Work<'_> {
         self.commit_with(false).await
     }
 
-    /// Commit, writing every meeting a resident engine still holds unwritten.
+    /// Commit, writing every instance a resident engine still holds unwritten.
     pub(in crate::engine) async fn commit_all(self) -> Result<Report, EngineError> {
         self.commit_with(true).await
     }

@@ -3,46 +3,33 @@
 //! * [`backing`] — where it reads what it does not hold and how its
 //!   decisions reach the store: a store transaction, or a resident engine's
 //!   memory;
-//! * [`cache`] — the meetings and timers a unit of work holds, and paging
+//! * [`cache`] — the instances and timers a unit of work holds, and paging
 //!   through the store's due timers in fire order;
-//! * this file — records, timers and commands applied to them;
+//! * this file — inputs, timers and commands applied to them;
 //! * [`commit`] — what is written, when, and the commit itself.
 
 mod backing;
 mod cache;
 mod commit;
 
-use std::mem;
 use std::sync::atomic::Ordering;
 
 use tracing::Instrument;
 
-use super::{CommandResult, EffectMode, Engine, EngineError, Incoming, Origin, Report};
+use super::{EffectMode, Engine, EngineError, Incoming, Origin, Report};
 use crate::clock::Clock;
-use crate::machine::{duplicate, Machine};
-use crate::meeting::history::{Cause, Entry, Note, Outcome};
-use crate::meeting::record::{DeadLetter, Decoded, Item, RecordError};
-use crate::meeting::stored::encode_parts;
-use crate::meeting::{Command, Input, Meeting, MeetingId, MeetingWorkflow, Step, StoredMeeting, TimerKey, TimerKind};
+use crate::machine::{duplicate, Durable, Letter, Opened, Took};
 use crate::store::{Checkpoint, NewDeadLetter, NewEffect};
-use crate::time::{Span, Timestamp};
+use crate::time::Timestamp;
 use backing::{Backing, Resident, Transaction};
 pub(crate) use cache::Cache;
-use cache::Cached;
+use cache::{Cached, Held, Key};
 
-/// A meeting as a step found it: what its results are compared with (its
-/// pending timers are in [`Work::before`]).
-#[derive(Default)]
-struct Before {
-    /// What its search attributes depended on (`None`: it did not exist).
-    search: Option<(usize, Option<Timestamp>)>,
-}
-
-pub(super) struct Work<'e> {
-    engine: &'e Engine,
+pub(super) struct Work<'e, M: Durable> {
+    engine: &'e Engine<M>,
     /// A store transaction, or a resident engine's memory.
-    backing: Box<dyn Backing + 'e>,
-    cache: Cache,
+    backing: Box<dyn Backing<M> + 'e>,
+    cache: Cache<M>,
     effects: Vec<NewEffect>,
     dead: Vec<NewDeadLetter>,
     checkpoint: Option<Checkpoint>,
@@ -50,18 +37,22 @@ pub(super) struct Work<'e> {
     last: Timestamp,
     /// How far ahead timers may usefully be read (the batch's last event time).
     lookahead: Timestamp,
-    /// The latest record event time applied (live mode).
+    /// The latest source event time applied (live mode).
     event_clock: Timestamp,
     report: Report,
     armed: bool,
-    /// The pending timers of the meeting a step took, and of what it left.
-    before: Vec<(TimerKind, Timestamp)>,
-    after: Vec<(TimerKind, Timestamp)>,
+    /// The pending timers of the instance a step took, and of what it left.
+    before: Vec<(M::Timer, Timestamp)>,
+    after: Vec<(M::Timer, Timestamp)>,
 }
 
-impl<'e> Work<'e> {
-    pub(super) async fn begin(engine: &'e Engine) -> Result<Work<'e>, EngineError> {
-        let mut backing: Box<dyn Backing + 'e> = if engine.options.resident {
+/// What a step's results are compared with: the search stamp of the
+/// instance it took (`None`: it did not exist); its timers are in [`Work::before`].
+type Before = Option<u128>;
+
+impl<'e, M: Durable> Work<'e, M> {
+    pub(super) async fn begin(engine: &'e Engine<M>) -> Result<Work<'e, M>, EngineError> {
+        let mut backing: Box<dyn Backing<M> + 'e> = if engine.options.resident {
             Box::new(Resident { guard: engine.resident.lock().await })
         } else {
             Box::new(Transaction { uow: engine.store.begin().await? })
@@ -101,107 +92,108 @@ impl<'e> Work<'e> {
         now
     }
 
-    /// Apply a batch of records and dead letters, in order.
-    pub(super) async fn apply(&mut self, items: Vec<Incoming>) -> Result<(), EngineError> {
+    /// Apply a batch of items, in order.
+    pub(super) async fn apply(&mut self, items: Vec<Incoming<M>>) -> Result<(), EngineError> {
+        let items: Vec<(Opened<M>, Origin)> = items.into_iter().map(|i| (M::open(i.item), i.origin)).collect();
         let mut ids = Vec::with_capacity(items.len());
         let now = self.clock().now();
         let mut lookahead = now;
-        for i in &items {
-            if let Item::Record(d) = &i.item {
-                ids.push(d.change.meeting_id.clone());
-                lookahead = lookahead.max(d.change.event_time.unwrap_or(now));
+        for (opened, _) in &items {
+            if let Opened::Input { input, .. } = opened {
+                if let Some(id) = M::subject(input) {
+                    ids.push(id.clone());
+                }
+                lookahead = lookahead.max(M::event_time(input).unwrap_or(now));
             }
         }
         self.lookahead = self.engine.pace.lookahead(lookahead);
         self.preload(ids).await?;
-        for i in items {
-            match i.item {
-                Item::Record(d) => {
-                    let span = tracing::info_span!(
-                        "record",
-                        meeting_id = %d.change.meeting_id,
-                        event_id = d.change.event_id.as_deref().unwrap_or(""),
-                        event = %d.change.event_name,
-                    );
-                    self.record(*d, &i.origin).instrument(span).await?
+        for (opened, origin) in items {
+            match opened {
+                Opened::Input { input, raw } => {
+                    let Some(id) = M::subject(&input).cloned() else {
+                        // (A source's inputs name their instance; one that does not is refused.)
+                        let letter = Letter {
+                            kind: "no_subject",
+                            reason: format!("the input names no {}", M::NOUN),
+                            event_id: M::dedupe_key(&input).map(str::to_string),
+                            raw,
+                        };
+                        self.dead_letter(letter, &origin);
+                        continue;
+                    };
+                    let span = M::span(&id, &input, None);
+                    self.input(id, input, raw, &origin).instrument(span).await?
                 }
-                Item::Dead(d) => self.dead_letter(d, &i.origin),
+                Opened::Dead(d) => self.dead_letter(d, &origin),
             }
         }
         Ok(())
     }
 
-    fn dead_letter(&mut self, d: DeadLetter, origin: &Origin) {
-        *self.report.dead_letters.entry(d.reason.kind().to_string()).or_default() += 1;
+    fn dead_letter(&mut self, d: Letter, origin: &Origin) {
+        *self.report.dead_letters.entry(d.kind.to_string()).or_default() += 1;
         let at = self.clock().now().max(self.last);
         self.dead.push(NewDeadLetter {
             at,
             origin: origin.to_string(),
-            kind: d.reason.kind().into(),
-            reason: d.reason.to_string(),
+            kind: d.kind.into(),
+            reason: d.reason,
             event_id: d.event_id,
             raw: d.raw,
         });
     }
 
-    async fn record(&mut self, d: Decoded, origin: &Origin) -> Result<(), EngineError> {
-        let input = Input::Record(d.change);
-        let Input::Record(change) = &input else { unreachable!("built above") };
-        let id = change.meeting_id.clone();
-        // (`apply` loaded the batch's meetings.)
-        // Rule 1, the part that needs the store: a new meeting needs a start.
-        // A dead-lettered record does not move the clock.
-        if self.cache.meeting(&id).is_none() {
+    fn refused(&mut self, rejection: M::Rejection, input: &M::Input, raw: Vec<u8>, origin: &Origin) {
+        let (kind, reason) = M::refusal(rejection);
+        let event_id = M::dedupe_key(input).map(str::to_string);
+        self.dead_letter(Letter { kind, reason, event_id, raw }, origin);
+    }
+
+    async fn input(&mut self, id: M::Id, input: M::Input, raw: Vec<u8>, origin: &Origin) -> Result<(), EngineError> {
+        // (`apply` loaded the batch's instances.)
+        // Admission, the part that needs the store: can the input create an
+        // instance that does not exist? A refused input does not move the clock.
+        if self.cache.held(&id).is_none() {
             if let Err(rejection) = self.engine.machine.creates(&input) {
-                let reason = RecordError::Rejected(rejection);
-                let event_id = change.event_id.clone();
-                self.dead_letter(DeadLetter { reason, raw: d.raw, event_id }, origin);
+                self.refused(rejection, &input, raw, origin);
                 return Ok(());
             }
         }
-        // Timers due by the record's time fire first, as the pace says (see
+        // Timers due by the input's time fire first, as the pace says (see
         // `pace.rs`): on a virtual clock, everything due by its event time; on
-        // the wall clock, its own meeting's timers due by its event time and
-        // every other meeting's only through the stream gate. A backlog read
+        // the wall clock, its own instance's timers due by its event time and
+        // every other instance's only through the stream gate. A backlog read
         // late, at any relative speed of the shards, is applied in event-time
-        // order per meeting, as replay of the records merged by event time would.
+        // order per instance, as replay of the inputs merged by event time would.
         let clock_now = self.clock().now();
         let gate = self.engine.limit_at(clock_now);
-        let times = self.engine.pace.record(clock_now, change.event_time, self.event_clock, gate);
+        let event_time = M::event_time(&input);
+        let times = self.engine.pace.record(clock_now, event_time, self.event_clock, gate);
         let (own_limit, fire_limit, target) = (times.own, times.fire, times.at);
-        if let Some(t) = change.event_time {
+        if let Some(t) = event_time {
             self.event_clock = self.event_clock.max(t);
         }
         self.fire_through(fire_limit, usize::MAX).await?;
-        self.fire_meeting_through(&id, own_limit).await?;
+        self.fire_instance_through(&id, own_limit).await?;
         let now = self.instant(target);
         self.report.records += 1;
 
-        // Rule 2: a record whose eventID this meeting has applied is a duplicate.
+        // An input whose dedupe key this instance has applied is a duplicate.
         if let Some(Some(c)) = self.cache.entries.get_mut(&id) {
-            if let Some(eid) = duplicate::<MeetingWorkflow, _>(&c.stored.event_ids, &input) {
+            if let Some(key) = duplicate::<M, _>(&c.held.keys, &input) {
                 self.report.duplicates += 1;
-                let state = c.stored.meeting.state;
-                c.history.push(&Entry {
-                    at: now,
-                    cause: Cause::Duplicate { event: change.event_name, event_id: eid.to_string() },
-                    from: Some(state),
-                    to: Some(state),
-                    outcome: Outcome::Ignored,
-                    reason: None,
-                    lateness: None,
-                    notes: vec![Note::Duplicate { event_id: eid.to_string() }],
-                });
+                let entry = M::duplicate(c.state(), &input, key, now);
+                c.history.push(&entry);
                 self.touch(&id);
                 return Ok(());
             }
         }
-        let cause = Cause::Record { event: change.event_name, event_id: change.event_id.clone() };
-        let event_id = MeetingWorkflow::dedupe_key(&input).map(str::to_string);
-        let created = self.cache.meeting(&id).is_none();
-        match self.run_step(&id, &input, now, cause, None) {
-            Ok(outcome) => {
-                if outcome == Outcome::Ignored {
+        let key = M::dedupe_key(&input).map(str::to_string);
+        let created = self.cache.held(&id).is_none();
+        match self.run_step(&id, &input, now) {
+            Ok(changed) => {
+                if !changed {
                     self.report.ignored += 1;
                 }
                 if created {
@@ -209,118 +201,105 @@ impl<'e> Work<'e> {
                 }
             }
             Err(rejection) => {
-                // `creates` said yes a moment ago; should the rules ever
-                // disagree, the record is kept as a dead letter, not lost.
-                let reason = RecordError::Rejected(rejection);
-                self.dead_letter(DeadLetter { reason, raw: d.raw, event_id }, origin);
+                // `creates` said yes a moment ago; should the machine ever
+                // disagree, the input is kept as a dead letter, not lost.
+                self.refused(rejection, &input, raw, origin);
                 return Ok(());
             }
         }
-        if let (Some(eid), Some(Some(c))) = (event_id, self.cache.entries.get_mut(&id)) {
-            c.stored.event_ids.push(eid);
+        if let (Some(key), Some(Some(c))) = (key, self.cache.entries.get_mut(&id)) {
+            c.held.keys.push(key);
             c.row_dirty = true;
         }
         self.touch(&id);
         // Timers this input armed in the past fire right after it.
         self.fire_through(fire_limit, usize::MAX).await?;
-        self.fire_meeting_through(&id, own_limit).await?;
+        self.fire_instance_through(&id, own_limit).await?;
         Ok(())
     }
 
-    /// An operator command on one meeting, after what is due — held by the
-    /// stream gate: a command fires no timer the stream has not been read
-    /// past (its meeting's records before it may still be unread).
+    /// An input no source delivers (an operator's command) on one instance,
+    /// after what is due — held by the stream gate: it fires no timer the
+    /// stream has not been read past (its instance's inputs before it may
+    /// still be unread). Returns the step's history entry.
     pub(super) async fn command(
         &mut self,
-        id: &MeetingId,
-        cmd: Command,
+        id: &M::Id,
+        input: M::Input,
         gate: Timestamp,
-    ) -> Result<CommandResult, EngineError> {
+    ) -> Result<M::Entry, EngineError> {
         self.preload(vec![id.clone()]).await?;
         let clock_now = self.clock().now();
         let limit = gate.min(clock_now);
         self.fire_through(limit, usize::MAX).await?;
         let now = self.instant(clock_now);
-        let kind = cmd.kind();
-        let (meeting, before) = self.take(id);
-        let step = match self.engine.machine.step(meeting, &Input::Command(cmd), now) {
+        let entered = M::span(id, &input, None).entered();
+        let (state, before) = self.take(id);
+        let step = match self.engine.machine.step(state, &input, now) {
             Ok(s) => s,
-            Err((_, meeting)) => {
-                self.put_back(meeting);
-                return Err(EngineError::UnknownMeeting(id.clone()));
+            Err((_, state)) => {
+                self.put_back(id, state);
+                return Err(EngineError::Unknown { noun: M::NOUN, id: id.to_string() });
             }
         };
-        let result = CommandResult {
-            meeting_id: id.clone(),
-            outcome: step.outcome,
-            state: step.meeting.state,
-            notes: step.notes.clone(),
-        };
-        self.apply_step(step, before, now, Cause::Command(kind), None);
+        let took = M::took(step, &input, now);
+        let entry = took.entry.clone();
+        self.apply_step(took, before, now);
+        drop(entered);
         self.fire_through(limit, usize::MAX).await?;
-        Ok(result)
+        Ok(entry)
     }
 
-    /// Take a cached meeting out for [`step`] (a placeholder keeps its place),
-    /// with what the step's results are compared with.
-    fn take(&mut self, id: &MeetingId) -> (Option<Meeting>, Before) {
+    /// Take a held instance's state out for a step, with what the step's
+    /// results are compared with.
+    fn take(&mut self, id: &M::Id) -> (Option<M::State>, Before) {
         self.before.clear();
         match self.cache.entries.get_mut(id) {
             Some(Some(c)) => {
-                let m = mem::replace(&mut c.stored.meeting, Meeting::new(id.clone(), Timestamp::EPOCH));
-                MeetingWorkflow::timers(&m, &mut self.before);
-                let before = Before { search: Some(m.search_stamp()) };
-                (Some(m), before)
+                let state = c.held.state.take().expect("a held instance has its state between steps");
+                M::timers(&state, &mut self.before);
+                let stamp = M::search_stamp(&state);
+                (Some(state), Some(stamp))
             }
-            _ => (None, Before::default()),
+            _ => (None, None),
         }
     }
 
-    /// Give back a meeting [`Work::take`] took, unchanged.
-    fn put_back(&mut self, meeting: Option<Meeting>) {
-        if let Some(m) = meeting {
-            if let Some(Some(c)) = self.cache.entries.get_mut(&m.id) {
-                c.stored.meeting = m;
-            }
+    /// Give back a state [`Work::take`] took, unchanged.
+    fn put_back(&mut self, id: &M::Id, state: Option<M::State>) {
+        if let (Some(s), Some(Some(c))) = (state, self.cache.entries.get_mut(id)) {
+            c.held.state = Some(s);
         }
     }
 
-    /// Run a step on a cached meeting (or none) and take its results.
-    fn run_step(
-        &mut self,
-        id: &MeetingId,
-        input: &Input,
-        now: Timestamp,
-        cause: Cause,
-        lateness: Option<Span>,
-    ) -> Result<Outcome, crate::meeting::Rejection> {
-        let (meeting, before) = self.take(id);
-        match self.engine.machine.step(meeting, input, now) {
+    /// Run a step on a held instance (or none) and take its results:
+    /// whether it changed anything.
+    fn run_step(&mut self, id: &M::Id, input: &M::Input, now: Timestamp) -> Result<bool, M::Rejection> {
+        let (state, before) = self.take(id);
+        match self.engine.machine.step(state, input, now) {
             Ok(s) => {
-                let outcome = s.outcome;
-                self.apply_step(s, before, now, cause, lateness);
-                Ok(outcome)
+                let took = M::took(s, input, now);
+                let changed = took.changed;
+                self.apply_step(took, before, now);
+                Ok(changed)
             }
-            Err((rejection, meeting)) => {
-                self.put_back(meeting);
+            Err((rejection, state)) => {
+                self.put_back(id, state);
                 Err(rejection)
             }
         }
     }
 
     /// Take a step's results into the cache and the write buffer, compared
-    /// with the meeting `before` the step.
-    fn apply_step(&mut self, step: Step, before: Before, now: Timestamp, cause: Cause, lateness: Option<Span>) {
-        // Search attributes are only ever added: a new count means new ones to index.
-        let search_changed = Some(step.meeting.search_stamp()) != before.search;
-        let Step { meeting, from, outcome, effects, timers: _, notes } = step;
-        let id = meeting.id.clone();
-        let reason = (outcome == Outcome::Terminated).then(|| meeting.ended.map(|e| e.reason)).flatten();
-        if let Some(r) = reason {
-            *self.report.terminated.entry(r).or_default() += 1;
+    /// with the instance `before` the step.
+    fn apply_step(&mut self, took: Took<M>, before: Before, now: Timestamp) {
+        let Took { state, entry, effects, changed, ended } = took;
+        let search_changed = Some(M::search_stamp(&state)) != before;
+        let id = M::id(&state).clone();
+        if let Some(how) = ended {
+            *self.report.terminated.entry(how).or_default() += 1;
         }
-        let mut entries =
-            vec![Entry { at: now, cause, from, to: Some(meeting.state), outcome, reason, lateness, notes }];
+        let mut entries = vec![entry];
         if !effects.is_empty() {
             let completed = match self.engine.options.effects {
                 EffectMode::Inline(complete) => {
@@ -333,33 +312,33 @@ impl<'e> Work<'e> {
                     false
                 }
             };
+            let (key, parts) = M::outbox(&state, &effects);
             self.effects.push(NewEffect {
-                key: format!("{id}/end"),
-                subject: id.to_string(),
-                parts: encode_parts(&effects),
+                key,
+                subject: id.as_ref().to_string(),
+                parts,
                 count: effects.len(),
                 at: now,
                 completed,
             });
         }
-        let changed = outcome != Outcome::Ignored;
         // Only the timers that changed move in the queue.
         self.after.clear();
-        MeetingWorkflow::timers(&meeting, &mut self.after);
-        for &(kind, due) in &self.before {
-            if !self.after.contains(&(kind, due)) {
-                self.cache.overlay.remove(&TimerKey::new(id.clone(), kind, due));
+        M::timers(&state, &mut self.after);
+        for &(timer, due) in &self.before {
+            if !self.after.contains(&(timer, due)) {
+                self.cache.overlay.remove(&Key { due, timer, id: id.clone() });
             }
         }
-        for &(kind, due) in &self.after {
-            if !self.before.contains(&(kind, due)) {
-                self.cache.overlay.insert(TimerKey::new(id.clone(), kind, due));
+        for &(timer, due) in &self.after {
+            if !self.before.contains(&(timer, due)) {
+                self.cache.overlay.insert(Key { due, timer, id: id.clone() });
                 self.armed = true;
             }
         }
         match self.cache.entries.get_mut(&id) {
             Some(Some(c)) => {
-                c.stored.meeting = meeting;
+                c.held.state = Some(state);
                 if changed {
                     c.row_dirty = true;
                 }
@@ -369,16 +348,10 @@ impl<'e> Work<'e> {
                 }
             }
             _ => {
-                let stored = StoredMeeting { meeting, event_ids: Vec::new() };
-                let history = entries.iter().cloned().collect();
-                let c = Cached {
-                    stored,
-                    loaded_version: None,
-                    row_dirty: true,
-                    search_dirty: true,
-                    history,
-                    queued: false,
-                };
+                let held = Held { state: Some(state), keys: Vec::new() };
+                let history = entries.iter().collect();
+                let c =
+                    Cached { held, loaded_version: None, row_dirty: true, search_dirty: true, history, queued: false };
                 self.cache.entries.insert(id.clone(), Some(Box::new(c)));
             }
         }

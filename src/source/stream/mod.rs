@@ -30,7 +30,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::leases::Leases;
-use crate::engine::{Engine, EngineError, Incoming};
+use crate::engine::{EngineError, Incoming};
+use crate::meeting::MeetingWorkflow;
+use crate::operate::MeetingEngine;
 use crate::store::{Checkpoint, StoreError, WorkerInfo};
 
 mod page;
@@ -117,7 +119,7 @@ pub struct RoundReport {
 /// Reads one stream into the engine.
 pub struct StreamReader {
     source: Arc<dyn StreamSource>,
-    engine: Arc<Engine>,
+    engine: Arc<MeetingEngine>,
     arn: String,
     options: ReaderOptions,
     shards: Shards,
@@ -133,7 +135,7 @@ impl StreamReader {
     /// A reader that resumes from the checkpoints stored for `stream_arn`.
     pub async fn new(
         source: Arc<dyn StreamSource>,
-        engine: Arc<Engine>,
+        engine: Arc<MeetingEngine>,
         stream_arn: String,
         options: ReaderOptions,
     ) -> Result<Self, ReaderError> {
@@ -247,7 +249,12 @@ impl StreamReader {
     }
 
     /// Apply a page (or a bare checkpoint) under the shard's lease.
-    async fn commit(&mut self, shard_id: &str, items: Vec<Incoming>, mut c: Checkpoint) -> Result<bool, ReaderError> {
+    async fn commit(
+        &mut self,
+        shard_id: &str,
+        items: Vec<Incoming<MeetingWorkflow>>,
+        mut c: Checkpoint,
+    ) -> Result<bool, ReaderError> {
         c.lease = self.leases.lease(shard_id).cloned();
         match self.engine.apply_with_checkpoint(items, Some(c)).await {
             Ok(_) => Ok(true),
