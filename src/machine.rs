@@ -336,6 +336,30 @@ impl Chunk {
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
     }
+
+    /// The chunk as a store appends it to the history of the instance `id`.
+    pub fn append_to(self, id: &str) -> crate::store::HistoryAppend {
+        let entries = self.len;
+        crate::store::HistoryAppend { id: id.to_string(), bytes: self.bytes, entries }
+    }
+}
+
+/// The entries of a stored [`Chunk`], decoded as `E`.
+///
+/// # Errors
+///
+/// The bytes are not a chunk of `E`s.
+pub fn decode_chunk<E: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<Vec<E>, String> {
+    let Some((&CHUNK_ENTRIES, mut rest)) = bytes.split_first() else {
+        return Err("not a chunk of history entries".into());
+    };
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (e, tail) = postcard::take_from_bytes::<E>(rest).map_err(|e| e.to_string())?;
+        out.push(e);
+        rest = tail;
+    }
+    Ok(out)
 }
 
 impl<E: serde::Serialize> FromIterator<E> for Chunk {

@@ -6,7 +6,7 @@
 //!   event time, and nothing waits for a stream (there is none).
 //! * [`Live`] — the wall clock (a worker): a record is applied now; what fires
 //!   before it is held by the stream gate (the least read-through of all
-//!   shards), except the record's own meeting's timers due by its event time;
+//!   shards), except the record's own instance's timers due by its event time;
 //!   a fire is as late as the engine was in noticing it, and that is measured.
 
 use crate::time::Timestamp;
@@ -14,9 +14,9 @@ use crate::time::Timestamp;
 /// The instants one record is applied under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct RecordTimes {
-    /// The record's own meeting fires its timers due by this first.
+    /// The record's own instance fires its timers due by this first.
     pub own: Timestamp,
-    /// Every other meeting fires its timers due by this first.
+    /// Every other instance fires its timers due by this first.
     pub fire: Timestamp,
     /// The instant the record is applied at.
     pub at: Timestamp,
@@ -79,7 +79,7 @@ impl Pace for Live {
         event_clock: Timestamp,
         gate: Timestamp,
     ) -> RecordTimes {
-        // The record's own meeting: all its earlier records (same shard) are applied.
+        // The record's own instance: all its earlier records (same shard) are applied.
         let own = event_time.map_or(now, |t| t.min(now));
         // Other meetings: their records may still be unread on another shard.
         let seen = event_time.map_or(now, |t| t.max(event_clock).min(now));

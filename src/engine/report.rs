@@ -13,7 +13,7 @@ pub struct Report {
     /// Records applied (including duplicates and records that changed nothing).
     pub records: u64,
     pub duplicates: u64,
-    /// Records that changed nothing (for a meeting: it had terminated).
+    /// Records that changed nothing (for a meeting: it had ended).
     pub ignored: u64,
     /// Instances created.
     pub created: u64,

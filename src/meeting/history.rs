@@ -369,16 +369,7 @@ pub struct ChunkError(String);
 /// The bytes are neither.
 pub fn decode(bytes: &[u8]) -> Result<Vec<Entry>, ChunkError> {
     match bytes.first() {
-        Some(&CHUNK_ENTRIES) => {
-            let mut rest = &bytes[1..];
-            let mut out = Vec::new();
-            while !rest.is_empty() {
-                let (e, tail) = postcard::take_from_bytes::<Entry>(rest).map_err(|e| ChunkError(e.to_string()))?;
-                out.push(e);
-                rest = tail;
-            }
-            Ok(out)
-        }
+        Some(&CHUNK_ENTRIES) => crate::machine::decode_chunk(bytes).map_err(ChunkError),
         Some(b'[') => serde_json::from_slice(bytes).map_err(|e| ChunkError(e.to_string())),
         _ => Err(ChunkError("unknown encoding".into())),
     }

@@ -510,8 +510,7 @@ pub struct EffectOutcome {
 
 /// A meeting's history entries as the store appends them.
 pub fn append(id: &MeetingId, chunk: Chunk) -> HistoryAppend {
-    let entries = chunk.len();
-    HistoryAppend { id: id.to_string(), bytes: chunk.into_bytes(), entries }
+    chunk.append_to(id.as_str())
 }
 
 impl From<&EffectOutcome> for OutboxOutcome {

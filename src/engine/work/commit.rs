@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use super::Work;
 use crate::engine::{EffectMode, EngineError, Report};
 use crate::machine::Durable;
-use crate::store::{Changes, Clocks, HistoryAppend, InstanceWrite, StoredInstance};
+use crate::store::{Changes, Clocks, InstanceWrite, StoredInstance};
 use crate::time::Timestamp;
 
 /// What a unit of work writes, its instances not encoded yet: a resident
@@ -89,9 +89,7 @@ impl<M: Durable> Work<'_, M> {
                 c.row_dirty = false;
             }
             if !c.history.is_empty() {
-                let chunk = mem::take(&mut c.history);
-                let entries = chunk.len();
-                changes.history.push(HistoryAppend { id: id.as_ref().to_string(), bytes: chunk.into_bytes(), entries });
+                changes.history.push(mem::take(&mut c.history).append_to(id.as_ref()));
             }
         }
         changes.effects = mem::take(&mut self.effects);
