@@ -41,7 +41,8 @@
 //!
 //! See `examples/embed.rs` for a complete program, with the outbox executor
 //! and your own ports, and [`machine`] for how to write a machine of your own
-//! (`examples/transcode.rs` runs one on the engine's core).
+//! (`examples/transcode.rs` runs one on the durable engine: a restart, the
+//! outbox, its history).
 //!
 //! # Layout
 //!
@@ -59,15 +60,21 @@
 //!   worker, a manual clock for replay and tests.
 //! * [`named`] — enums named by strings (`names!`), for every layer.
 //! * [`machine`] — the [`Machine`](machine::Machine) trait: a typed state
-//!   machine's types and its pure step, all a runtime sees of its rules.
+//!   machine's types and its pure step, all a runtime sees of its rules;
+//!   [`Durable`](machine::Durable): what the durable engine needs besides
+//!   (ids, source items, history entries, effects, the stored document and
+//!   what is indexed of it).
 //! * [`meeting`] — the pure model: ids, facts, states, the transition rules,
 //!   the policy, record decoding, the history vocabulary; the meeting as
 //!   the store keeps it (its document, typed rows).
 //! * [`legacy`] — the old Lambdas (safety net and terminator) as a second
 //!   machine, for `whatif`.
-//! * [`engine`] — units of work, timer order and paging, the stream gate, the
-//!   timer loop; [`engine::core`] runs any machine in memory on a virtual
-//!   clock in the engine's timer order (`whatif`'s models).
+//! * [`engine`] — [`Engine`](engine::Engine) runs any durable machine:
+//!   units of work, timer order and paging, the stream gate, the timer loop;
+//!   [`engine::core`] runs any machine in memory on a virtual clock in the
+//!   engine's timer order (`whatif`'s models).
+//! * [`operate`] — the meeting workflow on the durable engine
+//!   ([`MeetingEngine`](operate::MeetingEngine)), operator commands.
 //! * [`store`] — the storage seam ([`Store`](store::Store),
 //!   [`UnitOfWork`](store::UnitOfWork)) over generic rows: an instance's
 //!   id, version, applied keys and encoded state, with what is indexed of

@@ -59,6 +59,25 @@
 //!     }
 //! }
 //! ```
+//!
+//! # Running it durably
+//!
+//! To run a machine on the durable [`Engine`](crate::engine::Engine) —
+//! instances in SQLite or PostgreSQL, timers that survive restarts, effects
+//! through the outbox, a history per instance — implement [`Durable`] as
+//! well: the id, effect, history entry and source item types; how an item
+//! opens ([`Durable::open`]), what a step did ([`Durable::took`]), how a
+//! duplicate is told ([`Durable::duplicate`]), how effects are keyed in the
+//! outbox ([`Durable::outbox`]), and the stored document with what is indexed
+//! of it. Then:
+//!
+//! ```text
+//! let engine = Engine::resume(Transcoding, store, clock, EngineOptions::default()).await?;
+//! engine.apply(items).await?;          // one unit of work per batch
+//! engine.run_timers(shutdown).await?;  // or run_until(t) on a virtual clock
+//! ```
+//!
+//! `examples/transcode.rs` is such a machine, start to end, with its tests.
 
 use crate::time::Timestamp;
 
