@@ -231,7 +231,7 @@ pub async fn prune_meetings(
             }
             a.sync()?;
         }
-        let d = store.delete_meetings(&ids, before, now).await?;
+        let d = store.delete_instances(&ids, before, now).await?;
         done.meetings += d.meetings;
         done.history += d.history;
         done.effects += d.effects;

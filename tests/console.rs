@@ -291,7 +291,7 @@ async fn a_million_outbox_rows_page_newest_first_in_bounded_time_and_memory() {
         let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
         sqlx::query(
             "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 999999)
-             INSERT INTO outbox (key, meeting_id, parts, done, status, attempts, next_attempt_at, created_at, updated_at)
+             INSERT INTO outbox (key, instance, parts, done, status, attempts, next_attempt_at, created_at, updated_at)
              SELECT 'm-' || x || '/end', 'm-' || x, (SELECT parts FROM outbox WHERE id = 1), 1, 'done', 1, 0, 0, 0 FROM n",
         )
         .execute(&mut conn)

@@ -268,7 +268,7 @@ async fn writes_are_lean_one_row_per_meeting_per_unit_of_work() {
     e.run_until(Timestamp::MAX).await.unwrap();
     let c = store.write_counts();
     assert_eq!(c.transactions, 2);
-    assert_eq!(c.meetings, 100, "50 created, 50 ended: the timers and eventIDs ride in the meeting row");
+    assert_eq!(c.instances, 100, "50 created, 50 ended: the timers and eventIDs ride in the meeting row");
     assert_eq!((c.history_chunks, c.history_entries), (100, 100));
     assert_eq!(c.effects, 50, "one outbox row per termination");
     assert_eq!(c.rows(), 250);
@@ -393,7 +393,7 @@ async fn a_stale_timer_key_fires_nothing_and_is_dropped_once() {
     assert_eq!(pending(store.as_ref()).await, vec![(TimerKind::SafetyNet, t("10:15")), (TimerKind::Cap, t("14:00"))]);
     // The row's due-timer index says "a re-check at 10:05", which the meeting does not have.
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
-    sqlx::query("UPDATE meetings SET next_due = ?1, next_kind = 1 WHERE id = 'm-1'")
+    sqlx::query("UPDATE instances SET next_due = ?1, next_kind = 1 WHERE id = 'm-1'")
         .bind(t("10:05").as_micros())
         .execute(&mut conn)
         .await
@@ -450,7 +450,7 @@ async fn postgresql_sessions_run_under_their_timeouts() {
     // A lock held by another session is waited for lock_timeout, then the
     // call fails as a passing fault (the worker waits and tries again).
     let mut holder = store.pool().begin().await.unwrap();
-    sqlx::query("LOCK TABLE meetings IN ACCESS EXCLUSIVE MODE").execute(&mut *holder).await.unwrap();
+    sqlx::query("LOCK TABLE instances IN ACCESS EXCLUSIVE MODE").execute(&mut *holder).await.unwrap();
     let t0 = std::time::Instant::now();
     let e = store.meeting(&id("m-1")).await.unwrap_err();
     assert!(t0.elapsed() < Duration::from_secs(5), "gave up after lock_timeout, not later: {:?}", t0.elapsed());
@@ -496,7 +496,7 @@ async fn a_resident_engine_writes_a_long_story_as_it_grows_in_bounded_chunks() {
         .await
         .unwrap();
     let (chunks, largest): (i64, i64) =
-        sqlx::query_as("SELECT COUNT(*), MAX(length(entries)) FROM history WHERE meeting_id = 'm-long'")
+        sqlx::query_as("SELECT COUNT(*), MAX(length(entries)) FROM history WHERE instance = 'm-long'")
             .fetch_one(&pool)
             .await
             .unwrap();

@@ -154,7 +154,7 @@ async fn w2(url: &str, n: usize, k: usize, w: &'static str, out: &mut Vec<Metric
     for (_, s) in &engines {
         let c = s.write_counts();
         total.transactions += c.transactions;
-        total.meetings += c.meetings;
+        total.instances += c.instances;
         total.history_chunks += c.history_chunks;
         total.effects += c.effects;
         for (t, x) in total.phase_secs.iter_mut().zip(c.phase_secs) {

@@ -74,8 +74,7 @@ pub async fn seed_into(store: Arc<dyn Store>, n: usize, due: impl Fn(usize) -> T
 /// Every history entry in the database, decoded.
 async fn entries(db: &Path) -> Result<Vec<(String, history::Entry)>> {
     let pool = reader(db).await?;
-    let rows: Vec<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT meeting_id, entries FROM history").fetch_all(&pool).await?;
+    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT instance, entries FROM history").fetch_all(&pool).await?;
     pool.close().await;
     let mut out = Vec::new();
     for (id, bytes) in rows {

@@ -1,6 +1,6 @@
 //! Copy one database into another, empty one (`spindown migrate`: a SQLite
-//! file into PostgreSQL, to run several workers): meetings with their
-//! pending timers and applied eventIDs, every meeting's history (chunk by
+//! file into PostgreSQL, to run several workers): instances with their
+//! pending timers and applied eventIDs, every instance's history (chunk by
 //! chunk, as written), the outbox as it is (ids, status, attempts, errors),
 //! dead letters, stream checkpoints and gaps, the sweep log and the engine's
 //! clocks; then both must count the same.
@@ -12,7 +12,7 @@ use super::{
     StoredInstance, Tallies,
 };
 
-/// Rows per transaction (meetings with their histories, outbox rows, dead letters).
+/// Rows per transaction (instances with their histories, outbox rows, dead letters).
 const PAGE: usize = 1000;
 
 /// What a copy copied.
@@ -41,7 +41,7 @@ pub enum CopyError {
     Mismatch(String),
 }
 
-/// Nothing to overwrite: no meeting, effect, dead letter, checkpoint or gap.
+/// Nothing to overwrite: no instance, effect, dead letter, checkpoint or gap.
 /// What a copy must ask the machine whose instances it copies: what the
 /// store indexes of a row, and how many history entries a chunk holds.
 #[derive(Clone, Copy)]
@@ -72,8 +72,8 @@ fn essentials(c: &Tallies) -> impl PartialEq + std::fmt::Debug {
     )
 }
 
-/// Copy `from` into `to`, which must be empty; `progress` hears (meetings
-/// copied, meetings in all) after each page.
+/// Copy `from` into `to`, which must be empty; `progress` hears (instances
+/// copied, instances in all) after each page.
 ///
 /// # Errors
 ///
@@ -90,7 +90,7 @@ pub async fn copy(
     let mut copied = Copied::default();
     let total = from.tallies().await?.instances.max(0) as u64;
 
-    // Meetings and their stories, a page per transaction.
+    // Instances and their stories, a page per transaction.
     let mut filter = InstanceFilter { limit: Some(PAGE), ..InstanceFilter::default() };
     loop {
         let page = from.instances(&filter).await?;

@@ -618,7 +618,7 @@ impl Store for MemoryStore {
         Ok(ended)
     }
 
-    async fn delete_meetings(&self, ids: &[String], before: Timestamp, now: Timestamp) -> Result<Deleted, StoreError> {
+    async fn delete_instances(&self, ids: &[String], before: Timestamp, now: Timestamp) -> Result<Deleted, StoreError> {
         let mut s = self.state.lock().await;
         let mut d = Deleted::default();
         for id in ids {

@@ -318,13 +318,13 @@ pub trait Store: Send + Sync + 'static {
     /// Give a lease up (a clean stop, or a shard read to its end), fenced by it.
     async fn release_lease(&self, stream_arn: &str, shard_id: &str, lease: &Lease) -> Result<(), StoreError>;
 
-    /// Forget the applied eventIDs of meetings that ended before `before`
-    /// (the stream cannot deliver their records again). Returns how many meetings.
+    /// Forget the applied eventIDs of instances that ended before `before`
+    /// (the stream cannot deliver their records again). Returns how many instances.
     async fn forget_event_ids(&self, before: Timestamp) -> Result<u64, StoreError>;
 
     // Retention.
 
-    /// Terminated meetings that ended before `before` and whose outbox rows
+    /// Terminated instances that ended before `before` and whose outbox rows
     /// are all done, in (end, id) order after `after`, at most `limit`.
     async fn ended_before(
         &self,
@@ -332,10 +332,10 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&(Timestamp, String)>,
         limit: usize,
     ) -> Result<Vec<(Timestamp, String)>, StoreError>;
-    /// Delete the meetings `ids` that ended before `before`, with their
+    /// Delete the instances `ids` that ended before `before`, with their
     /// histories and done outbox rows, in one transaction, and note it in
     /// the prune log at `now`.
-    async fn delete_meetings(&self, ids: &[String], before: Timestamp, now: Timestamp) -> Result<Deleted, StoreError>;
+    async fn delete_instances(&self, ids: &[String], before: Timestamp, now: Timestamp) -> Result<Deleted, StoreError>;
     /// Delete at most `limit` rows of `what` older than `before`; returns how many.
     async fn prune(&self, what: Retained, before: Timestamp, limit: usize) -> Result<u64, StoreError>;
     /// How many rows of `what` are older than `before` (what [`Store::prune`] would delete).
@@ -373,16 +373,16 @@ pub trait UnitOfWork: Send {
     /// writers, locks until it ends).
     async fn load(&mut self, ids: &[&str]) -> Result<Vec<StoredInstance>, StoreError>;
 
-    /// Meetings' next pending timers strictly after `after` in fire order and
+    /// Instances' next pending timers strictly after `after` in fire order and
     /// due at or before `upto`, at most `limit`, in fire order — one key per
-    /// meeting, the meeting's first timer (its later ones come with the
-    /// meeting). A backend with several writers skips meetings another holds.
+    /// instance, the instance's first timer (its later ones come with the
+    /// instance). A backend with several writers skips instances another holds.
     async fn due(&mut self, after: Option<&DueKey>, upto: Timestamp, limit: usize) -> Result<Vec<DueKey>, StoreError>;
 
-    /// [`UnitOfWork::due`] with the meetings those timers belong to, loaded
+    /// [`UnitOfWork::due`] with the instances those timers belong to, loaded
     /// (and locked, where [`UnitOfWork::load`] locks) in the same call: a
-    /// page of fires in one round trip. A key's meeting may be missing from
-    /// the meetings (deleted meanwhile); the meetings come in no set order.
+    /// page of fires in one round trip. A key's instance may be missing from
+    /// the instances (deleted meanwhile); the instances come in no set order.
     async fn due_loaded(
         &mut self,
         after: Option<&DueKey>,
@@ -399,7 +399,7 @@ pub trait UnitOfWork: Send {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Conflict`] (nothing written) when a meeting's stored
+    /// [`StoreError::Conflict`] (nothing written) when an instance's stored
     /// version is not the one it was loaded at.
     async fn commit(self: Box<Self>, changes: Changes) -> Result<(), StoreError>;
 

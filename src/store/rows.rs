@@ -1,5 +1,5 @@
 //! How SQL backends' rows are encoded: an instance as a JSON array (the order
-//! of the `meeting_docs` view, the same in SQLite and PostgreSQL), and
+//! of the `instance_docs` view, the same in SQLite and PostgreSQL), and
 //! multi-row statements cut into a few prepared shapes. (The machine's own
 //! values — its state, its effects, its history — are kept as they were given.)
 
@@ -13,7 +13,7 @@ use crate::store::{
 };
 use crate::time::Timestamp;
 
-/// An instance row as `meeting_docs` returns it: id, version, applied keys, the machine's document.
+/// An instance row as `instance_docs` returns it: id, version, applied keys, the machine's document.
 #[derive(Deserialize)]
 pub(crate) struct InstanceDoc<'a>(String, i64, Vec<String>, #[serde(borrow)] &'a RawValue);
 
@@ -66,7 +66,7 @@ pub(crate) fn due_docs(doc: Option<&str>) -> Result<(Vec<DueKey>, Vec<StoredInst
     Ok((keys, instances))
 }
 
-/// Decode one instance row's document (a JSON array in `meeting_docs`' order).
+/// Decode one instance row's document (a JSON array in `instance_docs`' order).
 pub(crate) fn instance_from_text(doc: &str) -> Result<StoredInstance, StoreError> {
     let d: InstanceDoc<'_> = serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("instance: {e}")))?;
     Ok(d.stored())
@@ -109,7 +109,7 @@ where
     Ok(OutboxRow {
         id: r.try_get("id")?,
         key: r.try_get("key")?,
-        subject: r.try_get("meeting_id")?,
+        subject: r.try_get("instance")?,
         parts: r.try_get("parts")?,
         done: done.max(0) as usize,
         status: status.parse::<EffectStatus>().map_err(|e| corrupt("effect", e))?,
@@ -208,7 +208,7 @@ pub(crate) fn summaries_from_doc(doc: Option<&str>) -> Result<Vec<Summary>, Stor
 
 #[derive(Deserialize)]
 struct TalliesDoc {
-    meetings: i64,
+    instances: i64,
     by_state: Vec<(String, i64)>,
     by_reason: Vec<(String, i64)>,
     timers: i64,
@@ -233,7 +233,7 @@ pub(crate) fn tallies_from_doc(doc: &str) -> Result<Tallies, StoreError> {
     }
     by_rank.sort();
     Ok(Tallies {
-        instances: d.meetings,
+        instances: d.instances,
         by_state: d.by_state,
         by_reason: d.by_reason,
         timers_pending: d.timers,

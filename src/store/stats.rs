@@ -12,9 +12,9 @@ use serde::Serialize;
 pub enum Phase {
     /// `BEGIN` (SQLite: `BEGIN IMMEDIATE`, waiting for the write lock).
     Begin,
-    /// Reads inside a transaction: meetings, due timers.
+    /// Reads inside a transaction: instances, due timers.
     Read,
-    WriteMeetings,
+    WriteInstances,
     WriteHistory,
     WriteEffects,
     /// Dead letters, checkpoints, clocks.
@@ -26,7 +26,7 @@ impl Phase {
     pub const ALL: [Phase; 7] = [
         Phase::Begin,
         Phase::Read,
-        Phase::WriteMeetings,
+        Phase::WriteInstances,
         Phase::WriteHistory,
         Phase::WriteEffects,
         Phase::WriteOther,
@@ -37,7 +37,7 @@ impl Phase {
         match self {
             Phase::Begin => "begin",
             Phase::Read => "read",
-            Phase::WriteMeetings => "write meetings",
+            Phase::WriteInstances => "write instances",
             Phase::WriteHistory => "write history",
             Phase::WriteEffects => "write effects",
             Phase::WriteOther => "write other",
@@ -49,7 +49,7 @@ impl Phase {
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     pub transactions: AtomicU64,
-    pub meetings: AtomicU64,
+    pub instances: AtomicU64,
     pub history_chunks: AtomicU64,
     pub history_entries: AtomicU64,
     pub effects: AtomicU64,
@@ -70,7 +70,7 @@ impl Stats {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         WriteCounts {
             transactions: l(&self.transactions),
-            meetings: l(&self.meetings),
+            instances: l(&self.instances),
             history_chunks: l(&self.history_chunks),
             history_entries: l(&self.history_entries),
             effects: l(&self.effects),
@@ -84,9 +84,9 @@ impl Stats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct WriteCounts {
     pub transactions: u64,
-    /// Meeting rows inserted or updated.
-    pub meetings: u64,
-    /// History rows (one chunk per meeting per unit of work).
+    /// Instance rows inserted or updated.
+    pub instances: u64,
+    /// History rows (one chunk per instance per unit of work).
     pub history_chunks: u64,
     /// History entries inside those chunks.
     pub history_entries: u64,
@@ -99,6 +99,6 @@ pub struct WriteCounts {
 impl WriteCounts {
     /// Rows written, all tables.
     pub fn rows(&self) -> u64 {
-        self.meetings + self.history_chunks + self.effects + self.dead
+        self.instances + self.history_chunks + self.effects + self.dead
     }
 }

@@ -388,7 +388,7 @@ pub struct Summary {
 }
 
 names! {
-    /// What retention deletes besides meetings.
+    /// What retention deletes besides instances.
     pub Retained ("retained rows") {
         DeadLetters = "dead_letters",
         SweepLog = "sweep_log",
@@ -400,11 +400,11 @@ names! {
     }
 }
 
-/// What deleting meetings removed.
+/// What deleting instances removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Deleted {
     pub meetings: u64,
-    /// History chunks (a unit of work writes one per meeting it touched).
+    /// History chunks (a unit of work writes one per instance it touched).
     pub history: u64,
     /// Outbox rows.
     pub effects: u64,
@@ -413,7 +413,7 @@ pub struct Deleted {
 /// What retention has deleted so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PruneLog {
-    /// Meetings that ended before this may have been deleted.
+    /// Instances that ended before this may have been deleted.
     pub through: Timestamp,
     /// How many were, in all.
     pub meetings: i64,

@@ -946,7 +946,7 @@ pub async fn retention_deletes_ended_meetings_and_old_rows_only(b: &dyn Backend)
     // An id that did not end before the cut-off is refused even if named.
     let mut asked = ids.clone();
     asked.push("new".into());
-    let d = store.delete_meetings(&asked, cut, t("12:00")).await.unwrap();
+    let d = store.delete_instances(&asked, cut, t("12:00")).await.unwrap();
     assert_eq!((d.meetings, d.history, d.effects), (3, 4, 4), "3 meetings (and new's history and outbox row, named)");
     let store = b.open().await;
     for gone in ["old-1", "old-2", "old-3"] {
@@ -1040,7 +1040,7 @@ pub async fn meetings_are_found_by_their_search_attributes(b: &dyn Backend) {
     assert_eq!(store.search(SEARCH_INSTANCE, t1, 10).await.unwrap(), [id("one")]);
 
     // Retention deletes the meeting, and with it what finds it.
-    let d = store.delete_meetings(&["one".into()], t("10:00"), t("12:00")).await.unwrap();
+    let d = store.delete_instances(&["one".into()], t("10:00"), t("12:00")).await.unwrap();
     assert_eq!(d.meetings, 1);
     for v in [t1, t3] {
         assert!(store.search(SEARCH_INSTANCE, v, 10).await.unwrap().is_empty(), "{v} of a deleted meeting");

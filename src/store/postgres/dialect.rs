@@ -1,6 +1,6 @@
 //! What PostgreSQL words its own way: lists as arrays (`ANY`, `UNNEST`),
 //! one statement of one shape per table and unit of work whatever the number
-//! of rows (one array per column), the meetings a unit of work loads locked
+//! of rows (one array per column), the instances a unit of work loads locked
 //! (`FOR UPDATE`, in id order so that two workers cannot deadlock) and due
 //! timers claimed with `SKIP LOCKED`, an advisory lock for a worker's
 //! identity, and `LISTEN`/`NOTIFY` hints.
@@ -94,20 +94,20 @@ impl Dialect for PgDialect {
             let ids: Vec<&str> = chunk.to_vec();
             let doc: Option<String> = if lock {
                 // Locking cannot be combined with an aggregate: one document a row.
-                let docs: Vec<String> = sqlx::query_scalar(include_str!("queries/lock_meetings.sql"))
+                let docs: Vec<String> = sqlx::query_scalar(include_str!("queries/lock_instances.sql"))
                     .bind(ids)
                     .fetch_all(&mut *conn)
                     .await?;
                 Some(format!("[{}]", docs.join(",")))
             } else {
-                sqlx::query_scalar(super::statement(Q::LoadMeetings)).bind(ids).fetch_one(&mut *conn).await?
+                sqlx::query_scalar(super::statement(Q::LoadInstances)).bind(ids).fetch_one(&mut *conn).await?
             };
             out.extend(instances_from_doc(doc.as_deref())?);
         }
         Ok(out)
     }
 
-    /// A unit of work claims: the meetings of the timers it reads are locked
+    /// A unit of work claims: the instances of the timers it reads are locked
     /// until it ends, and those another transaction holds are skipped.
     fn due_statement(after: bool, claim: bool) -> &'static str {
         match (after, claim) {
@@ -146,7 +146,7 @@ impl Dialect for PgDialect {
             c.attrs.push(attrs);
             c.doc.push(i.doc.as_str());
         }
-        let done = sqlx::query(include_str!("queries/upsert_meetings.sql"))
+        let done = sqlx::query(include_str!("queries/upsert_instances.sql"))
             .bind(c.id)
             .bind(c.state)
             .bind(c.reason)
@@ -172,13 +172,13 @@ impl Dialect for PgDialect {
     }
 
     async fn insert_effects(conn: &mut PgConnection, effects: &[NewEffect]) -> Result<(), StoreError> {
-        let (mut key, mut meeting, mut parts, mut done, mut status, mut attempts, mut at) =
+        let (mut key, mut subject, mut parts, mut done, mut status, mut attempts, mut at) =
             (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
         for e in effects {
             let (d, s, a) =
                 if e.completed { (e.count as i64, EffectStatus::Done, 1_i64) } else { (0, EffectStatus::Pending, 0) };
             key.push(e.key.as_str());
-            meeting.push(e.subject.as_str());
+            subject.push(e.subject.as_str());
             parts.push(e.parts.as_str());
             done.push(d);
             status.push(s.as_str());
@@ -187,7 +187,7 @@ impl Dialect for PgDialect {
         }
         sqlx::query(include_str!("queries/insert_outbox.sql"))
             .bind(key)
-            .bind(meeting)
+            .bind(subject)
             .bind(parts)
             .bind(done)
             .bind(status)

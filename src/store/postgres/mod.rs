@@ -3,13 +3,13 @@
 //! The schema is the SQLite backend's lean one (`migrations/postgres/`). What
 //! changes is who else writes:
 //!
-//! * a unit of work **locks** the meetings it loads (`SELECT … FOR UPDATE`, in
+//! * a unit of work **locks** the instances it loads (`SELECT … FOR UPDATE`, in
 //!   id order so that two workers cannot deadlock) and claims due timers with
 //!   `FOR UPDATE SKIP LOCKED`: a timer is fired by whichever worker locked its
-//!   meeting, inside the transaction of the transition it causes, so exactly
-//!   once; meetings another worker holds are skipped, not waited for;
-//! * a meeting row is still written fenced by the version it was loaded at
-//!   (a new meeting inserted by two workers at once: the second gets
+//!   instance, inside the transaction of the transition it causes, so exactly
+//!   once; instances another worker holds are skipped, not waited for;
+//! * an instance row is still written fenced by the version it was loaded at
+//!   (a new instance inserted by two workers at once: the second gets
 //!   [`StoreError::Conflict`] and nothing is written);
 //! * effects are leased with `SKIP LOCKED`, their outcomes fenced by the lease.
 //!

@@ -5,7 +5,7 @@
 //! how a write transaction begins (SQLite takes its one write lock at
 //! `BEGIN IMMEDIATE`), how a list is bound (a JSON array for SQLite's
 //! `json_each`, an array for PostgreSQL's `ANY`/`UNNEST`), how a unit of work
-//! loads and locks meetings and claims due timers (PostgreSQL's `FOR UPDATE`,
+//! loads and locks instances and claims due timers (PostgreSQL's `FOR UPDATE`,
 //! `SKIP LOCKED`), the bulk-write form of each table (multi-row `VALUES`
 //! against one array per column), an identity lock, wake-up hints
 //! (`LISTEN`/`NOTIFY`), and the words of the statements that differ. Opening,
@@ -67,9 +67,9 @@ pub trait Dialect: Debug + Send + Sync + Sized + 'static {
     /// (a unit of work's load, where other writers exist).
     async fn load(conn: &mut Conn<Self>, ids: &[&str], lock: bool) -> Result<Vec<StoredInstance>, StoreError>;
     /// The statement paging due timers (`after`: past a key; `claim`: for a
-    /// unit of work, locking their meetings where other writers exist).
+    /// unit of work, locking their instances where other writers exist).
     fn due_statement(after: bool, claim: bool) -> &'static str;
-    /// [`Dialect::due_statement`] with each meeting's document as a fourth
+    /// [`Dialect::due_statement`] with each instance's document as a fourth
     /// column — or, where [`Dialect::DUE_DOCS_IN_ONE_ROW`], one row holding a
     /// JSON array of `[next_due, next_kind, id, doc]`.
     fn due_docs_statement(after: bool, claim: bool) -> &'static str;
@@ -196,7 +196,7 @@ where
     }
 
     async fn instances(&self, f: &InstanceFilter) -> Result<Vec<StoredInstance>, StoreError> {
-        let doc: Option<String> = sqlx::query_scalar(D::statement(Q::ListMeetings))
+        let doc: Option<String> = sqlx::query_scalar(D::statement(Q::ListInstances))
             .bind(f.state.as_deref())
             .bind(f.reason.as_deref())
             .bind(f.after.as_deref())
@@ -295,7 +295,7 @@ where
         let before = before.unwrap_or(i64::MAX);
         let query = match (&f.subject, f.status) {
             (Some(m), status) => {
-                sqlx::query(D::statement(Q::RecentEffectsByMeeting)).bind(m.as_str()).bind(status.map(|s| s.as_str()))
+                sqlx::query(D::statement(Q::RecentEffectsByInstance)).bind(m.as_str()).bind(status.map(|s| s.as_str()))
             }
             (None, Some(status)) => sqlx::query(D::statement(Q::RecentEffectsByStatus)).bind(status.as_str()),
             (None, None) => sqlx::query(D::statement(Q::RecentEffects)),
@@ -571,7 +571,7 @@ where
         Ok(rows.into_iter().map(|(t, id)| (Timestamp::from_micros(t), id)).collect())
     }
 
-    async fn delete_meetings(&self, ids: &[String], before: Timestamp, now: Timestamp) -> Result<Deleted, StoreError> {
+    async fn delete_instances(&self, ids: &[String], before: Timestamp, now: Timestamp) -> Result<Deleted, StoreError> {
         if ids.is_empty() {
             return Ok(Deleted::default());
         }
@@ -579,7 +579,7 @@ where
         let mut tx = D::begin_write(&self.writer).await?;
         let history = sqlx::query(D::statement(Q::DeleteHistory)).bind(D::texts(&list)).execute(&mut *tx).await?;
         let effects = sqlx::query(D::statement(Q::DeleteOutbox)).bind(D::texts(&list)).execute(&mut *tx).await?;
-        let meetings = sqlx::query(D::statement(Q::DeleteMeetings))
+        let meetings = sqlx::query(D::statement(Q::DeleteInstances))
             .bind(D::texts(&list))
             .bind(before.as_micros())
             .execute(&mut *tx)

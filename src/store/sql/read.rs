@@ -28,7 +28,7 @@ where
     query.bind(upto.as_micros()).bind(limit as i64)
 }
 
-/// Meetings' first pending timers strictly after `after` in fire order, due
+/// Instances' first pending timers strictly after `after` in fire order, due
 /// by `upto`, at most `limit`.
 pub(super) async fn due<D: Dialect>(
     conn: &mut Conn<D>,
@@ -50,7 +50,7 @@ where
     rows.iter().map(rows::due_key).collect()
 }
 
-/// [`due`] with the meetings the keys belong to, in one statement (claimed
+/// [`due`] with the instances the keys belong to, in one statement (claimed
 /// together where the dialect claims).
 pub(super) async fn due_loaded<D: Dialect>(
     conn: &mut Conn<D>,

@@ -1,5 +1,5 @@
 //! A unit of work: one write transaction (SQLite: `BEGIN IMMEDIATE`, the one
-//! write lock; PostgreSQL: READ COMMITTED, its meetings locked from `load`
+//! write lock; PostgreSQL: READ COMMITTED, its instances locked from `load`
 //! or `due` until it ends). What the engine decided is written with a few
 //! statements whatever its size, in the dialect's bulk form, then the stream
 //! checkpoint (fenced by the shard lease) and the clocks.
@@ -42,7 +42,7 @@ pub(super) async fn insert_history<D: Dialect>(
 
 /// Index the written instances' search attributes that changed (one
 /// statement per attribute). A stored instance's old values are dropped
-/// first (a value may move: a meeting's start); `deferred`: leave new
+/// first (a value may move: an instance's start); `deferred`: leave new
 /// instances to [`Store::index_search`](crate::store::Store::index_search)'s one pass.
 async fn index_search<D: Dialect>(
     conn: &mut Conn<D>,
@@ -124,8 +124,8 @@ where
             }
         }
         index_search::<D>(conn, &changes.instances, changes.defer_search).await?;
-        stats.add(&stats.meetings, changes.instances.len());
-        stats.add_time(Phase::WriteMeetings, t);
+        stats.add(&stats.instances, changes.instances.len());
+        stats.add_time(Phase::WriteInstances, t);
 
         let t = Instant::now();
         let (chunks, entries) = insert_history::<D>(conn, &changes.history).await?;

@@ -1,5 +1,5 @@
 //! What SQLite words its own way: lists as JSON arrays read by `json_each`,
-//! meetings loaded as one JSON document per chunk of ids, bulk writes as
+//! instances loaded as one JSON document per chunk of ids, bulk writes as
 //! multi-row `VALUES` (in chunks of one shape, so each statement is prepared
 //! once), and the one write lock taken at `BEGIN IMMEDIATE` (which also makes
 //! two processes registering one identity take turns).
@@ -22,13 +22,13 @@ const IDS_PER_STATEMENT: usize = 2000;
 /// existing row is replaced only if it still has the version this unit of
 /// work loaded (`prev_version`; -1 for an instance it created, which no
 /// stored row has). The caller checks that every row was written.
-const UPSERT_INSTANCES: &str = "INSERT INTO meetings (id, state, reason, ended_at, version, prev_version, \
+const UPSERT_INSTANCES: &str = "INSERT INTO instances (id, state, reason, ended_at, version, prev_version, \
     next_due, next_kind, timers, event_ids, attrs, doc) ";
 const UPSERT_INSTANCES_ON_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
     reason = excluded.reason, ended_at = excluded.ended_at, version = excluded.version, \
     prev_version = excluded.prev_version, next_due = excluded.next_due, next_kind = excluded.next_kind, \
     timers = excluded.timers, event_ids = excluded.event_ids, attrs = excluded.attrs, doc = excluded.doc \
-    WHERE meetings.version = excluded.prev_version";
+    WHERE instances.version = excluded.prev_version";
 
 fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).expect("lists serialize")
@@ -83,7 +83,7 @@ impl Dialect for SqliteDialect {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let doc: Option<String> =
-                sqlx::query_scalar(super::statement(Q::LoadMeetings)).bind(json(chunk)).fetch_one(&mut *conn).await?;
+                sqlx::query_scalar(super::statement(Q::LoadInstances)).bind(json(chunk)).fetch_one(&mut *conn).await?;
             out.extend(instances_from_doc(doc.as_deref())?);
         }
         Ok(out)
@@ -134,10 +134,10 @@ impl Dialect for SqliteDialect {
         Ok(written)
     }
 
-    /// One row per meeting and unit of work.
+    /// One row per instance and unit of work.
     async fn insert_history(conn: &mut SqliteConnection, appends: &[&HistoryAppend]) -> Result<(), StoreError> {
         for rows in shaped(appends) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO history (meeting_id, entries) ");
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO history (instance, entries) ");
             q.push_values(rows, |mut b, h| {
                 b.push_bind(h.id.as_str()).push_bind(h.bytes.as_slice());
             });
@@ -149,7 +149,7 @@ impl Dialect for SqliteDialect {
     async fn insert_effects(conn: &mut SqliteConnection, effects: &[NewEffect]) -> Result<(), StoreError> {
         for chunk in shaped(effects) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO outbox (key, meeting_id, parts, done, status, attempts, next_attempt_at, created_at, updated_at) ",
+                "INSERT INTO outbox (key, instance, parts, done, status, attempts, next_attempt_at, created_at, updated_at) ",
             );
             q.push_values(chunk, |mut b, e| {
                 let (done, status, attempts) =
@@ -180,7 +180,7 @@ impl Dialect for SqliteDialect {
 
     async fn insert_search(conn: &mut SqliteConnection, name: &str, pairs: &[(&str, &str)]) -> Result<(), StoreError> {
         for chunk in shaped(pairs) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO search (name, value, meeting_id) ");
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO search (name, value, instance) ");
             q.push_values(chunk, |mut b, (value, id)| {
                 b.push_bind(name).push_bind(*value).push_bind(*id);
             });

@@ -1,6 +1,6 @@
--- due_docs_after.sql inside a unit of work: the meetings are locked until it
--- ends, and meetings another worker holds are skipped (it is firing or changing them).
-SELECT m.next_due, m.next_kind, m.id, d.doc::text FROM meetings m JOIN meeting_docs d ON d.id = m.id
+-- due_docs_after.sql inside a unit of work: the instances are locked until it
+-- ends, and instances another worker holds are skipped (it is firing or changing them).
+SELECT m.next_due, m.next_kind, m.id, d.doc::text FROM instances m JOIN instance_docs d ON d.id = m.id
 WHERE m.next_due IS NOT NULL AND (m.next_due, m.next_kind, m.id) > ($1, $2, $3) AND m.next_due <= $4
 ORDER BY m.next_due, m.next_kind, m.id LIMIT $5
 FOR UPDATE OF m SKIP LOCKED

@@ -9,4 +9,4 @@ WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at 
                  AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until <= spindown_now_us())
                  AND id <> ALL($5::bigint[])
              ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
-RETURNING id, key, meeting_id, parts, done, status, attempts, next_attempt_at, last_error, created_at, updated_at
+RETURNING id, key, instance, parts, done, status, attempts, next_attempt_at, last_error, created_at, updated_at

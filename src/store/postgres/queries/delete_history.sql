@@ -1,2 +1,2 @@
--- The histories of the meetings $1.
-DELETE FROM history WHERE meeting_id = ANY($1::text[])
+-- The histories of the instances $1.
+DELETE FROM history WHERE instance = ANY($1::text[])

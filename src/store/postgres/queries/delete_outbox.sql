@@ -1,2 +1,2 @@
--- The done outbox rows of the meetings $1.
-DELETE FROM outbox WHERE meeting_id = ANY($1::text[]) AND status = 'done'
+-- The done outbox rows of the instances $1.
+DELETE FROM outbox WHERE instance = ANY($1::text[]) AND status = 'done'

@@ -1,3 +1,3 @@
-INSERT INTO search (name, value, meeting_id)
-SELECT j->>0, j->>1, m.id FROM meetings m, json_array_elements(m.attrs::json) j ORDER BY 1, 2, 3
+INSERT INTO search (name, value, instance)
+SELECT j->>0, j->>1, m.id FROM instances m, json_array_elements(m.attrs::json) j ORDER BY 1, 2, 3
 ON CONFLICT DO NOTHING

@@ -1,2 +1,2 @@
 -- Every search attribute of the instances $1: re-indexed next.
-DELETE FROM search WHERE meeting_id = ANY($1::text[])
+DELETE FROM search WHERE instance = ANY($1::text[])

@@ -1,2 +1,2 @@
--- A meeting's history chunks, oldest first.
-SELECT seq, entries FROM history WHERE meeting_id = $1 ORDER BY seq
+-- An instance's history chunks, oldest first.
+SELECT seq, entries FROM history WHERE instance = $1 ORDER BY seq

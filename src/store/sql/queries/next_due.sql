@@ -1,1 +1,1 @@
-SELECT MIN(next_due) FROM meetings WHERE next_due IS NOT NULL
+SELECT MIN(next_due) FROM instances WHERE next_due IS NOT NULL

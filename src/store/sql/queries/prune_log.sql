@@ -1,2 +1,2 @@
 -- What retention has deleted so far.
-SELECT through, meetings, last_at FROM prune_log WHERE id = 1
+SELECT through, instances, last_at FROM prune_log WHERE id = 1

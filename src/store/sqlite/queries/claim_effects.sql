@@ -7,4 +7,4 @@ WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at 
                  AND (lease_owner IS NULL OR lease_owner = ?1 OR lease_until <= CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER))
                  AND id NOT IN (SELECT value FROM json_each(?5))
              ORDER BY next_attempt_at, id LIMIT ?4)
-RETURNING id, key, meeting_id, parts, done, status, attempts, next_attempt_at, last_error, created_at, updated_at
+RETURNING id, key, instance, parts, done, status, attempts, next_attempt_at, last_error, created_at, updated_at

@@ -1,2 +1,2 @@
--- The histories of the meetings ?1 (a JSON array of ids).
-DELETE FROM history WHERE meeting_id IN (SELECT value FROM json_each(?1))
+-- The histories of the instances ?1 (a JSON array of ids).
+DELETE FROM history WHERE instance IN (SELECT value FROM json_each(?1))

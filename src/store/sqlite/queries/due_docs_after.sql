@@ -1,6 +1,6 @@
--- due_after.sql with each meeting's document: a page of fires and the
--- meetings they belong to, in one statement and one row (see due_docs_first.sql).
+-- due_after.sql with each instance's document: a page of fires and the
+-- instances they belong to, in one statement and one row (see due_docs_first.sql).
 SELECT json_group_array(json_array(next_due, next_kind, id, json(doc))) FROM (
-    SELECT m.next_due, m.next_kind, m.id, d.doc FROM meetings m JOIN meeting_docs d ON d.id = m.id
+    SELECT m.next_due, m.next_kind, m.id, d.doc FROM instances m JOIN instance_docs d ON d.id = m.id
     WHERE m.next_due IS NOT NULL AND (m.next_due, m.next_kind, m.id) > ($1, $2, $3) AND m.next_due <= $4
     ORDER BY m.next_due, m.next_kind, m.id LIMIT $5)

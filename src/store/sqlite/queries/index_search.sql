@@ -1,4 +1,4 @@
-INSERT INTO search (name, value, meeting_id)
-SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), m.id FROM meetings m, json_each(m.attrs) j
+INSERT INTO search (name, value, instance)
+SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), m.id FROM instances m, json_each(m.attrs) j
 WHERE true ORDER BY 1, 2, 3
 ON CONFLICT DO NOTHING

@@ -1,2 +1,0 @@
--- The meetings ?1 (a JSON array of ids), if they ended before ?2.
-DELETE FROM meetings WHERE id IN (SELECT value FROM json_each(?1)) AND ended_at < ?2

@@ -1,2 +1,0 @@
--- The meetings of a JSON array of ids, as one JSON document.
-SELECT json_group_array(json(doc)) FROM meeting_docs WHERE id IN (SELECT value FROM json_each(?1))
