@@ -35,7 +35,7 @@ pub use model::{
     start_value, Ended, EventName, Facts, Meeting, Reason, State, TimerKey, TimerKind, Timers, SEARCH_INSTANCE,
     SEARCH_START,
 };
-pub use policy::{Mode, Policy, PolicyError};
+pub use policy::{Mode, Policy, PolicyError, KEYS as POLICY_KEYS};
 pub use stored::{
     Counts, EffectFilter, EffectOutcome, EffectRow, HistoryRecord, MeetingFilter, OutcomeLine, StoredMeeting,
     TimerFilter,

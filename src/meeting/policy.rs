@@ -68,7 +68,8 @@ pub enum PolicyError {
     BadValue { key: &'static str, reason: String },
 }
 
-const KEYS: [&str; 7] = [
+/// The policy keys, in the order a policy file lists them.
+pub const KEYS: [&str; 7] = [
     "mode",
     "safety_net_delay",
     "min_success_duration",
@@ -93,57 +94,82 @@ impl Policy {
             .map_err(|e: toml::de::Error| PolicyError::Syntax(e.message().to_string() + &location(text, e.span())))?;
         let mut policy = Policy::default();
         for (key, value) in &table {
-            let Some(&known) = KEYS.iter().find(|k| **k == key.as_str()) else {
-                return Err(PolicyError::UnknownKey { key: key.clone() });
-            };
-            if known == "mode" {
-                policy.mode = match value.as_str() {
-                    Some("smart") => Mode::Smart,
-                    Some("fixed") => Mode::Fixed,
-                    Some(other) => {
-                        return Err(PolicyError::BadValue {
-                            key: known,
-                            reason: format!("\"{other}\" is not \"smart\" or \"fixed\""),
-                        })
-                    }
-                    None => {
-                        return Err(PolicyError::BadValue {
-                            key: known,
-                            reason: format!("expected the string \"smart\" or \"fixed\", found {}", value.type_str()),
-                        })
-                    }
-                };
-                continue;
-            }
-            let span = match value.as_str() {
-                Some(s) => Span::parse_policy(s)
-                    .map_err(|e| PolicyError::BadValue { key: known, reason: format!("\"{s}\": {e}") })?,
+            policy.set(key, value)?;
+        }
+        Ok(policy)
+    }
+
+    /// Set the policy key `key` to `value`, as a policy file would.
+    ///
+    /// # Errors
+    ///
+    /// An unknown key, or a value that key does not take.
+    pub fn set(&mut self, key: &str, value: &toml::Value) -> Result<(), PolicyError> {
+        let policy = self;
+        let Some(&known) = KEYS.iter().find(|k| **k == key) else {
+            return Err(PolicyError::UnknownKey { key: key.to_string() });
+        };
+        if known == "mode" {
+            policy.mode = match value.as_str() {
+                Some("smart") => Mode::Smart,
+                Some("fixed") => Mode::Fixed,
+                Some(other) => {
+                    return Err(PolicyError::BadValue {
+                        key: known,
+                        reason: format!("\"{other}\" is not \"smart\" or \"fixed\""),
+                    })
+                }
                 None => {
                     return Err(PolicyError::BadValue {
                         key: known,
-                        reason: format!(
-                            "expected a duration string such as \"15m\" or \"1h30m\", found {} `{value}`",
-                            value.type_str()
-                        ),
+                        reason: format!("expected the string \"smart\" or \"fixed\", found {}", value.type_str()),
                     })
                 }
             };
-            match known {
-                "safety_net_delay" => policy.safety_net_delay = span,
-                "min_success_duration" => policy.min_success_duration = span,
-                "keepalive_recheck" => {
-                    if !span.is_positive() {
-                        return Err(PolicyError::BadValue { key: known, reason: "must be more than zero".into() });
-                    }
-                    policy.keepalive_recheck = span
-                }
-                "max_lifetime" => policy.max_lifetime = span,
-                "overrun_grace" => policy.overrun_grace = span,
-                "fixed_duration" => policy.fixed_duration = span,
-                _ => unreachable!("every key of KEYS is handled"),
-            }
+            return Ok(());
         }
-        Ok(policy)
+        let span = match value.as_str() {
+            Some(s) => Span::parse_policy(s)
+                .map_err(|e| PolicyError::BadValue { key: known, reason: format!("\"{s}\": {e}") })?,
+            None => {
+                return Err(PolicyError::BadValue {
+                    key: known,
+                    reason: format!(
+                        "expected a duration string such as \"15m\" or \"1h30m\", found {} `{value}`",
+                        value.type_str()
+                    ),
+                })
+            }
+        };
+        match known {
+            "safety_net_delay" => policy.safety_net_delay = span,
+            "min_success_duration" => policy.min_success_duration = span,
+            "keepalive_recheck" => {
+                if !span.is_positive() {
+                    return Err(PolicyError::BadValue { key: known, reason: "must be more than zero".into() });
+                }
+                policy.keepalive_recheck = span
+            }
+            "max_lifetime" => policy.max_lifetime = span,
+            "overrun_grace" => policy.overrun_grace = span,
+            "fixed_duration" => policy.fixed_duration = span,
+            _ => unreachable!("every key of KEYS is handled"),
+        }
+        Ok(())
+    }
+
+    /// The value of `key` as a policy file writes it (`None`: not a policy key).
+    pub fn value(&self, key: &str) -> Option<String> {
+        Some(match key {
+            "mode" => self.mode.to_string(),
+            "safety_net_delay" => self.safety_net_delay.to_string(),
+            "min_success_duration" => self.min_success_duration.to_string(),
+            "keepalive_recheck" => self.keepalive_recheck.to_string(),
+            "max_lifetime" => self.max_lifetime.to_string(),
+            "overrun_grace" => self.overrun_grace.to_string(),
+            "fixed_duration" => self.fixed_duration.to_string(),
+            _ => return None,
+        })
     }
 
     /// The policy as TOML, every key spelled out (for `--help`-style output and history).
