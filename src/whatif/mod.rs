@@ -6,7 +6,7 @@
 //! Everything runs in memory, no database. Each record is decoded once; the
 //! front (`front.rs`) decides once what every model shares (dead letters,
 //! duplicates, the virtual clock, each meeting's start and instance set);
-//! each model then runs on a thread of its own, on the engine's core
+//! the models then run on a few threads (as many as the cores), each on the engine's core
 //! ([`Core`]: the virtual clock and the timer order of the durable engine)
 //! over the same accepted records. A policy model is the engine's own
 //! machine ([`MeetingWorkflow`]), the legacy model the Lambdas'
@@ -107,19 +107,26 @@ pub enum WhatIfError {
 pub fn run<R: Read + Send + 'static>(feed: LineFeed<R>, models: &[ModelSpec]) -> Result<WhatIf, WhatIfError> {
     let started = Instant::now();
     let (batches, reader) = read_ahead(feed);
-    let mut senders: Vec<SyncSender<Arc<Vec<Event>>>> = Vec::new();
-    let mut threads = Vec::new();
-    for spec in models {
-        let (tx, rx) = sync_channel::<Arc<Vec<Event>>>(4);
-        senders.push(tx);
+    // Models share threads: as many as the machine has cores (at least
+    // four), each running its models in turn on every batch — `tune` hands
+    // over dozens of models, `whatif` a few.
+    let workers = models.len().min(std::thread::available_parallelism().map_or(4, |n| n.get()).max(4));
+    let mut groups: Vec<Vec<Running>> = (0..workers).map(|_| Vec::new()).collect();
+    for (n, spec) in models.iter().enumerate() {
         let model: Box<dyn Model> = match &spec.kind {
             ModelKind::Legacy => Box::new(Core::new(LegacyWorkflow)),
             ModelKind::Policy(p) => Box::new(Core::new(MeetingWorkflow::new(p.clone()))),
         };
-        let name = spec.name.clone();
+        groups[n % workers].push(Running { n, name: spec.name.clone(), model, busy: Duration::ZERO });
+    }
+    let mut senders: Vec<SyncSender<Arc<Vec<Event>>>> = Vec::new();
+    let mut threads = Vec::new();
+    for (t, group) in groups.into_iter().enumerate() {
+        let (tx, rx) = sync_channel::<Arc<Vec<Event>>>(4);
+        senders.push(tx);
         let handle = std::thread::Builder::new()
-            .name(format!("whatif-{name}"))
-            .spawn(move || model_thread(name, model, rx))
+            .name(format!("whatif-models-{t}"))
+            .spawn(move || model_thread(group, rx))
             .map_err(WhatIfError::Io)?;
         threads.push(handle);
     }
@@ -145,12 +152,15 @@ pub fn run<R: Read + Send + 'static>(feed: LineFeed<R>, models: &[ModelSpec]) ->
     }
     drop(senders);
     front.stats.lines = reader.join().map_err(|_| WhatIfError::Panicked("input reader".into()))?;
-    let mut runs = Vec::with_capacity(models.len());
-    for (spec, handle) in models.iter().zip(threads) {
-        let mut r = handle.join().map_err(|_| WhatIfError::Panicked(format!("{} model", spec.name)))?;
-        r.ends.resize(front.meetings.len(), None);
-        runs.push(r);
+    let mut runs: Vec<Option<ModelRun>> = (0..models.len()).map(|_| None).collect();
+    for (t, handle) in threads.into_iter().enumerate() {
+        let done = handle.join().map_err(|_| WhatIfError::Panicked(format!("model thread {t}")))?;
+        for (n, mut r) in done {
+            r.ends.resize(front.meetings.len(), None);
+            runs[n] = Some(r);
+        }
     }
+    let runs = runs.into_iter().map(|r| r.expect("every model ran on a thread")).collect();
     Ok(WhatIf {
         meetings: front.meetings,
         models: runs,
@@ -181,19 +191,34 @@ where
     }
 }
 
-fn model_thread(name: String, mut model: Box<dyn Model>, rx: Receiver<Arc<Vec<Event>>>) -> ModelRun {
-    let mut busy = Duration::ZERO;
+/// A model on a thread: its number, name, machine and time spent deciding.
+struct Running {
+    n: usize,
+    name: String,
+    model: Box<dyn Model>,
+    busy: Duration,
+}
+
+/// Run a group of models over every batch, each in turn; their results with their numbers.
+fn model_thread(mut group: Vec<Running>, rx: Receiver<Arc<Vec<Event>>>) -> Vec<(usize, ModelRun)> {
     for events in rx {
-        let t = Instant::now();
-        for e in events.iter() {
-            model.apply(e);
+        for r in &mut group {
+            let t = Instant::now();
+            for e in events.iter() {
+                r.model.apply(e);
+            }
+            r.busy += t.elapsed();
         }
-        busy += t.elapsed();
     }
-    let t = Instant::now();
-    let (ends, timers_fired) = model.finish();
-    busy += t.elapsed();
-    ModelRun { name, ends, timers_fired, busy }
+    group
+        .into_iter()
+        .map(|r| {
+            let t = Instant::now();
+            let (ends, timers_fired) = r.model.finish();
+            let busy = r.busy + t.elapsed();
+            (r.n, ModelRun { name: r.name, ends, timers_fired, busy })
+        })
+        .collect()
 }
 
 /// Read and decode on a thread of their own, a few batches ahead.
