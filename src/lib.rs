@@ -123,6 +123,7 @@ pub mod store;
 pub mod sweep;
 pub mod telemetry;
 pub mod time;
+pub mod tune;
 pub mod whatif;
 pub mod worker;
 

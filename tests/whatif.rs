@@ -13,42 +13,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::browser::Browser;
+use common::figures::*;
 use common::web::{artifacts, which};
 use common::*;
 use serde_json::Value;
 
 fn whatif_dir() -> PathBuf {
     fixture("whatif")
-}
-
-fn lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
-}
-
-/// Compare JSON objects key by key; numbers within `tol`, everything else exactly.
-fn assert_close(got: &[Value], want: &[Value], tol: f64, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: {} lines, want {}", got.len(), want.len());
-    let mut diffs = Vec::new();
-    for (n, (g, w)) in got.iter().zip(want).enumerate() {
-        let (g, w) = (g.as_object().unwrap(), w.as_object().unwrap());
-        let keys: std::collections::BTreeSet<&String> = g.keys().chain(w.keys()).collect();
-        for k in keys {
-            let (a, b) = (g.get(k), w.get(k));
-            let same = match (a, b) {
-                (Some(Value::Number(x)), Some(Value::Number(y))) => {
-                    (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= tol
-                }
-                _ => a == b,
-            };
-            if !same {
-                diffs.push(format!("line {}: {k}: got {a:?}, want {b:?}", n + 1));
-            }
-        }
-    }
-    assert!(diffs.is_empty(), "{what}: {} differences:\n{}", diffs.len(), diffs.join("\n"));
 }
 
 /// Run `whatif` with `args`, also writing `--meetings`; (summary lines, meeting lines).
@@ -97,28 +68,6 @@ fn the_lambdas_edge_cases() {
     for id in ["a-in-progress-no-data", "b-removed"] {
         assert_eq!(legacy[id]["reason"], Value::Null, "{id} is never ended by the Lambdas");
     }
-}
-
-/// Each meeting's (reason, terminated_at) in a policy model of `whatif --meetings`.
-fn model_ends(meetings: &[Value], model: &str) -> BTreeMap<String, (Value, Value)> {
-    meetings
-        .iter()
-        .filter(|m| m["model"] == model)
-        .map(|m| (m["id"].as_str().unwrap().to_string(), (m["reason"].clone(), m["terminated_at"].clone())))
-        .collect()
-}
-
-/// The same from `spindown replay --json`.
-fn replay_ends(input: &Path, policy: Option<&str>) -> BTreeMap<String, (Value, Value)> {
-    let mut cmd = spindown();
-    cmd.arg("replay").arg(input).arg("--json");
-    if let Some(p) = policy {
-        cmd.arg("--policy").arg(p);
-    }
-    outcomes(&run_ok(&mut cmd))
-        .into_iter()
-        .map(|(id, v)| (id, (v["reason"].clone(), v["terminated_at"].clone())))
-        .collect()
 }
 
 fn assert_agree(input: &Path, policy_file: Option<&Path>, model: &str) {

@@ -28,6 +28,7 @@ mod pg;
 #[allow(dead_code)]
 mod records;
 mod timers;
+mod tune;
 mod w1;
 mod whatif;
 mod year;
@@ -73,6 +74,8 @@ enum Cmd {
     Peers,
     /// `spindown whatif` on W1's day with three models (legacy, smart, fixed).
     Whatif,
+    /// `spindown tune` on W1's day: the default space (51 candidates) and the base.
+    Tune,
     /// A year of meetings replayed month by month into one database and pruned to its retention window.
     Year,
     /// W1 and W2 on PostgreSQL (W2 with 1, 2 and 4 workers): --pg names a
@@ -229,9 +232,10 @@ async fn main() -> Result<()> {
         let mut out = Vec::new();
         let which: Vec<&str> = match &cli.cmd {
             // Built with the peers, `all` runs them too, after spindown's own.
-            Cmd::All if cfg!(feature = "peers") => vec!["w1", "w2", "w3", "w4", "whatif", "year", "peers"],
-            Cmd::All => vec!["w1", "w2", "w3", "w4", "whatif", "year"],
+            Cmd::All if cfg!(feature = "peers") => vec!["w1", "w2", "w3", "w4", "whatif", "tune", "year", "peers"],
+            Cmd::All => vec!["w1", "w2", "w3", "w4", "whatif", "tune", "year"],
             Cmd::Whatif => vec!["whatif"],
+            Cmd::Tune => vec!["tune"],
             Cmd::Year => vec!["year"],
             Cmd::W1 => vec!["w1"],
             Cmd::W2 => vec!["w2"],
@@ -249,6 +253,7 @@ async fn main() -> Result<()> {
                 "w3" => timers::w3(&cli, &dir, &mut out).await?,
                 "w4" => timers::w4(&cli, &dir, &mut out).await?,
                 "whatif" => whatif::run(&cli, &dir, &mut out)?,
+                "tune" => tune::run(&cli, &dir, &mut out)?,
                 "year" => year::run(&cli, &dir, &mut out)?,
                 "pg" => {
                     let Cmd::Pg { pg, workers, no_w1 } = &cli.cmd else { unreachable!("only for pg") };

@@ -5,6 +5,7 @@ pub mod aws;
 pub mod browser;
 pub mod conformance;
 pub mod fake_stream;
+pub mod figures;
 pub mod moto;
 pub mod postgres;
 pub mod process;

@@ -73,6 +73,28 @@ pub enum Cmd {
         spindown whatif day.jsonl --legacy --html report.html --meetings meetings.jsonl\n  \
         spindown whatif day.jsonl --policy fixed.toml --horizon 2026-11-27T00:00:00Z --price 0.0832 --json")]
     Whatif(WhatifArgs),
+    /// Which policy is cheapest without cutting more meetings short? Searches a space of policies on recorded records.
+    ///
+    /// Every candidate of the space (--space, or the default space: 45 smart
+    /// policies over max_lifetime, keepalive_recheck and safety_net_delay, and
+    /// 6 fixed durations) and the base (--base, or the built-in policy) runs
+    /// as a what-if policy model over the same records, in memory. Recommended:
+    /// the candidate with the fewest instance-hours among those that cut at
+    /// most --max-cut-short meetings short (default: as many as the base).
+    /// Prints the frontier (no candidate cheaper without cutting more
+    /// meetings short) with differences from the base, then what the
+    /// recommendation saves. --holdout F keeps the last F of the meetings (by
+    /// start) out of the choice and reports the recommendation on them. The
+    /// contract is spec/tune.md.
+    #[command(after_help = "Examples:\n  \
+        spindown tune day.jsonl\n  \
+        spindown tune week.jsonl --holdout 0.25 --out best.toml --html tune.html\n  \
+        spindown tune day.jsonl --base workflows/meeting.toml --space space.toml --max-cut-short 20 --json\n\n\
+        A space file holds [[space]] tables; each key a policy key, each value a list:\n  \
+        [[space]]\n  \
+        max_lifetime = [\"90m\", \"2h\", \"3h\"]\n  \
+        keepalive_recheck = [\"10m\", \"15m\"]")]
+    Tune(TuneArgs),
     /// Find instances that outlived their meeting and terminate them (once; the worker repeats it with [sweep] every).
     ///
     /// Lists every pending or running instance carrying the meeting tag (the
@@ -210,6 +232,45 @@ pub struct WhatifArgs {
     /// Also write a self-contained HTML report (table and charts) to this file.
     #[arg(long, value_name = "OUT.html")]
     pub html: Option<PathBuf>,
+    /// Write where the time went to this file as JSON (benchmarks).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub profile: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// Records, one JSON object (or {"Records": [...]}) per line. `-` reads standard input.
+    pub file: PathBuf,
+    /// The policy to beat (TOML, see workflows/meeting.toml) [default: the built-in policy].
+    #[arg(long, value_name = "P.toml")]
+    pub base: Option<PathBuf>,
+    /// The candidates: [[space]] tables of policy keys, each with a list of values [default: the default space, 51 candidates].
+    #[arg(long, value_name = "S.toml")]
+    pub space: Option<PathBuf>,
+    /// Recommend only candidates that cut at most N tuning meetings short [default: as many as the base].
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub max_cut_short: Option<String>,
+    /// Hold out the last F of the meetings by start (0 <= F < 1) and report the recommendation on them.
+    #[arg(long, value_name = "F", allow_hyphen_values = true)]
+    pub holdout: Option<String>,
+    /// Cost instances up to this instant (RFC 3339) [default: the latest record's time + 24 h].
+    #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
+    pub horizon: Option<Timestamp>,
+    /// USD per instance-hour.
+    #[arg(long, value_name = "USD", default_value_t = spindown::whatif::DEFAULT_PRICE, value_parser = parse_price)]
+    pub price: f64,
+    /// One JSON object per candidate, then one for the base, instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the recommended policy to this file (all seven keys); nothing is written without a recommendation.
+    #[arg(long, value_name = "BEST.toml")]
+    pub out: Option<PathBuf>,
+    /// Also write a self-contained HTML page: the frontier chart, the table, the held-out comparison.
+    #[arg(long, value_name = "OUT.html")]
+    pub html: Option<PathBuf>,
+    /// Also write one JSON object per model and meeting, as `whatif --meetings` (models `1`, `2`, …, `base`).
+    #[arg(long, value_name = "OUT.jsonl")]
+    pub meetings: Option<PathBuf>,
     /// Write where the time went to this file as JSON (benchmarks).
     #[arg(long, value_name = "FILE", hide = true)]
     pub profile: Option<PathBuf>,

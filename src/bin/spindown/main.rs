@@ -48,6 +48,11 @@ fn init_tracing(verbose: u8, daemon: bool, format: cli::LogFormat) {
     }
 }
 
+/// A command given what it cannot use (a bad file, a bad value): one line, exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 /// The error and its causes on one line, without repeating a cause that a
 /// message already quotes.
 fn one_line(e: &anyhow::Error) -> String {
@@ -65,6 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Cmd::Replay(a) => commands::replay::run(&cli, a).await,
         Cmd::Whatif(a) => commands::whatif::run(a).await,
+        Cmd::Tune(a) => commands::tune::run(a).await,
         Cmd::Sweep(a) => commands::sweep::run(&cli, a).await,
         Cmd::Console(a) => commands::console::run(&cli, a).await,
         Cmd::Ingest(a) => commands::ingest::run(&cli, a).await,
@@ -99,7 +105,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
-            ExitCode::FAILURE
+            if e.chain().any(|c| c.is::<Usage>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -446,14 +446,29 @@ pub fn whatif_table(summaries: &[spindown::whatif::Summary]) -> String {
 
 /// What `whatif` says on stderr when it is done.
 pub fn whatif_summary(name: &str, w: &spindown::whatif::WhatIf) -> String {
-    let r = &w.read;
     let models: Vec<String> = w
         .models
         .iter()
         .map(|m| format!("{} {:.2} s ({} timers)", m.name, m.busy.as_secs_f64(), m.timers_fired))
         .collect();
+    format!("{} — {}\n", read_summary(name, w), models.join(", "))
+}
+
+/// What `tune` says on stderr when it is done (dozens of models: their total).
+pub fn tune_summary(name: &str, w: &spindown::whatif::WhatIf) -> String {
+    let busy: f64 = w.models.iter().map(|m| m.busy.as_secs_f64()).sum();
+    let fired: u64 = w.models.iter().map(|m| m.timers_fired).sum();
     format!(
-        "{name}: {} lines, {} records ({} duplicates), {} dead letters ({}); {} meetings; {:.2} s — {}\n",
+        "{} — {} candidates and the base: {busy:.2} s deciding, {fired} timers fired\n",
+        read_summary(name, w),
+        w.models.len() - 1
+    )
+}
+
+fn read_summary(name: &str, w: &spindown::whatif::WhatIf) -> String {
+    let r = &w.read;
+    format!(
+        "{name}: {} lines, {} records ({} duplicates), {} dead letters ({}); {} meetings; {:.2} s",
         r.lines,
         r.records,
         r.duplicates,
@@ -461,6 +476,47 @@ pub fn whatif_summary(name: &str, w: &spindown::whatif::WhatIf) -> String {
         pairs(r.dead_letters.iter()),
         w.meetings.len(),
         w.timings.run.as_secs_f64(),
-        models.join(", "),
     )
+}
+
+/// `tune`'s table: the frontier (with the base and the recommendation), by
+/// instance-hours, each figure with its difference from the base.
+pub fn tune_table(t: &spindown::tune::Tuned) -> String {
+    let signed = |x: f64, d: usize| {
+        if x.abs() < 0.5 * 10f64.powi(-(d as i32)) {
+            "±0".to_string()
+        } else if x > 0.0 {
+            format!("+{x:.d$}")
+        } else {
+            format!("{x:.d$}")
+        }
+    };
+    let rows: Vec<Vec<String>> = t
+        .rows()
+        .into_iter()
+        .map(|r| {
+            let mark = if r.recommended { " *" } else { "" };
+            vec![
+                format!("{}{mark}", r.name),
+                if r.changes.is_empty() { "(base policy)".into() } else { r.changes.join(", ") },
+                format!("{:.2} ({})", r.instance_hours.0, signed(r.instance_hours.1, 2)),
+                format!("{:.2} ({})", r.cost_usd.0, signed(r.cost_usd.1, 2)),
+                format!("{} ({})", r.cut_short.0, signed(r.cut_short.1 as f64, 0)),
+                format!("{} ({})", r.running.0, signed(r.running.1 as f64, 0)),
+            ]
+        })
+        .collect();
+    let mut out =
+        table(&["CANDIDATE", "CHANGES_FROM_BASE", "INSTANCE_HOURS", "COST_USD", "CUT_SHORT", "RUNNING"], &rows);
+    let _ = writeln!(
+        out,
+        "the frontier of {} candidates and the base on {} tuning meetings{}; * recommended (budget: {} cut short); horizon {}; price {} USD per instance-hour; (differences from the base)",
+        t.lines.len() - 1,
+        t.tuning_meetings,
+        if t.held_out > 0 { format!(" ({} held out)", t.held_out) } else { String::new() },
+        t.budget,
+        opt(t.horizon.map(|h| h.to_rfc3339())),
+        t.price,
+    );
+    out
 }

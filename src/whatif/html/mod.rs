@@ -3,7 +3,7 @@
 //! template (minijinja, `report.html` beside this file). Nothing on the page
 //! is loaded from elsewhere: no scripts, fonts or styles.
 
-mod charts;
+pub(crate) mod charts;
 
 use minijinja::Environment;
 use serde::Serialize;

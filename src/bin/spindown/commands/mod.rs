@@ -15,6 +15,7 @@ pub mod status;
 pub mod sweep;
 pub mod terminate;
 pub mod timers;
+pub mod tune;
 pub mod whatif;
 
 /// Peak resident set size of this process, MiB (Linux).

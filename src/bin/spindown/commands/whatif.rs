@@ -63,7 +63,7 @@ fn models(args: &WhatifArgs) -> Result<Vec<ModelSpec>> {
 }
 
 /// A progress bar over the input's bytes when stderr is a terminal; nothing otherwise.
-fn progress(path: &Path) -> indicatif::ProgressBar {
+pub fn progress(path: &Path, command: &str) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
@@ -77,13 +77,13 @@ fn progress(path: &Path) -> indicatif::ProgressBar {
                 .expect("a valid template")
                 .progress_chars("=> "),
             );
-            bar.set_message("whatif: reading");
+            bar.set_message(format!("{command}: reading"));
             bar
         }
         _ => {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} {bytes} read").expect("valid"));
-            bar.set_message("whatif: reading");
+            bar.set_message(format!("{command}: reading"));
             bar
         }
     }
@@ -93,7 +93,7 @@ pub async fn run(args: &WhatifArgs) -> Result<()> {
     let started = Instant::now();
     let specs = models(args)?;
     let (input, name) = db::open_input(&args.file)?;
-    let bar = progress(&args.file);
+    let bar = progress(&args.file, "whatif");
     let reader = bar.wrap_read(input);
     let feed = LineFeed::new(reader, name.clone());
     let run_specs = specs.clone();
@@ -136,7 +136,7 @@ pub async fn run(args: &WhatifArgs) -> Result<()> {
 }
 
 /// `--meetings`: one line per model and meeting, models in order, meetings by id.
-fn write_meetings(w: &WhatIf, horizon: Option<spindown::time::Timestamp>, path: &Path) -> Result<()> {
+pub fn write_meetings(w: &WhatIf, horizon: Option<spindown::time::Timestamp>, path: &Path) -> Result<()> {
     let mut out = BufWriter::with_capacity(1 << 16, std::fs::File::create(path)?);
     let order = w.by_id();
     for model in 0..w.models.len() {
