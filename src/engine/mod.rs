@@ -55,6 +55,10 @@ pub enum EngineError {
     /// An input only an existing instance takes, for one that does not exist.
     #[error("no {noun} {id}")]
     Unknown { noun: &'static str, id: String },
+    /// An input the instance refused (an operator command it cannot take);
+    /// nothing changed.
+    #[error("{reason}")]
+    Refused { reason: String },
     #[error("a commit task failed: {0}")]
     Commit(String),
 }
@@ -495,8 +499,10 @@ impl<M: Durable> Engine<M> {
     ///
     /// # Errors
     ///
-    /// [`EngineError::Unknown`] when the machine refuses it (an input only
-    /// an existing instance takes, for one that does not exist); a store failure.
+    /// [`EngineError::Unknown`] when the machine refuses it for an instance
+    /// that does not exist (an input only an existing instance takes),
+    /// [`EngineError::Refused`] when an existing instance refuses it (nothing
+    /// changed); a store failure.
     pub async fn send(&self, id: &M::Id, input: M::Input) -> Result<M::Entry, EngineError> {
         let gate = self.command_gate(self.clock.now()).await?;
         let mut w = Work::begin(self).await?;

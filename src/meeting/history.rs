@@ -240,6 +240,34 @@ pub enum Note {
         id: InstanceId,
         ended_at: Timestamp,
     },
+    /// `extend`: the end-of-life timer moved later (`by`: the command's
+    /// `--by`, when it gave one instead of `--until`).
+    Extended {
+        kind: TimerKind,
+        from: Timestamp,
+        to: Timestamp,
+        by: Option<Span>,
+    },
+    /// `hold`: until `until` no timer ends the meeting; it replaced a hold
+    /// that would have ended at `replaced`.
+    Held {
+        until: Timestamp,
+        replaced: Option<Timestamp>,
+    },
+    /// A timer fell due during a hold: instead of acting, `to` is armed at
+    /// the hold's end.
+    HeldOver {
+        kind: TimerKind,
+        due: Timestamp,
+        to: TimerKind,
+        until: Timestamp,
+    },
+    /// `release`: the hold that would have ended at `until` ends now; the
+    /// timers it had moved are re-armed now.
+    Released {
+        until: Timestamp,
+        rearmed: Vec<TimerKind>,
+    },
 }
 
 /// What an input that came after the end was.
@@ -349,6 +377,30 @@ impl fmt::Display for Note {
                 f,
                 "instance {id} was still running after the meeting ended at {ended_at}: terminated by the orphan sweep"
             ),
+            Note::Extended { kind, from, to, by: Some(by) } => {
+                write!(f, "extended by {by}: {kind} timer {from} → {to} (never earlier from now on)")
+            }
+            Note::Extended { kind, from, to, by: None } => {
+                write!(f, "extended until {to}: {kind} timer {from} → {to} (never earlier from now on)")
+            }
+            Note::Held { until, replaced: None } => {
+                write!(f, "held until {until}: no timer ends the meeting before then")
+            }
+            Note::Held { until, replaced: Some(old) } => {
+                write!(f, "held until {until} (replacing the hold until {old}): no timer ends the meeting before then")
+            }
+            Note::HeldOver { kind, due, to, until } if kind == to => {
+                write!(f, "{kind} timer due {due} fell during the hold: re-armed at its end {until}")
+            }
+            Note::HeldOver { kind, due, to, until } => {
+                write!(f, "{kind} timer due {due} fell during the hold: {to} at its end {until} instead")
+            }
+            Note::Released { until, rearmed } if rearmed.is_empty() => {
+                write!(f, "released: the hold until {until} ends now; no timer had been moved")
+            }
+            Note::Released { until, rearmed } => {
+                write!(f, "released: the hold until {until} ends now; re-armed now: {}", join(rearmed))
+            }
         }
     }
 }

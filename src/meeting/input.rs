@@ -69,7 +69,13 @@ pub struct Change {
 
 names! {
     /// The operator commands.
-    pub CommandKind ("command") { Terminate = "terminate", Schedule = "schedule" }
+    pub CommandKind ("command") {
+        Terminate = "terminate",
+        Schedule = "schedule",
+        Extend = "extend",
+        Hold = "hold",
+        Release = "release",
+    }
 }
 
 /// An operator's command.
@@ -80,6 +86,20 @@ pub enum Command {
     /// `spindown schedule ID …`: register or update a meeting without a stream
     /// (an INSERT-like image).
     Schedule { id: MeetingId, meet_time: Timestamp, instances: Vec<SeenInstance>, duration: Option<Span> },
+    /// `spindown extend ID --until T | --by DUR`: the end-of-life timer at
+    /// `T` (or its current due `+ DUR`), never earlier.
+    Extend(Extend),
+    /// `spindown hold ID --until T`: until `T` no timer ends the meeting.
+    Hold { until: Timestamp },
+    /// `spindown release ID`: the hold ends now.
+    Release,
+}
+
+/// How far an extend goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extend {
+    Until(Timestamp),
+    By(Span),
 }
 
 impl Command {
@@ -87,6 +107,9 @@ impl Command {
         match self {
             Command::Terminate => CommandKind::Terminate,
             Command::Schedule { .. } => CommandKind::Schedule,
+            Command::Extend(_) => CommandKind::Extend,
+            Command::Hold { .. } => CommandKind::Hold,
+            Command::Release => CommandKind::Release,
         }
     }
 }
@@ -106,6 +129,10 @@ pub enum Rejection {
     NoStart(MeetingId),
     #[error("no such meeting")]
     UnknownMeeting,
+    /// An operator command the meeting cannot take (it has ended; a time
+    /// out of bounds; a release without a hold); nothing changed.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl fmt::Display for SeenInstance {

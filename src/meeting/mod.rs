@@ -30,10 +30,10 @@ pub use crate::named::UnknownName;
 pub use effect::{Effect, EffectKind};
 pub use history::{Cause, CauseKind, Chunk, Entry, Note, OperatorAction, Outcome};
 pub use ids::{BadInstanceId, EmptyMeetingId, InstanceId, MeetingId};
-pub use input::{Change, Command, CommandKind, Image, Input, InstanceSource, Rejection, SeenInstance};
+pub use input::{Change, Command, CommandKind, Extend, Image, Input, InstanceSource, Rejection, SeenInstance};
 pub use model::{
-    start_value, Ended, EventName, Facts, Meeting, Reason, State, TimerKey, TimerKind, Timers, SEARCH_INSTANCE,
-    SEARCH_START,
+    start_value, Ended, EventName, Facts, Hold, Meeting, Reason, State, TimerKey, TimerKind, Timers, SEARCH_HELD,
+    SEARCH_INSTANCE, SEARCH_START,
 };
 pub use policy::{Mode, Policy, PolicyError, KEYS as POLICY_KEYS};
 pub use stored::{

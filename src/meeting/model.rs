@@ -145,6 +145,14 @@ pub struct Ended {
 }
 
 /// A meeting as the engine keeps it.
+/// An operator's hold (`spindown hold`): until `until` no timer ends the
+/// meeting; `moved` are the timers a fire during the hold re-armed at its end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub until: Timestamp,
+    pub moved: Vec<TimerKind>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meeting {
     pub id: MeetingId,
@@ -158,6 +166,10 @@ pub struct Meeting {
     pub created: Timestamp,
     /// Bumped by every step that changes the meeting; the store fences on it.
     pub version: i64,
+    /// `spindown extend`: the end-of-life timer is never due before this.
+    pub extended_until: Option<Timestamp>,
+    /// `spindown hold`: the latest hold (over once its end has passed).
+    pub hold: Option<Hold>,
 }
 
 /// The search attribute of an instance id: a meeting is found by each of its instances.
@@ -167,6 +179,10 @@ pub const SEARCH_INSTANCE: &str = "instance_id";
 /// else `created_at`), as [`start_value`]
 /// writes it: meetings are found by when they start, in ranges.
 pub const SEARCH_START: &str = "start";
+
+/// The search attribute of a held meeting: its hold's end, as
+/// [`start_value`] writes an instant (held meetings are counted from it).
+pub const SEARCH_HELD: &str = "held_until";
 
 /// An instant as the value of [`SEARCH_START`]: RFC 3339 with six fraction
 /// digits, always (`2026-11-26T10:00:00.000000Z`), so that values sort as
@@ -191,14 +207,26 @@ impl Meeting {
     /// ([`SEARCH_START`], once known).
     pub fn search_attributes(&self) -> impl Iterator<Item = (&'static str, String)> + '_ {
         let start = self.facts.start().map(|t| (SEARCH_START, start_value(t)));
-        self.instances.iter().map(|i| (SEARCH_INSTANCE, i.as_str().to_string())).chain(start)
+        let held = self.held_until().map(|t| (SEARCH_HELD, start_value(t)));
+        self.instances.iter().map(|i| (SEARCH_INSTANCE, i.as_str().to_string())).chain(start).chain(held)
+    }
+
+    /// The end of the meeting's hold, if it has one and is not terminated
+    /// (the hold is over once that instant has passed).
+    pub fn held_until(&self) -> Option<Timestamp> {
+        self.hold.as_ref().filter(|_| self.ended.is_none()).map(|h| h.until)
+    }
+
+    /// Whether a hold keeps the meeting alive at `now`.
+    pub fn held_at(&self, now: Timestamp) -> bool {
+        self.held_until().is_some_and(|t| now < t)
     }
 
     /// What [`Meeting::search_attributes`] depends on, cheaply compared: a
     /// step that changes it has new values to index (instances are only
     /// ever added; the start may move).
-    pub fn search_stamp(&self) -> (usize, Option<Timestamp>) {
-        (self.instances.len(), self.facts.start())
+    pub fn search_stamp(&self) -> (usize, Option<Timestamp>, Option<Timestamp>) {
+        (self.instances.len(), self.facts.start(), self.held_until())
     }
 
     /// A meeting first seen at `now`, with no facts yet.
@@ -212,6 +240,8 @@ impl Meeting {
             timers: Timers::default(),
             created: now,
             version: 0,
+            extended_until: None,
+            hold: None,
         }
     }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::history::{self, Cause, Chunk, Entry, Note, Outcome};
 use super::record::{Item, RecordError};
 use super::{
-    Effect, EffectKind, Ended, EventName, Facts, Input, InstanceId, Meeting, MeetingId, MeetingWorkflow, Reason,
+    Effect, EffectKind, Ended, EventName, Facts, Hold, Input, InstanceId, Meeting, MeetingId, MeetingWorkflow, Reason,
     Rejection, State, Step, TimerKey, TimerKind, Timers, SEARCH_INSTANCE,
 };
 use crate::machine::{Durable, Letter, Opened, Took};
@@ -60,7 +60,11 @@ type DocOut<'a> = (
     Option<i64>,
 );
 
-type DocIn = (
+/// The document as read: the sixteen values, then (a meeting an operator
+/// extended or held; older documents stop at sixteen) its extension, its
+/// hold's end and the timers the hold moved.
+#[derive(serde::Deserialize)]
+struct DocIn(
     String,
     Option<String>,
     Option<i64>,
@@ -77,6 +81,7 @@ type DocIn = (
     Option<i64>,
     Option<i64>,
     Option<i64>,
+    #[serde(default)] Option<(Option<i64>, Option<i64>, Vec<String>)>,
 );
 
 fn us(t: Option<Timestamp>) -> Option<i64> {
@@ -107,7 +112,17 @@ pub fn encode(m: &Meeting) -> String {
         us(m.timers.cap),
         us(m.timers.fixed),
     );
-    serde_json::to_string(&doc).expect("a meeting serializes")
+    let mut out = serde_json::to_string(&doc).expect("a meeting serializes");
+    if m.extended_until.is_some() || m.hold.is_some() {
+        let moved: Vec<&str> =
+            m.hold.as_ref().map(|h| h.moved.iter().map(|k| k.as_str()).collect()).unwrap_or_default();
+        let kept = (us(m.extended_until), us(m.hold.as_ref().map(|h| h.until)), moved);
+        out.pop(); // the closing bracket
+        out.push(',');
+        out.push_str(&serde_json::to_string(&kept).expect("numbers and names serialize"));
+        out.push(']');
+    }
+    out
 }
 
 /// The meeting [`encode`] wrote for `id`.
@@ -117,7 +132,7 @@ pub fn encode(m: &Meeting) -> String {
 /// What is wrong with the document.
 pub fn decode(id: &str, doc: &str) -> Result<Meeting, String> {
     let d: DocIn = serde_json::from_str(doc).map_err(|e| e.to_string())?;
-    let (
+    let DocIn(
         state,
         reason,
         terminated_at,
@@ -134,7 +149,16 @@ pub fn decode(id: &str, doc: &str) -> Result<Meeting, String> {
         recheck,
         cap,
         fixed,
+        kept,
     ) = d;
+    let (extended_until, hold) = match kept {
+        None => (None, None),
+        Some((extended, held, moved)) => {
+            let moved =
+                moved.iter().map(|k| k.parse::<TimerKind>().map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+            (ts(extended), ts(held).map(|until| Hold { until, moved }))
+        }
+    };
     let ended = match (reason, terminated_at) {
         (Some(r), Some(at)) => {
             Some(Ended { reason: r.parse::<Reason>().map_err(|e| e.to_string())?, at: Timestamp::from_micros(at) })
@@ -162,6 +186,8 @@ pub fn decode(id: &str, doc: &str) -> Result<Meeting, String> {
         timers: Timers { safety_net: ts(safety_net), recheck: ts(recheck), cap: ts(cap), fixed: ts(fixed) },
         created: Timestamp::from_micros(first_seen),
         version,
+        extended_until,
+        hold,
     })
 }
 
@@ -207,6 +233,9 @@ impl Durable for MeetingWorkflow {
     }
 
     fn refusal(rejection: Rejection) -> (&'static str, String) {
+        if let Rejection::Refused(why) = rejection {
+            return ("refused", why);
+        }
         let e = RecordError::Rejected(rejection);
         (e.kind(), e.to_string())
     }
@@ -281,9 +310,11 @@ impl Durable for MeetingWorkflow {
     /// Instance ids are only ever added, and the start moves: their count
     /// and the start say whether the attributes changed.
     fn search_stamp(m: &Meeting) -> u128 {
-        let (n, start) = m.search_stamp();
+        let (n, start, held) = m.search_stamp();
         let start = start.map_or(0, |t| (1u128 << 64) | u128::from(t.as_micros() as u64));
-        ((n as u128) << 65) | start
+        let stamp = ((n as u128) << 65) | start;
+        // A hold (rare) flips the top bit and mixes in its end.
+        held.map_or(stamp, |t| stamp ^ (1u128 << 127) ^ (u128::from(t.as_micros() as u64) << 62))
     }
 
     fn span(id: &MeetingId, input: &Input, lateness: Option<Span>) -> tracing::Span {
@@ -696,6 +727,13 @@ mod tests {
         m.version = 3;
         let doc = encode(&m);
         assert_eq!(decode("m-1", &doc).unwrap(), m);
+        assert_eq!(doc.matches(',').count(), 15, "sixteen values while nobody held or extended it: {doc}");
+        // Held and extended: three more values, read back; the older form still reads.
+        m.extended_until = Some(Timestamp::from_micros(1_764_160_000_000_000));
+        m.hold = Some(Hold { until: Timestamp::from_micros(1_764_155_000_000_000), moved: vec![TimerKind::Recheck] });
+        let kept = encode(&m);
+        assert!(kept.ends_with(r#",[1764160000000000,1764155000000000,["recheck"]]]"#), "{kept}");
+        assert_eq!(decode("m-1", &kept).unwrap(), m);
         m.state = State::Terminated;
         m.ended = Some(Ended { reason: Reason::Manual, at: Timestamp::from_micros(1_764_153_000_000_007) });
         assert_eq!(decode("m-1", &encode(&m)).unwrap(), m);

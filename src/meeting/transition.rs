@@ -10,8 +10,8 @@
 use super::effect::Effect;
 use super::history::{FactChange, Ignored, Note, Outcome};
 use super::ids::{InstanceId, MeetingId};
-use super::input::{Change, Command, Input, Rejection, SeenInstance};
-use super::model::{Ended, EventName, Facts, Meeting, Reason, State, TimerKind};
+use super::input::{Change, Command, Extend, Input, Rejection, SeenInstance};
+use super::model::{Ended, EventName, Facts, Hold, Meeting, Reason, State, TimerKind};
 use super::policy::{Mode, Policy};
 use crate::time::Timestamp;
 
@@ -147,6 +147,7 @@ impl Builder {
         }
         self.meeting.ended = Some(Ended { reason, at: now });
         self.meeting.state = State::Terminated;
+        self.meeting.hold = None;
         if !cancelled.is_empty() {
             self.note(Note::Cancelled(cancelled));
         }
@@ -185,8 +186,18 @@ impl Builder {
     }
 }
 
-/// The due instant of a start-relative timer for this meeting, if it has a start.
-fn start_relative_due(kind: TimerKind, facts: &Facts, policy: &Policy) -> Option<Timestamp> {
+/// The due instant of a start-relative timer for this meeting, if it has a
+/// start; an extended meeting's end-of-life timer is never due before its
+/// extension.
+fn start_relative_due(kind: TimerKind, m: &Meeting, policy: &Policy) -> Option<Timestamp> {
+    let due = start_relative(kind, &m.facts, policy)?;
+    Some(match (kind, m.extended_until) {
+        (TimerKind::Cap | TimerKind::Fixed, Some(floor)) => due.max(floor),
+        _ => due,
+    })
+}
+
+fn start_relative(kind: TimerKind, facts: &Facts, policy: &Policy) -> Option<Timestamp> {
     let start = facts.start()?;
     Some(match kind {
         TimerKind::SafetyNet => start.saturating_add(policy.safety_net_delay),
@@ -311,7 +322,7 @@ fn follow_timers(b: &mut Builder, created: bool, policy: &Policy) {
     };
     for &kind in kinds {
         if created || b.meeting.timers.get(kind).is_some() {
-            if let Some(due) = start_relative_due(kind, &b.meeting.facts, policy) {
+            if let Some(due) = start_relative_due(kind, &b.meeting, policy) {
                 b.arm(kind, due);
             }
         }
@@ -358,6 +369,22 @@ fn timer(m: Meeting, kind: TimerKind, due: Timestamp, now: Timestamp, policy: &P
         return b.finish(Outcome::Ignored);
     }
     b.disarm(kind);
+    if let Some(until) = b.meeting.held_until().filter(|&u| now < u) {
+        // A hold: no timer ends the meeting before its end. The end-of-life
+        // timer waits for it; a safety net or re-check looks again then.
+        let to = match kind {
+            TimerKind::Cap | TimerKind::Fixed => kind,
+            TimerKind::SafetyNet | TimerKind::Recheck => TimerKind::Recheck,
+        };
+        b.note(Note::HeldOver { kind, due, to, until });
+        b.arm(to, until);
+        if let Some(h) = b.meeting.hold.as_mut() {
+            if !h.moved.contains(&to) {
+                h.moved.push(to);
+            }
+        }
+        return b.finish_live();
+    }
     match (kind, state) {
         (TimerKind::Cap, _) => b.terminate(Reason::MaxLifetime, now),
         (TimerKind::Fixed, _) => b.terminate(Reason::FixedDuration, now),
@@ -418,6 +445,125 @@ fn command(
             b.meeting.state = b.meeting.derived_state();
             Ok(b.finish_live())
         }
+        Command::Extend(how) => {
+            let m = operable(meeting, "extend")?;
+            // The end-of-life timer the meeting has (the policy's, if neither is pending).
+            let kind = match (m.timers.cap, m.timers.fixed, policy.mode) {
+                (Some(_), _, _) | (None, None, Mode::Smart) => TimerKind::Cap,
+                (None, Some(_), _) | (None, None, Mode::Fixed) => TimerKind::Fixed,
+            };
+            let Some(due) = m.timers.get(kind) else {
+                let why = format!("meeting {} has no pending {kind} timer to extend", m.id);
+                return Err((Rejection::Refused(why), Some(m)));
+            };
+            let (to, by) = match *how {
+                Extend::Until(t) => (t, None),
+                Extend::By(d) => (due.saturating_add(d), Some(d)),
+            };
+            let refuse = |why: String, m: Meeting| Err((Rejection::Refused(why), Some(m)));
+            if to <= now {
+                return refuse(format!("extend to {to} is not after now ({now}): nothing changed"), m);
+            }
+            if to <= due {
+                return refuse(
+                    format!(
+                        "extend to {to} is not after the current end ({kind} timer due {due}): an extend never shortens a meeting"
+                    ),
+                    m,
+                );
+            }
+            if to > due.saturating_add(MAX_EXTEND) {
+                return refuse(
+                    format!("extend to {to} is more than 7 days after the current end ({kind} timer due {due})"),
+                    m,
+                );
+            }
+            let from = Some(m.state);
+            let mut b = Builder::new(m, from);
+            b.note(Note::Extended { kind, from: due, to, by });
+            b.arm(kind, to);
+            b.meeting.extended_until = Some(b.meeting.extended_until.map_or(to, |e| e.max(to)));
+            if let Some(h) = b.meeting.hold.as_mut() {
+                h.moved.retain(|k| *k != kind);
+            }
+            Ok(b.finish_live())
+        }
+        Command::Hold { until } => {
+            let m = operable(meeting, "hold")?;
+            let until = *until;
+            if until <= now {
+                return Err((
+                    Rejection::Refused(format!("hold until {until} is not after now ({now}): nothing changed")),
+                    Some(m),
+                ));
+            }
+            if until > now.saturating_add(MAX_HOLD) {
+                return Err((
+                    Rejection::Refused(format!(
+                        "hold until {until} is more than 24 h after now ({now}): nothing changed"
+                    )),
+                    Some(m),
+                ));
+            }
+            let from = Some(m.state);
+            let mut b = Builder::new(m, from);
+            let old = b.meeting.hold.take();
+            let replaced = old.as_ref().map(|h| h.until).filter(|&u| now < u);
+            b.note(Note::Held { until, replaced });
+            // Timers the replaced hold moved to its end follow the new end.
+            let mut moved = Vec::new();
+            if let Some(h) = old {
+                for k in h.moved {
+                    if b.meeting.timers.get(k) == Some(h.until) {
+                        b.arm(k, until);
+                        moved.push(k);
+                    }
+                }
+            }
+            b.meeting.hold = Some(Hold { until, moved });
+            Ok(b.finish_live())
+        }
+        Command::Release => {
+            let m = operable(meeting, "release")?;
+            let Some(until) = m.held_until().filter(|&u| now < u) else {
+                let why = match m.held_until() {
+                    Some(u) => format!("meeting {} is not held: its hold ended at {u}", m.id),
+                    None => format!("meeting {} is not held", m.id),
+                };
+                return Err((Rejection::Refused(why), Some(m)));
+            };
+            let from = Some(m.state);
+            let mut b = Builder::new(m, from);
+            let hold = b.meeting.hold.take().expect("held");
+            let rearmed: Vec<TimerKind> =
+                hold.moved.into_iter().filter(|&k| b.meeting.timers.get(k) == Some(until)).collect();
+            b.note(Note::Released { until, rearmed: rearmed.clone() });
+            for k in rearmed {
+                b.arm(k, now);
+            }
+            Ok(b.finish_live())
+        }
+    }
+}
+
+/// How far past the current end an extend may go.
+const MAX_EXTEND: crate::time::Span = crate::time::Span::from_hours(7 * 24);
+
+/// How far past now a hold may go.
+const MAX_HOLD: crate::time::Span = crate::time::Span::from_hours(24);
+
+/// A meeting an operator command may change: it exists and has not ended.
+#[allow(clippy::result_large_err)]
+fn operable(meeting: Option<Meeting>, what: &str) -> Result<Meeting, (Rejection, Option<Meeting>)> {
+    match meeting {
+        None => Err((Rejection::UnknownMeeting, None)),
+        Some(m) => match m.ended {
+            Some(e) => {
+                let why = format!("meeting {} was terminated at {} ({}): nothing to {what}", m.id, e.at, e.reason);
+                Err((Rejection::Refused(why), Some(m)))
+            }
+            None => Ok(m),
+        },
     }
 }
 

@@ -413,3 +413,106 @@ fn reasons_and_states_round_trip_their_strings() {
     assert_eq!(Reason::FifteenMinSuccess.to_string(), "15_MIN_SUCCESS");
     assert!("nope".parse::<Reason>().unwrap_err().to_string().contains("NO_SHOW_TIMEOUT"));
 }
+
+// ---------------------------------------------------------------------------
+// Operator commands that keep a meeting alive.
+
+fn cmd(m: &Meeting, c: Command, now: &str, p: &Policy) -> Result<Step, Rejection> {
+    transition(Some(m), &Input::Command(c), t(now), p)
+}
+
+fn refused(r: Result<Step, Rejection>) -> String {
+    match r {
+        Err(Rejection::Refused(why)) => why,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn extend_moves_the_end_of_life_timer_later_never_earlier() {
+    let p = smart();
+    let m = meeting(&p, |_| {});
+    assert_eq!(m.timers.cap, Some(t("14:00")));
+    let s = cmd(&m, Command::Extend(Extend::By(Span::from_hours(1))), "10:05", &p).unwrap();
+    assert_eq!(s.meeting.timers.cap, Some(t("15:00")));
+    assert_eq!(s.meeting.extended_until, Some(t("15:00")));
+    assert!(s.notes.iter().any(|n| matches!(n, Note::Extended { by: Some(_), .. })), "{:?}", s.notes);
+    assert!(s.timers.contains(&TimerChange::Arm { kind: TimerKind::Cap, due: t("15:00") }));
+    // A later start change moves the cap only later, never before T.
+    let earlier = Image { meet_time: Some(t("09:30")), ..img() };
+    let s2 = rec(Some(&s.meeting), change(EventName::Modify, "10:10", Some(earlier)), "10:10", &p);
+    assert_eq!(s2.meeting.timers.cap, Some(t("15:00")), "not pulled back before T");
+    let later = Image { meet_time: Some(t("12:00")), ..img() };
+    let s3 = rec(Some(&s2.meeting), change(EventName::Modify, "10:11", Some(later)), "10:11", &p);
+    assert_eq!(s3.meeting.timers.cap, Some(t("16:00")), "moved later by the start");
+    // Refusals: not later than the current due, in the past, more than 7 days past the due.
+    assert!(refused(cmd(&m, Command::Extend(Extend::Until(t("13:00"))), "10:05", &p)).contains("never shortens"));
+    assert!(refused(cmd(&m, Command::Extend(Extend::Until(t("10:01"))), "10:05", &p)).contains("not after now"));
+    let far = t("14:00").saturating_add(Span::from_hours(7 * 24 + 1));
+    assert!(refused(cmd(&m, Command::Extend(Extend::Until(far)), "10:05", &p)).contains("more than 7 days"));
+    let edge = t("14:00").saturating_add(Span::from_hours(7 * 24));
+    assert!(cmd(&m, Command::Extend(Extend::Until(edge)), "10:05", &p).is_ok(), "exactly 7 days is allowed");
+    // In fixed mode the fixed timer is the one extended.
+    let f = meeting(&fixed(), |_| {});
+    let s = cmd(&f, Command::Extend(Extend::By(Span::from_mins(30))), "10:05", &fixed()).unwrap();
+    assert_eq!(s.meeting.timers.fixed, Some(t("11:30")));
+}
+
+#[test]
+fn a_hold_turns_timers_that_fall_due_into_a_look_at_its_end() {
+    let p = smart();
+    let m = meeting(&p, |_| {});
+    let held = cmd(&m, Command::Hold { until: t("11:00") }, "10:05", &p).unwrap().meeting;
+    assert!(held.held_at(t("10:30")) && !held.held_at(t("11:00")));
+    // The safety net at 10:15 falls during the hold: a re-check at 11:00, not NO_SHOW.
+    let s = fire(&held, TimerKind::SafetyNet, "10:15", &p);
+    assert_eq!(s.meeting.ended, None);
+    assert_eq!(s.meeting.timers.recheck, Some(t("11:00")));
+    assert_eq!(s.meeting.timers.safety_net, None);
+    // At the hold's end the re-check judges the meeting as the safety net would have.
+    let s2 = fire(&s.meeting, TimerKind::Recheck, "11:00", &p);
+    assert_eq!(s2.meeting.ended.map(|e| e.reason), Some(Reason::NoShowTimeout));
+    // A REMOVE still ends a held meeting.
+    let s3 = rec(Some(&s.meeting), change(EventName::Remove, "10:20", None), "10:20", &p);
+    assert_eq!(s3.meeting.ended.map(|e| e.reason), Some(Reason::Cancelled));
+    assert_eq!(s3.meeting.held_until(), None);
+    // The cap due during a hold waits for its end.
+    let short = Policy { max_lifetime: Span::from_mins(20), ..smart() };
+    let m = meeting(&short, |i| i.status = Some("IN_PROGRESS".into()));
+    let held = cmd(&m, Command::Hold { until: t("10:50") }, "10:05", &short).unwrap().meeting;
+    let s = fire(&held, TimerKind::Cap, "10:20", &short);
+    assert_eq!((s.meeting.ended, s.meeting.timers.cap), (None, Some(t("10:50"))));
+    let s = fire(&s.meeting, TimerKind::Cap, "10:50", &short);
+    assert_eq!(s.meeting.ended, Some(Ended { reason: Reason::MaxLifetime, at: t("10:50") }));
+}
+
+#[test]
+fn release_fires_what_the_hold_moved_and_refusals_change_nothing() {
+    let p = smart();
+    let m = meeting(&p, |_| {});
+    let held = cmd(&m, Command::Hold { until: t("11:00") }, "10:05", &p).unwrap().meeting;
+    let moved = fire(&held, TimerKind::SafetyNet, "10:15", &p).meeting;
+    let r = cmd(&moved, Command::Release, "10:20", &p).unwrap();
+    assert_eq!(r.meeting.timers.recheck, Some(t("10:20")), "re-armed now");
+    assert_eq!(r.meeting.hold, None);
+    assert!(r
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::Released { rearmed, .. } if rearmed == &vec![TimerKind::Recheck])));
+    // A second hold replaces the first; what the first moved follows the new end.
+    let again = cmd(&moved, Command::Hold { until: t("10:40") }, "10:20", &p).unwrap().meeting;
+    assert_eq!((again.hold.as_ref().map(|h| h.until), again.timers.recheck), (Some(t("10:40")), Some(t("10:40"))));
+    // Refusals.
+    assert!(refused(cmd(&m, Command::Release, "10:20", &p)).contains("is not held"));
+    assert!(refused(cmd(&held, Command::Release, "11:30", &p)).contains("hold ended at"));
+    assert!(refused(cmd(&m, Command::Hold { until: t("10:00") }, "10:05", &p)).contains("not after now"));
+    let far = t("10:05").saturating_add(Span::from_hours(25));
+    assert!(refused(cmd(&m, Command::Hold { until: far }, "10:05", &p)).contains("more than 24 h"));
+    let ended = fire(&m, TimerKind::SafetyNet, "10:15", &p).meeting;
+    for c in [Command::Hold { until: t("11:00") }, Command::Release, Command::Extend(Extend::By(Span::from_hours(1)))] {
+        let why = refused(cmd(&ended, c, "10:20", &p));
+        assert!(why.contains("was terminated at") && why.contains("NO_SHOW_TIMEOUT"), "{why}");
+    }
+    assert_eq!(cmd(&m, Command::Release, "10:20", &p).err().map(|_| ()), Some(()));
+    assert_eq!(transition(None, &Input::Command(Command::Release), t("10:20"), &p), Err(Rejection::UnknownMeeting));
+}

@@ -237,9 +237,14 @@ impl<'e, M: Durable> Work<'e, M> {
         let (state, before) = self.take(id);
         let step = match self.engine.machine.step(state, &input, now) {
             Ok(s) => s,
-            Err((_, state)) => {
+            Err((rejection, state)) => {
+                let exists = state.is_some();
                 self.put_back(id, state);
-                return Err(EngineError::Unknown { noun: M::NOUN, id: id.to_string() });
+                return Err(if exists {
+                    EngineError::Refused { reason: M::refusal(rejection).1 }
+                } else {
+                    EngineError::Unknown { noun: M::NOUN, id: id.to_string() }
+                });
             }
         };
         let took = M::took(step, &input, now);

@@ -104,6 +104,7 @@ impl RecordError {
             RecordError::Unstorable { .. } => "unstorable",
             RecordError::Rejected(Rejection::NoStart(_)) => "no_start",
             RecordError::Rejected(Rejection::UnknownMeeting) => "unknown_meeting",
+            RecordError::Rejected(Rejection::Refused(_)) => "refused",
         }
     }
 }
