@@ -11,7 +11,7 @@ use crate::meeting::stored::{effect_of, meeting_of, outcome_of, parse_names, tim
 pub use crate::meeting::OutcomeLine;
 use crate::meeting::{
     start_value, Counts, EffectFilter, EffectOutcome, EffectRow, HistoryRecord, Meeting, MeetingFilter, MeetingId,
-    Reason, State, StoredMeeting, TimerFilter, TimerKey, TimerKind, SEARCH_START,
+    Reason, State, StoredMeeting, TimerFilter, TimerKey, TimerKind, SEARCH_HELD, SEARCH_START,
 };
 use crate::store::{
     Checkpoint, Claim, EffectStatus, Gap, InstanceFilter, LeaseRow, OutboxOutcome, PendingFilter, Store, StoreError,
@@ -36,6 +36,13 @@ pub struct MeetingView {
     pub instances: Vec<String>,
     pub first_seen: Timestamp,
     pub version: i64,
+    /// The end of an operator's hold (`spindown hold`), while the meeting has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<Timestamp>,
+    /// How far an operator extended it (`spindown extend`): its end-of-life
+    /// timer is never due before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extended_until: Option<Timestamp>,
 }
 
 impl From<&Meeting> for MeetingView {
@@ -51,6 +58,8 @@ impl From<&Meeting> for MeetingView {
             instances: m.instances.iter().map(|i| i.to_string()).collect(),
             first_seen: m.created,
             version: m.version,
+            held_until: m.held_until(),
+            extended_until: m.extended_until.filter(|_| m.ended.is_none()),
         }
     }
 }
@@ -323,6 +332,28 @@ pub trait MeetingStore: Store {
         let mut rows = self.load(&ids).await?.into_iter().map(meeting_of).collect::<Result<Vec<_>, _>>()?;
         rows.sort_by_key(|m| place.get(m.meeting.id.as_str()).copied());
         Ok(rows)
+    }
+
+    /// Meetings held at `now` ([`Meeting::held_at`]) with their hold's end,
+    /// soonest end first: a range of the hold index, no scan.
+    async fn held(&self, now: Timestamp) -> Result<Vec<(MeetingId, Timestamp)>, StoreError> {
+        const PAGE: usize = 1000;
+        let mut out = Vec::new();
+        let mut after = (start_value(now.saturating_add(Span::from_micros(1))), String::new());
+        loop {
+            let page = self.find_range(SEARCH_HELD, (&after.0, &after.1), "~", PAGE).await?;
+            for (value, id) in &page {
+                let until = Timestamp::parse_iso(value)
+                    .map_err(|e| StoreError::Corrupt(format!("held_until {value:?} of {id}: {e}")))?;
+                let id = MeetingId::new(id.clone())
+                    .ok_or_else(|| StoreError::Corrupt("held: an empty meeting id".into()))?;
+                out.push((id, until));
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = last.clone(),
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// The spec's outcome lines in id order, after `after`, at most `limit`.

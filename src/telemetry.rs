@@ -23,6 +23,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ),
     ("spindown_dead_letters_total", "counter", "Dead-lettered records by reason."),
     ("spindown_meetings", "gauge", "Meetings by state."),
+    (
+        "spindown_meetings_held",
+        "gauge",
+        "Meetings an operator's hold keeps alive now (spindown hold; counted in spindown_meetings by state too).",
+    ),
     ("spindown_terminations_total", "counter", "Meetings terminated, by reason."),
     ("spindown_timers_pending", "gauge", "Pending timers by kind."),
     ("spindown_timer_lateness_seconds", "histogram", "Timer fire instant minus due time, by kind."),

@@ -47,5 +47,12 @@ pub(super) async fn scrape(State(s): State<AppState>) -> Response {
             return (StatusCode::SERVICE_UNAVAILABLE, format!("the store does not answer: {e}\n")).into_response();
         }
     }
+    // Held meetings: a range of the hold index (few rows), not a scan.
+    match s.store.held(s.clock.now()).await {
+        Ok(held) => metrics::gauge!("spindown_meetings_held").set(held.len() as f64),
+        Err(e) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("the store does not answer: {e}\n")).into_response();
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.prometheus.render()).into_response()
 }

@@ -161,6 +161,7 @@ pub fn frontier_chart(t: &Tuned) -> String {
             .build_cartesian_2d(x0..x1, 0.0..y1)?;
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
             .x_desc("instance-hours (tuning meetings)")
             .y_desc("meetings cut short")
             .label_style((FONT, 14))

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use spindown::meeting::{Reason, State};
 use spindown::source::stream::Start;
 use spindown::store::sqlite::Durability;
-use spindown::time::Timestamp;
+use spindown::time::{Span, Timestamp};
 
 /// spindown — a durable state machine that spins down meeting EC2 instances.
 ///
@@ -128,6 +128,26 @@ pub enum Cmd {
     DeadLetters(DeadLettersArgs),
     /// Terminate a meeting now (reason MANUAL); its effects are queued in the outbox.
     Terminate(TerminateArgs),
+    /// Move a meeting's end-of-life timer (the cap, or the fixed timer) later: to --until T, or --by DURATION past its current due.
+    ///
+    /// T must be after now and after the current due, and at most 7 days
+    /// past it: an extend never shortens a meeting. From then on a changed
+    /// meet_time or duration moves that timer only later, never before T.
+    /// Recorded in the meeting's history; a running worker picks it up at once.
+    #[command(
+        after_help = "Examples:\n  spindown extend m-42 --by 1h\n  spindown extend m-42 --until 2026-12-04T18:30:00Z --json"
+    )]
+    Extend(ExtendArgs),
+    /// Keep a meeting alive until T (at most 24 h from now): no timer ends it before then.
+    ///
+    /// A safety net or re-check that falls due during the hold looks again at
+    /// T instead; the end-of-life timer waits for T. Records still apply
+    /// (REMOVE, TERMINATED, SUCCESS end a held meeting). A second hold
+    /// replaces the first; `release` ends it early.
+    #[command(after_help = "Example:\n  spindown hold m-42 --until 2026-12-04T19:00:00Z")]
+    Hold(HoldArgs),
+    /// End a meeting's hold now: the timers it had moved to its end fire now.
+    Release(ReleaseArgs),
     /// One screen: meetings by state, timers, the outbox, stream checkpoints and lag, dead letters.
     Status(StatusArgs),
     /// Run the worker: read the table's DynamoDB Stream, fire timers, terminate instances and write back.
@@ -408,6 +428,45 @@ pub struct TerminateArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ExtendArgs {
+    /// Meeting id.
+    pub id: String,
+    /// The new end (RFC 3339).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_instant, conflicts_with = "by", required_unless_present = "by")]
+    pub until: Option<Timestamp>,
+    /// How far past the current end, e.g. 30m or 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_span)]
+    pub by: Option<Span>,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct HoldArgs {
+    /// Meeting id.
+    pub id: String,
+    /// The hold's end (RFC 3339), at most 24 h from now.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
+    pub until: Timestamp,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReleaseArgs {
+    /// Meeting id.
+    pub id: String,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
@@ -489,6 +548,14 @@ fn parse_price(s: &str) -> Result<f64, String> {
         Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
         Ok(_) => Err(format!("{s:?} is not a price: give USD per instance-hour, a number >= 0 such as 0.0416")),
         Err(_) => Err(format!("{s:?} is not a number: give USD per instance-hour, such as 0.0416")),
+    }
+}
+
+fn parse_span(s: &str) -> Result<Span, String> {
+    match Span::parse_policy(s) {
+        Ok(d) if d.is_positive() => Ok(d),
+        Ok(_) => Err(format!("{s:?} is not a positive duration")),
+        Err(e) => Err(format!("{s:?} is not a duration such as 30m or 1h30m: {e}")),
     }
 }
 

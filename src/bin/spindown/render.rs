@@ -61,7 +61,7 @@ fn effect_lines(s: &mut String, e: &EffectRow) {
 }
 
 /// `show` as text: facts, pending timers, effects, full history oldest first.
-pub fn show(i: &Inspection) -> String {
+pub fn show(i: &Inspection, now: Timestamp) -> String {
     let m = &i.meeting;
     let mut s = String::new();
     let _ = writeln!(s, "meeting {}", m.outcome.id);
@@ -81,6 +81,18 @@ pub fn show(i: &Inspection) -> String {
     let instances = if m.instances.is_empty() { "-".to_string() } else { m.instances.join(", ") };
     let _ = writeln!(s, "  instances    {instances}");
     let _ = writeln!(s, "  first seen   {}", m.first_seen);
+    match m.held_until {
+        Some(t) if now < t => {
+            let _ = writeln!(s, "  held         until {t} (no timer ends it before; `spindown release` ends the hold)");
+        }
+        Some(t) => {
+            let _ = writeln!(s, "  held         no longer: the hold ended at {t}");
+        }
+        None => {}
+    }
+    if let Some(t) = m.extended_until {
+        let _ = writeln!(s, "  extended     until {t} (its end-of-life timer is never due before)");
+    }
     let _ = writeln!(s, "\npending timers");
     if i.timers.is_empty() {
         let _ = writeln!(s, "  (none)");
@@ -168,17 +180,23 @@ pub fn meeting_row(m: &Meeting) -> Vec<String> {
 }
 
 /// Pending timers as a table.
-pub fn timers(ts: &[spindown::meeting::TimerKey], now: Timestamp) -> String {
+/// Pending timers as a table; a held meeting's rows say until when.
+pub fn timers(
+    ts: &[spindown::meeting::TimerKey],
+    held: &std::collections::BTreeMap<spindown::meeting::MeetingId, Timestamp>,
+    now: Timestamp,
+) -> String {
     let rows: Vec<Vec<String>> = ts
         .iter()
         .map(|t| {
             let delta = t.due.since(now);
             let rel =
                 if delta.as_micros() >= 0 { format!("in {delta}") } else { format!("overdue by {}", now.since(t.due)) };
-            vec![t.due.to_rfc3339(), rel, t.kind.to_string(), t.meeting_id.to_string()]
+            let hold = held.get(&t.meeting_id).map(|u| format!("until {u}")).unwrap_or_default();
+            vec![t.due.to_rfc3339(), rel, t.kind.to_string(), t.meeting_id.to_string(), hold]
         })
         .collect();
-    table(&["DUE", "WHEN", "KIND", "MEETING"], &rows)
+    table(&["DUE", "WHEN", "KIND", "MEETING", "HELD"], &rows)
 }
 
 /// Dead letters as a table (raw input shortened).

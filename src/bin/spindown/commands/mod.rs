@@ -3,6 +3,7 @@
 pub mod console;
 pub mod dead_letters;
 pub mod ingest;
+pub mod keep;
 pub mod list;
 pub mod migrate;
 pub mod prune;

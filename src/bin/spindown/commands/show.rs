@@ -26,6 +26,6 @@ pub async fn run(cli: &Cli, args: &ShowArgs) -> Result<()> {
     if args.json {
         output::json_pretty(&i)
     } else {
-        output::print(&render::show(&i))
+        output::print(&render::show(&i, spindown::time::Timestamp::now()))
     }
 }
