@@ -504,7 +504,11 @@ impl<M: Durable> Engine<M> {
     /// [`EngineError::Refused`] when an existing instance refuses it (nothing
     /// changed); a store failure.
     pub async fn send(&self, id: &M::Id, input: M::Input) -> Result<M::Entry, EngineError> {
-        let gate = self.command_gate(self.clock.now()).await?;
+        // A gate that holds nothing back lets the command fire what it arms
+        // at its own instant, right after it.
+        let asked = self.clock.now();
+        let gate = self.command_gate(asked).await?;
+        let gate = if gate >= asked { Timestamp::MAX } else { gate };
         let mut w = Work::begin(self).await?;
         let result = w.command(id, input, gate).await;
         match result {

@@ -251,7 +251,10 @@ impl<'e, M: Durable> Work<'e, M> {
         let entry = took.entry.clone();
         self.apply_step(took, before, now);
         drop(entered);
-        self.fire_through(limit, usize::MAX).await?;
+        // What the command armed at its own instant fires right after it
+        // (unless the stream gate holds timers back).
+        let after = gate.min(now);
+        self.fire_through(after, usize::MAX).await?;
         Ok(entry)
     }
 
