@@ -173,6 +173,19 @@ async fn the_console_in_a_real_browser() {
     .unwrap();
     assert_eq!(code, 403, "read-only: {body}");
     assert!(body.contains("read-only"));
+    b.go(&format!("{base}/meetings/m-later"));
+    for button in ["#terminate", "#extend", "#hold", "#release"] {
+        assert_eq!(b.count(button), 0, "read-only: no {button} button");
+    }
+    let (code, body) = http(
+        port,
+        "POST",
+        "/meetings/m-later/hold",
+        Some("csrf=x&until=2099-01-01T00:00:00Z"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+    )
+    .unwrap();
+    assert_eq!(code, 403, "read-only: {body}");
     drop(ro);
 
     // With a token: signed out, refused; signed in, retried, and recorded.
@@ -201,7 +214,7 @@ async fn the_console_in_a_real_browser() {
     b.go(&format!("{base}/login"));
     b.type_into("#token", "s3cret");
     b.click("#sign-in");
-    b.wait_for("signed in", |p| p.contains("signed in: retry and terminate enabled"));
+    b.wait_for("signed in", |p| p.contains("signed in: retry, terminate, extend and hold enabled"));
     let evil = dir.path().join("evil.html");
     std::fs::write(&evil, format!("<form id=f method=post action=\"{base}/effects/{failed}/retry\"><input name=csrf value=x></form><script>document.getElementById('f').submit()</script>")).unwrap();
     b.go(&format!("file://{}", evil.display()));
@@ -219,8 +232,21 @@ async fn the_console_in_a_real_browser() {
     let row = store.effects(&EffectFilter { id: Some(failed), ..EffectFilter::default() }).await.unwrap();
     assert_eq!(row[0].status, EffectStatus::Pending, "re-queued for the worker");
     b.screenshot(&out.join("console-meeting.png"));
-    // Terminate a live meeting by hand: MANUAL, recorded as the console's.
+    // Keep a live meeting alive: extend it by an hour, then hold it; both
+    // recorded as the console's, with the command's own entry.
     b.go(&format!("{base}/meetings/m-later"));
+    assert_eq!(b.count("#release"), 0, "not held: nothing to release");
+    b.click("#extend");
+    let page = b.wait_for("the extension", |p| p.contains("operator extend by console"));
+    assert!(page.contains("command extend") && page.contains("extended by 1h"), "both in the history: {page}");
+    assert!(page.contains("id=\"extended\""), "the page says until when");
+    b.click("#hold");
+    let page = b.wait_for("the hold", |p| p.contains("operator hold by console"));
+    assert!(page.contains("command hold") && page.contains("held until"), "{page}");
+    assert!(page.contains("id=\"held\""), "the facts say it is held");
+    assert_eq!(b.count("#release"), 1, "held: a release button");
+    b.screenshot(&out.join("console-meeting-held.png"));
+    // Terminate a live meeting by hand: MANUAL, recorded as the console's.
     b.click("#terminate");
     let page = b.wait_for("the termination", |p| p.contains("operator terminate by console"));
     assert!(page.contains("MANUAL"), "terminated by hand: {page}");

@@ -72,6 +72,12 @@ names! {
         Retry = "retry",
         /// Asked for the meeting to be terminated.
         Terminate = "terminate",
+        /// Extended the meeting (`extend`).
+        Extend = "extend",
+        /// Held the meeting (`hold`).
+        Hold = "hold",
+        /// Released its hold (`release`).
+        Release = "release",
     }
 }
 

@@ -1,4 +1,5 @@
-//! The console's write actions — retry, terminate — and signing in with the token.
+//! The console's write actions — retry, terminate, extend, hold, release —
+//! and signing in with the token.
 
 use crate::inspect::MeetingStore;
 use crate::meeting::EffectFilter;
@@ -11,8 +12,9 @@ use super::pages::{matching, urlencode, EffectQuery};
 use super::{csrf, message, render, store_error};
 use crate::http::AppState;
 use crate::meeting::history::{Cause, Chunk, Entry, Note, OperatorAction, Outcome};
-use crate::meeting::{Command, MeetingId};
+use crate::meeting::{Command, Extend, MeetingId};
 use crate::store::{Changes, EffectStatus, Requeue};
+use crate::time::{Span, Timestamp};
 
 const COOKIE: &str = "spindown_console";
 /// Who console actions are recorded as.
@@ -210,6 +212,101 @@ pub(super) async fn terminate(
     match engine.command(&mid, Command::Terminate).await {
         Ok(_) => Redirect::to(&format!("/meetings/{}", urlencode(&id))).into_response(),
         Err(e) => message(&s, &headers, StatusCode::CONFLICT, "Not terminated", &e.to_string()),
+    }
+}
+
+/// The extend and hold forms: `by` (a duration) or `until` (RFC 3339).
+#[derive(Deserialize)]
+pub(super) struct KeepForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    by: String,
+    #[serde(default)]
+    until: String,
+}
+
+pub(super) async fn extend(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<KeepForm>,
+) -> Response {
+    let (how, what) = if f.until.trim().is_empty() {
+        match Span::parse_policy(f.by.trim()) {
+            Ok(d) if d.is_positive() => (Extend::By(d), format!("extend by {d}")),
+            _ => {
+                let text = format!("{:?} is not a duration such as 30m or 1h30m", f.by.trim());
+                return message(&s, &headers, StatusCode::BAD_REQUEST, "Not extended", &text);
+            }
+        }
+    } else {
+        match Timestamp::parse_iso(f.until.trim()) {
+            Ok(t) => (Extend::Until(t), format!("extend until {t}")),
+            Err(e) => {
+                let text = format!("{:?} is not an RFC 3339 instant: {e}", f.until.trim());
+                return message(&s, &headers, StatusCode::BAD_REQUEST, "Not extended", &text);
+            }
+        }
+    };
+    keep(&s, &headers, &f.csrf, &id, OperatorAction::Extend, what, Command::Extend(how)).await
+}
+
+pub(super) async fn hold(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<KeepForm>,
+) -> Response {
+    let until = match Timestamp::parse_iso(f.until.trim()) {
+        Ok(t) => t,
+        Err(e) => {
+            let text = format!("{:?} is not an RFC 3339 instant: {e}", f.until.trim());
+            return message(&s, &headers, StatusCode::BAD_REQUEST, "Not held", &text);
+        }
+    };
+    keep(&s, &headers, &f.csrf, &id, OperatorAction::Hold, format!("hold until {until}"), Command::Hold { until }).await
+}
+
+pub(super) async fn release(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    keep(&s, &headers, &f.csrf, &id, OperatorAction::Release, "release".into(), Command::Release).await
+}
+
+/// Carry out an operator command that keeps a meeting alive, then record it
+/// `by console` (a refused one changes nothing and records nothing).
+async fn keep(
+    s: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+    id: &str,
+    action: OperatorAction,
+    what: String,
+    cmd: Command,
+) -> Response {
+    if let Err(r) = allowed(s, headers, csrf) {
+        return r;
+    }
+    let Some(mid) = MeetingId::new(id) else {
+        return message(s, headers, StatusCode::NOT_FOUND, "No such meeting", "empty id");
+    };
+    let Some(engine) = &s.engine else {
+        let text = format!("{action} needs a worker: use `spindown {action}`");
+        return message(s, headers, StatusCode::FORBIDDEN, "Refused", &text);
+    };
+    match engine.command(&mid, cmd).await {
+        Ok(_) => {
+            if let Err(e) = record(s, &mid, action, format!("{what} requested in the console")).await {
+                return store_error(s, headers, e);
+            }
+            wake(s).await;
+            Redirect::to(&format!("/meetings/{}", urlencode(id))).into_response()
+        }
+        Err(e) => message(s, headers, StatusCode::CONFLICT, "Refused", &e.to_string()),
     }
 }
 

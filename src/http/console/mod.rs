@@ -5,7 +5,7 @@
 //! * [`pages`] — meetings (filters, paging), a meeting (facts, timers,
 //!   effects, the timeline and the history), timers, effects, dead letters,
 //!   the stream;
-//! * [`actions`] — retry and terminate, with the console token;
+//! * [`actions`] — retry, terminate, extend, hold and release, with the console token;
 //! * [`timeline`] — a meeting's history on a time axis (plotters SVG).
 //!
 //! **Read-only unless** the console was started with a token
@@ -73,6 +73,9 @@ pub(super) fn routes(state: AppState) -> Router<AppState> {
         .route("/meetings", get(pages::meetings))
         .route("/meetings/{id}", get(pages::meeting))
         .route("/meetings/{id}/terminate", post(actions::terminate))
+        .route("/meetings/{id}/extend", post(actions::extend))
+        .route("/meetings/{id}/hold", post(actions::hold))
+        .route("/meetings/{id}/release", post(actions::release))
         .route("/timers", get(pages::timers))
         .route("/effects", get(pages::effects))
         .route("/effects/retry", get(actions::confirm_retry).post(actions::retry_matching))

@@ -326,9 +326,18 @@ pub(super) async fn meeting(State(s): State<AppState>, headers: HeaderMap, Path(
         history: Vec<HistoryView>,
         timeline: String,
         ended: bool,
+        /// A hold keeps it alive now.
+        held: bool,
+        /// What the hold form offers: an hour from now.
+        hold_default: String,
     }
     let ended = i.meeting.outcome.terminated_at.is_some();
+    let held = i.meeting.held_until.is_some_and(|t| now < t);
+    let hour = Timestamp::from_micros(now.as_micros() / 1_000_000 * 1_000_000)
+        .saturating_add(crate::time::Span::from_hours(1));
     let page = P {
+        held,
+        hold_default: hour.to_rfc3339(),
         timers: i.timers.iter().map(|k| timer_row(k, now)).collect(),
         effects: i.effects.iter().map(effect_view).collect(),
         history,
