@@ -109,6 +109,25 @@ impl<M: Machine> Core<M> {
         (self.into_ends(), fired)
     }
 
+    /// Forget every instance, timer and the clock, keeping the allocations:
+    /// the core is as new, for the next independent run (`tune` runs each
+    /// meeting alone under every candidate).
+    pub fn reset(&mut self) {
+        self.slots.clear();
+        self.queue.clear();
+        self.clock = Timestamp::MIN;
+    }
+
+    /// Run the clock on until no timer is pending, and how instance `i`
+    /// ended (`None`: still running, or never seen). The core stays usable.
+    pub fn run_out(&mut self, i: u32) -> Option<M::End> {
+        self.fire_through(Timestamp::MAX);
+        match self.slots.get(i as usize) {
+            Some(Slot::Ended(e)) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
     /// How each instance has ended so far, by number, without running the
     /// clock on (`None`: still running, or never seen).
     pub fn into_ends(self) -> Vec<Option<M::End>> {

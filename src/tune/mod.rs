@@ -2,21 +2,27 @@
 //! The contract is `spec/tune.md`.
 //!
 //! Every candidate of a [`Space`] over a base policy, and the base, is a
-//! `whatif` policy model ([`crate::whatif::run`]): the file is decoded once,
-//! each record admitted and deduplicated once, and every model runs the
-//! engine's own machine on the engine's core (the code `replay` runs), the
-//! models spread over the cores. What this module adds is arithmetic on
+//! `whatif` policy model: the file is read, decoded, admitted and
+//! deduplicated once, as `whatif` does, and every model runs the engine's
+//! own machine on the engine's core (the code `replay` runs) — each meeting
+//! alone under each candidate (`eval.rs` says why that is the same), the
+//! meetings spread over the cores. What this module adds is arithmetic on
 //! their per-meeting figures: the tuning and held-out split, the budget, the
 //! recommendation and the frontier.
 
+mod eval;
 pub mod html;
 mod space;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::meeting::{Policy, POLICY_KEYS};
+use crate::source::feed::LineFeed;
 use crate::time::Timestamp;
-use crate::whatif::{ModelKind, ModelSpec, WhatIf};
+use crate::whatif::{ModelRun, WhatIf, WhatIfError};
 
 pub use space::{Space, SpaceError, DEFAULT_SPACE};
 
@@ -88,15 +94,70 @@ pub struct Options {
     pub price: f64,
 }
 
-/// The models `whatif::run` runs for a tune: the candidates, named `1, 2, …`,
-/// then the base, named `base`.
-pub fn models(opts: &Options) -> Vec<ModelSpec> {
-    opts.candidates
-        .iter()
-        .enumerate()
-        .map(|(n, p)| ModelSpec { name: (n + 1).to_string(), kind: ModelKind::Policy(p.clone()) })
-        .chain(std::iter::once(ModelSpec { name: "base".into(), kind: ModelKind::Policy(opts.base.clone()) }))
-        .collect()
+/// Where a tune's time went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TuneTimings {
+    /// Reading, decoding, admitting and deduplicating the file.
+    pub read: Duration,
+    /// Every meeting under every model, wall time.
+    pub evaluate: Duration,
+    /// The models' threads, busy, summed.
+    pub busy: Duration,
+    pub timers_fired: u64,
+}
+
+/// Tune over `feed`: read it once, run every meeting under every candidate
+/// and the base, and work out the figures. With `keep_ends`, the returned
+/// what-if run holds every model's end of every meeting (models `1`, `2`,
+/// …, `base`: `--meetings`); otherwise its models are empty.
+///
+/// # Errors
+///
+/// The input cannot be read.
+pub fn run<R: Read + Send + 'static>(
+    feed: LineFeed<R>,
+    opts: &Options,
+    keep_ends: bool,
+) -> Result<(Tuned, WhatIf, TuneTimings), WhatIfError> {
+    let started = Instant::now();
+    let (mut w, events) = crate::whatif::read(feed)?;
+    let read = started.elapsed();
+    let horizon = w.horizon(opts.horizon);
+    let held_out = held_out(&w, opts.holdout);
+    let policies: Vec<Policy> = opts.candidates.iter().chain(std::iter::once(&opts.base)).cloned().collect();
+    let t = Instant::now();
+    let ev = eval::evaluate(&w, &events, &policies, &held_out, horizon, keep_ends);
+    drop(events);
+    let timings = TuneTimings { read, evaluate: t.elapsed(), busy: ev.busy, timers_fired: ev.timers_fired };
+    let held = held_out.iter().filter(|h| **h).count();
+    let tuned = figures(&ev.sets, opts, horizon, w.meetings.len(), held);
+    if let Some(ends) = ev.ends {
+        w.models = tuned
+            .lines
+            .iter()
+            .zip(ends)
+            .map(|(l, ends)| ModelRun { name: l.candidate.to_string(), ends, timers_fired: 0, busy: Duration::ZERO })
+            .collect();
+    }
+    Ok((tuned, w, timings))
+}
+
+/// Which meetings are held out: the last `floor(F × N)` by (start, id).
+fn held_out(w: &WhatIf, holdout: Holdout) -> Vec<bool> {
+    let n = w.meetings.len();
+    let held = holdout.of(n);
+    let mut out = vec![false; n];
+    if held > 0 {
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            let (a, b) = (&w.meetings[a as usize], &w.meetings[b as usize]);
+            (a.start(), &a.id).cmp(&(b.start(), &b.id))
+        });
+        for &i in &order[n - held..] {
+            out[i as usize] = true;
+        }
+    }
+    out
 }
 
 /// A line's label: a candidate's number, or the base.
@@ -192,24 +253,9 @@ pub struct Tuned {
     pub price: f64,
 }
 
-/// The figures, budget, recommendation and frontier of a what-if run of
-/// [`models`]`(opts)`.
-pub fn figures(w: &WhatIf, opts: &Options) -> Tuned {
-    let horizon = w.horizon(opts.horizon);
-    let n = w.meetings.len();
-    // Held out: the last floor(F × N) meetings by (start, id).
-    let held = opts.holdout.of(n);
-    let mut held_out = vec![false; n];
-    if held > 0 {
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.sort_unstable_by(|&a, &b| {
-            let (a, b) = (&w.meetings[a as usize], &w.meetings[b as usize]);
-            (a.start(), &a.id).cmp(&(b.start(), &b.id))
-        });
-        for &i in &order[n - held..] {
-            held_out[i as usize] = true;
-        }
-    }
+/// The lines, budget, recommendation and frontier from each model's figures
+/// (`sets`: the candidates in order, then the base; tuning, then held out).
+fn figures(sets: &[[SetFigures; 2]], opts: &Options, horizon: Option<Timestamp>, n: usize, held: usize) -> Tuned {
     let labels: Vec<(Label, &Policy)> = opts
         .candidates
         .iter()
@@ -217,32 +263,19 @@ pub fn figures(w: &WhatIf, opts: &Options) -> Tuned {
         .map(|(i, p)| (Label::Candidate(i as u32 + 1), p))
         .chain(std::iter::once((Label::Base, &opts.base)))
         .collect();
-    assert_eq!(labels.len(), w.models.len(), "the what-if run is of tune::models");
+    assert_eq!(labels.len(), sets.len(), "one set of figures per model");
     let mut lines: Vec<Line> = labels
         .iter()
-        .enumerate()
-        .map(|(model, &(label, policy))| {
-            let mut sets = [SetFigures::default(); 2];
-            for i in 0..n as u32 {
-                let f = w.meeting(model, i, horizon);
-                let set = &mut sets[usize::from(held_out[i as usize])];
-                set.instance_micros += f.instance_micros;
-                set.activity_after_end += u64::from(f.activity_after_end);
-                if f.terminated_at.is_none_or(|t| horizon.is_some_and(|h| t > h)) {
-                    set.running_at_horizon += 1;
-                }
-            }
-            let [tuning, holdout] = sets;
-            Line {
-                candidate: label,
-                policy: policy.clone(),
-                tuning,
-                instance_hours: round(tuning.instance_hours(), 3),
-                cost_usd: round(tuning.cost(opts.price), 2),
-                frontier: false,
-                recommended: false,
-                holdout,
-            }
+        .zip(sets)
+        .map(|(&(label, policy), &[tuning, holdout])| Line {
+            candidate: label,
+            policy: policy.clone(),
+            tuning,
+            instance_hours: round(tuning.instance_hours(), 3),
+            cost_usd: round(tuning.cost(opts.price), 2),
+            frontier: false,
+            recommended: false,
+            holdout,
         })
         .collect();
 

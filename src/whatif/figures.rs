@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::WhatIf;
+use super::{Seen, WhatIf};
 use crate::meeting::{Ended, Reason};
 use crate::time::{Span, Timestamp};
 
@@ -96,17 +96,15 @@ impl WhatIf {
         let seen = &self.meetings[i as usize];
         let run = &self.models[model];
         let ended = run.ends[i as usize];
-        let h = h.unwrap_or(Timestamp::MAX);
-        let end = ended.map_or(h, |e| e.at.min(h));
-        let secs = i128::from(end.since(seen.start()).as_micros().max(0));
+        let c = seen.cost(ended, h);
         MeetingFigures {
             model: &run.name,
             id: seen.id.as_str(),
             reason: ended.map(|e| e.reason),
             terminated_at: ended.map(|e| e.at),
             instances: seen.instances(),
-            instance_micros: secs * seen.instances() as i128,
-            activity_after_end: activity_after_end(seen.activity, ended),
+            instance_micros: c.instance_micros,
+            activity_after_end: c.activity_after_end,
         }
     }
 
@@ -143,6 +141,30 @@ impl WhatIf {
                 s
             })
             .collect()
+    }
+}
+
+/// What one meeting costs in one model: the spec's per-meeting figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cost {
+    /// `|instance set| × max(0, min(end, horizon) − start)`, in µs.
+    pub instance_micros: i128,
+    pub activity_after_end: bool,
+    /// Not terminated, or terminated after the horizon.
+    pub running_at_horizon: bool,
+}
+
+impl Seen {
+    /// This meeting's figures when the model ended it so (`None`: never), at horizon `h`.
+    pub fn cost(&self, ended: Option<Ended>, h: Option<Timestamp>) -> Cost {
+        let hz = h.unwrap_or(Timestamp::MAX);
+        let end = ended.map_or(hz, |e| e.at.min(hz));
+        let secs = i128::from(end.since(self.start()).as_micros().max(0));
+        Cost {
+            instance_micros: secs * self.instances() as i128,
+            activity_after_end: activity_after_end(self.activity, ended),
+            running_at_horizon: ended.is_none_or(|e| h.is_some_and(|h| e.at > h)),
+        }
     }
 }
 

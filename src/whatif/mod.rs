@@ -33,10 +33,11 @@ use crate::meeting::record::Item;
 use crate::meeting::{Ended, Input, MeetingWorkflow, Policy};
 use crate::source::feed::LineFeed;
 
-pub use figures::{MeetingFigures, Summary, DEFAULT_PRICE};
+pub use figures::{Cost, MeetingFigures, Summary, DEFAULT_PRICE};
+pub(crate) use front::Event;
 pub use front::{ReadStats, Seen};
 
-use front::{Event, Front};
+use front::Front;
 
 /// Records decoded per batch handed from the reader to the models.
 const BATCH: usize = 4096;
@@ -131,27 +132,14 @@ pub fn run<R: Read + Send + 'static>(feed: LineFeed<R>, models: &[ModelSpec]) ->
         threads.push(handle);
     }
 
-    let mut front = Front::default();
-    let mut front_busy = Duration::ZERO;
-    for batch in batches {
-        let batch = batch?;
-        let t = Instant::now();
-        let mut events = Vec::with_capacity(batch.len());
-        for inc in batch {
-            match inc {
-                Item::Record(d) => events.extend(front.accept(*d)),
-                Item::Dead(d) => front.dead_letter(&d.reason),
-            }
-        }
-        front_busy += t.elapsed();
+    let (front, front_busy) = front_pass(batches, reader, |events| {
         let events = Arc::new(events);
         for tx in &senders {
             // A model thread that stopped has panicked; its join says so.
             let _ = tx.send(events.clone());
         }
-    }
+    })?;
     drop(senders);
-    front.stats.lines = reader.join().map_err(|_| WhatIfError::Panicked("input reader".into()))?;
     let mut runs: Vec<Option<ModelRun>> = (0..models.len()).map(|_| None).collect();
     for (t, handle) in threads.into_iter().enumerate() {
         let done = handle.join().map_err(|_| WhatIfError::Panicked(format!("model thread {t}")))?;
@@ -168,6 +156,64 @@ pub fn run<R: Read + Send + 'static>(feed: LineFeed<R>, models: &[ModelSpec]) ->
         latest_event: front.latest,
         timings: Timings { run: started.elapsed(), front: front_busy },
     })
+}
+
+/// Read, admit and deduplicate `feed` once, as [`run`] does, and keep the
+/// accepted records for the caller's own models (`tune` runs every meeting
+/// alone under every candidate): the meetings' facts, and the records in
+/// file order with their instants. Their `eventID`s, already used for
+/// dedupe, are dropped.
+///
+/// # Errors
+///
+/// The input cannot be read.
+pub(crate) fn read<R: Read + Send + 'static>(feed: LineFeed<R>) -> Result<(WhatIf, Vec<Event>), WhatIfError> {
+    let started = Instant::now();
+    let (batches, reader) = read_ahead(feed);
+    let mut all = Vec::new();
+    let (front, front_busy) = front_pass(batches, reader, |mut events| {
+        for e in &mut events {
+            if let Input::Record(c) = &mut e.input {
+                c.event_id = None;
+            }
+        }
+        all.append(&mut events);
+    })?;
+    all.shrink_to_fit();
+    let w = WhatIf {
+        meetings: front.meetings,
+        models: Vec::new(),
+        read: front.stats,
+        latest_event: front.latest,
+        timings: Timings { run: started.elapsed(), front: front_busy },
+    };
+    Ok((w, all))
+}
+
+/// The front over every batch the reader decodes: each accepted,
+/// non-duplicate record to `sink`, batch by batch.
+fn front_pass(
+    batches: Receiver<std::io::Result<Vec<Item>>>,
+    reader: std::thread::JoinHandle<u64>,
+    mut sink: impl FnMut(Vec<Event>),
+) -> Result<(Front, Duration), WhatIfError> {
+    let mut front = Front::default();
+    let mut busy = Duration::ZERO;
+    for batch in batches {
+        let batch = batch?;
+        let t = Instant::now();
+        let mut events = Vec::with_capacity(batch.len());
+        for inc in batch {
+            match inc {
+                Item::Record(d) => events.extend(front.accept(*d)),
+                Item::Dead(d) => front.dead_letter(&d.reason),
+            }
+        }
+        busy += t.elapsed();
+        sink(events);
+    }
+    front.stats.lines = reader.join().map_err(|_| WhatIfError::Panicked("input reader".into()))?;
+    Ok((front, busy))
 }
 
 /// A model: a machine on the engine's core, fed the front's records.

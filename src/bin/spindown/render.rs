@@ -473,13 +473,18 @@ pub fn whatif_summary(name: &str, w: &spindown::whatif::WhatIf) -> String {
 }
 
 /// What `tune` says on stderr when it is done (dozens of models: their total).
-pub fn tune_summary(name: &str, w: &spindown::whatif::WhatIf) -> String {
-    let busy: f64 = w.models.iter().map(|m| m.busy.as_secs_f64()).sum();
-    let fired: u64 = w.models.iter().map(|m| m.timers_fired).sum();
+pub fn tune_summary(
+    name: &str,
+    w: &spindown::whatif::WhatIf,
+    t: &spindown::tune::TuneTimings,
+    candidates: usize,
+) -> String {
     format!(
-        "{} — {} candidates and the base: {busy:.2} s deciding, {fired} timers fired\n",
+        "{} — {candidates} candidates and the base, every meeting under each: {:.2} s ({:.2} s deciding), {} timers fired\n",
         read_summary(name, w),
-        w.models.len() - 1
+        t.evaluate.as_secs_f64(),
+        t.busy.as_secs_f64(),
+        t.timers_fired
     )
 }
 

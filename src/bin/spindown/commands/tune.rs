@@ -9,7 +9,6 @@ use serde::Serialize;
 use spindown::meeting::Policy;
 use spindown::source::feed::LineFeed;
 use spindown::tune::{self, Options, Space};
-use spindown::whatif;
 
 use super::whatif::{progress, write_meetings};
 use crate::cli::TuneArgs;
@@ -22,10 +21,14 @@ struct Profile {
     records: u64,
     meetings: usize,
     candidates: usize,
-    run_secs: f64,
+    /// Reading, decoding, admitting and deduplicating the file.
+    read_secs: f64,
     front_secs: f64,
-    /// The models' busy time, summed (CPU seconds deciding).
+    /// Every meeting under every model (wall).
+    evaluate_secs: f64,
+    /// The models' threads, busy, summed (CPU seconds deciding).
     models_busy_secs: f64,
+    timers_fired: u64,
     output_secs: f64,
     total_secs: f64,
     peak_rss_mib: Option<f64>,
@@ -68,13 +71,13 @@ pub async fn run(args: &TuneArgs) -> Result<()> {
     let bar = progress(&args.file, "tune");
     let reader = bar.wrap_read(input);
     let feed = LineFeed::new(reader, name.clone());
-    let specs = tune::models(&opts);
-    let result = tokio::task::spawn_blocking(move || whatif::run(feed, &specs)).await?;
+    let keep_ends = args.meetings.is_some();
+    let run_opts = opts.clone();
+    let result = tokio::task::spawn_blocking(move || tune::run(feed, &run_opts, keep_ends)).await?;
     bar.finish_and_clear();
-    let w = result.with_context(|| format!("tuning over {name}"))?;
+    let (t, w, timings) = result.with_context(|| format!("tuning over {name}"))?;
 
     let out_started = Instant::now();
-    let t = tune::figures(&w, &opts);
     if args.json {
         output::json_lines(&t.lines)?;
     } else {
@@ -115,7 +118,7 @@ pub async fn run(args: &TuneArgs) -> Result<()> {
         std::fs::write(path, tune::html::report(&t, &name)).with_context(|| format!("writing {}", path.display()))?;
     }
     let output_secs = out_started.elapsed().as_secs_f64();
-    eprint!("{}", render::tune_summary(&name, &w));
+    eprint!("{}", render::tune_summary(&name, &w, &timings, t.lines.len() - 1));
     std::io::stderr().flush().ok();
     if let Some(p) = &args.profile {
         let profile = Profile {
@@ -123,9 +126,11 @@ pub async fn run(args: &TuneArgs) -> Result<()> {
             records: w.read.records,
             meetings: w.meetings.len(),
             candidates: t.lines.len() - 1,
-            run_secs: w.timings.run.as_secs_f64(),
+            read_secs: timings.read.as_secs_f64(),
             front_secs: w.timings.front.as_secs_f64(),
-            models_busy_secs: w.models.iter().map(|m| m.busy.as_secs_f64()).sum(),
+            evaluate_secs: timings.evaluate.as_secs_f64(),
+            models_busy_secs: timings.busy.as_secs_f64(),
+            timers_fired: timings.timers_fired,
             output_secs,
             total_secs: started.elapsed().as_secs_f64(),
             peak_rss_mib: super::peak_rss_mib(),
