@@ -129,6 +129,21 @@ async fn the_console_in_a_real_browser() {
         assert!(page.contains(&format!(">{id}</a>")), "{id} listed");
     }
     assert!(page.contains("read-only"));
+    // The overview: where to look first, each figure a link to its list.
+    b.go(&format!("{base}/"));
+    let page = b.source();
+    assert!(page.contains("<h1>Overview</h1>"), "{page}");
+    let cell = |id: &str| -> String {
+        let start = page.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}: {page}"));
+        page[start..].split("</td>").next().unwrap().to_string()
+    };
+    assert!(page.contains("href=\"/meetings?state=Scheduled\">1</a>"), "m-later is scheduled: {page}");
+    assert!(page.contains("href=\"/meetings?state=Terminated\">3</a>"), "three ended: {page}");
+    assert!(cell("failed").contains(">1</a>"), "one failed effect: {}", cell("failed"));
+    assert!(page.contains("UnauthorizedOperation"), "with its error");
+    assert!(cell("held").contains(">0</a>"), "nobody held yet");
+    assert!(page.contains("0 live workers"), "no worker runs here");
+    b.go(&format!("{base}/meetings"));
     // A filter, through the form.
     b.type_into("input[name=q]", "i-0aaaaaaaaaaaaaaa1");
     b.click("form.filters button");
@@ -254,6 +269,15 @@ async fn the_console_in_a_real_browser() {
         page.contains("operator terminate by console") && page.contains("command terminate"),
         "both in the history"
     );
+    // The overview follows: the held meeting was terminated by hand in the last hour.
+    b.go(&format!("{base}/"));
+    let page = b.source();
+    assert!(page.contains("href=\"/meetings?state=Terminated&amp;reason=MANUAL\">MANUAL</a>"), "{page}");
+    assert!(page.contains("MANUAL</a></td><td class=\"num\">1</td>"), "one MANUAL in the last hour: {page}");
+    // (The fixture day's meetings ended when this test ran their timers on the system clock.)
+    let ended = page.find("id=\"ended-hour\"").map(|i| &page[i..(i + 24).min(page.len())]).unwrap_or("");
+    assert!(ended.starts_with("id=\"ended-hour\">4<"), "four terminations in the last hour: {ended}");
+    b.screenshot(&out.join("console-overview.png"));
     b.go(&format!("{base}/meetings/m-success"));
     b.screenshot(&out.join("console-timeline.png"));
     // Every request the console's pages made went to the console (or was the

@@ -21,6 +21,7 @@
 //!    database, pruned to its 30-day retention after each: the file's size.
 
 mod day;
+mod overview;
 #[cfg(feature = "peers")]
 mod peers;
 mod pg;
@@ -76,6 +77,8 @@ enum Cmd {
     Whatif,
     /// `spindown tune` on W1's day: the default space (51 candidates) and the base.
     Tune,
+    /// The console's overview (GET /) on a database of three of W1's days (~1M meetings).
+    Overview,
     /// A year of meetings replayed month by month into one database and pruned to its retention window.
     Year,
     /// W1 and W2 on PostgreSQL (W2 with 1, 2 and 4 workers): --pg names a
@@ -236,6 +239,7 @@ async fn main() -> Result<()> {
             Cmd::All => vec!["w1", "w2", "w3", "w4", "whatif", "tune", "year"],
             Cmd::Whatif => vec!["whatif"],
             Cmd::Tune => vec!["tune"],
+            Cmd::Overview => vec!["overview"],
             Cmd::Year => vec!["year"],
             Cmd::W1 => vec!["w1"],
             Cmd::W2 => vec!["w2"],
@@ -254,6 +258,7 @@ async fn main() -> Result<()> {
                 "w4" => timers::w4(&cli, &dir, &mut out).await?,
                 "whatif" => whatif::run(&cli, &dir, &mut out)?,
                 "tune" => tune::run(&cli, &dir, &mut out)?,
+                "overview" => overview::run(&cli, &dir, &mut out)?,
                 "year" => year::run(&cli, &dir, &mut out)?,
                 "pg" => {
                     let Cmd::Pg { pg, workers, no_w1 } = &cli.cmd else { unreachable!("only for pg") };

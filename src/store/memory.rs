@@ -14,8 +14,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{
     Changes, Checkpoint, Claim, Clocks, DeadLetterRow, Deleted, DueKey, EffectStatus, Gap, HistoryAppend, Indexed,
-    InstanceFilter, Lease, LeaseRow, OutboxFilter, OutboxOutcome, OutboxRow, Page, PendingFilter, PruneLog, Requeue,
-    Retained, Store, StoreError, StoredChunk, StoredInstance, Summary, Tallies, UnitOfWork, WorkerInfo, WorkerRow,
+    InstanceFilter, Lease, LeaseRow, OutboxFilter, OutboxOutcome, OutboxRow, Overview, Page, PendingFilter, PruneLog,
+    Requeue, Retained, Store, StoreError, StoredChunk, StoredInstance, Stuck, Summary, Tallies, UnitOfWork, WorkerInfo,
+    WorkerRow,
 };
 use crate::time::{Span, Timestamp};
 
@@ -375,6 +376,41 @@ impl Store for MemoryStore {
             effects_by_status: grouped::<EffectStatus>(s.outbox.values().map(|(r, _)| r.status)),
             dead_letters: s.dead.len() as i64,
             dead_letters_by_kind: dead.into_iter().collect(),
+        })
+    }
+
+    async fn overview(&self, now: Timestamp) -> Result<Overview, StoreError> {
+        let s = self.state.lock().await;
+        let rows = s.instances.values().map(|r| &r.index);
+        let since = |h: i64| {
+            let from = now.saturating_add(Span::from_hours(-h));
+            grouped(rows.clone().filter_map(|x| x.end.filter(|(_, at)| *at >= from).map(|(e, _)| e.to_string())))
+        };
+        let stuck = |f: &dyn Fn(&OutboxRow) -> bool| {
+            let mut rows: Vec<&OutboxRow> = s.outbox.values().map(|(r, _)| r).filter(|r| f(r)).collect();
+            rows.sort_by_key(|r| r.id);
+            let oldest = rows.first().map(|r| Stuck {
+                id: r.id,
+                instance: r.subject.clone(),
+                error: r.last_error.clone(),
+                at: r.updated_at,
+            });
+            (rows.len() as i64, oldest)
+        };
+        let (failed, failed_oldest) = stuck(&|r| r.status == EffectStatus::Failed);
+        let (retrying, retrying_oldest) = stuck(&|r| r.status == EffectStatus::Pending && r.attempts > 0);
+        let day = now.saturating_add(Span::from_hours(-24));
+        Ok(Overview {
+            live_by_state: grouped(rows.clone().filter(|x| x.end.is_none()).map(|x| x.state.to_string())),
+            ended: rows.clone().filter(|x| x.end.is_some()).count() as i64,
+            ended_hour: since(1),
+            ended_day: since(24),
+            failed,
+            failed_oldest,
+            retrying,
+            retrying_oldest,
+            dead_letters_day: s.dead.iter().filter(|d| d.at >= day).count() as i64,
+            oldest_overdue: s.due.first().map(|k| k.due).filter(|d| *d <= now),
         })
     }
 

@@ -244,6 +244,8 @@ pub trait Store: Send + Sync + 'static {
     /// Dead letters, oldest first.
     async fn dead_letters(&self, filter: &Page) -> Result<Vec<DeadLetterRow>, StoreError>;
     async fn tallies(&self) -> Result<Tallies, StoreError>;
+    /// The console's overview at `now`, every figure from an index.
+    async fn overview(&self, now: Timestamp) -> Result<Overview, StoreError>;
     /// Stream checkpoints (of one stream, or all), by stream and shard.
     async fn checkpoints(&self, stream_arn: Option<&str>) -> Result<Vec<Checkpoint>, StoreError>;
     /// Trimmed-data gaps, oldest first.

@@ -8,8 +8,8 @@ use serde_json::value::RawValue;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::store::{
-    Checkpoint, DeadLetterRow, DueKey, EffectStatus, Gap, Indexed, LeaseRow, OutboxRow, StoreError, StoredInstance,
-    Summary, SweepFinding, Tallies, WorkerInfo, WorkerRow,
+    Checkpoint, DeadLetterRow, DueKey, EffectStatus, Gap, Indexed, LeaseRow, OutboxRow, Overview, StoreError,
+    StoredInstance, Stuck, Summary, SweepFinding, Tallies, WorkerInfo, WorkerRow,
 };
 use crate::time::Timestamp;
 
@@ -242,6 +242,40 @@ pub(crate) fn tallies_from_doc(doc: &str) -> Result<Tallies, StoreError> {
         effects_by_status: effects,
         dead_letters: d.dead.iter().map(|(_, n)| n).sum(),
         dead_letters_by_kind: d.dead,
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct OverviewDoc {
+    live: Vec<(String, i64)>,
+    ended: i64,
+    hour: Vec<(String, i64)>,
+    day: Vec<(String, i64)>,
+    failed: i64,
+    failed_oldest: Option<(i64, String, Option<String>, i64)>,
+    retrying: i64,
+    retrying_oldest: Option<(i64, String, Option<String>, i64)>,
+    dead_day: i64,
+    overdue: Option<i64>,
+}
+
+/// The overview statement's one JSON document.
+pub(crate) fn overview_from_doc(doc: &str) -> Result<Overview, StoreError> {
+    let d: OverviewDoc = serde_json::from_str(doc).map_err(|e| corrupt("overview", e))?;
+    let stuck = |r: Option<(i64, String, Option<String>, i64)>| {
+        r.map(|(id, instance, error, at)| Stuck { id, instance, error, at: Timestamp::from_micros(at) })
+    };
+    Ok(Overview {
+        live_by_state: d.live,
+        ended: d.ended,
+        ended_hour: d.hour,
+        ended_day: d.day,
+        failed: d.failed,
+        failed_oldest: stuck(d.failed_oldest),
+        retrying: d.retrying,
+        retrying_oldest: stuck(d.retrying_oldest),
+        dead_letters_day: d.dead_day,
+        oldest_overdue: ts(d.overdue),
     })
 }
 

@@ -376,6 +376,39 @@ pub struct Tallies {
     pub dead_letters_by_kind: Vec<(String, i64)>,
 }
 
+/// The console's overview, each figure read from an index (never a scan of
+/// every instance): what runs now, what ended lately, what is stuck.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overview {
+    /// Live (not ended) instances by state name, in name order.
+    pub live_by_state: Vec<(String, i64)>,
+    /// Instances that ended, in all.
+    pub ended: i64,
+    /// Instances that ended in the last hour, by end reason, in name order.
+    pub ended_hour: Vec<(String, i64)>,
+    /// The same over the last day.
+    pub ended_day: Vec<(String, i64)>,
+    pub failed: i64,
+    /// The oldest failed outbox row.
+    pub failed_oldest: Option<Stuck>,
+    /// Pending outbox rows that failed at least once and wait to be tried again.
+    pub retrying: i64,
+    pub retrying_oldest: Option<Stuck>,
+    /// Dead letters in the last day.
+    pub dead_letters_day: i64,
+    /// The earliest due of a timer that is overdue.
+    pub oldest_overdue: Option<Timestamp>,
+}
+
+/// An outbox row that is not done: which, whose, its last error and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stuck {
+    pub id: i64,
+    pub instance: String,
+    pub error: Option<String>,
+    pub at: Timestamp,
+}
+
 /// An instance's line in a listing of every instance: what the store
 /// indexes (`replay --json`'s outcome lines are built from it).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -52,7 +52,8 @@ macro_rules! conformance_tests {
             retention_deletes_ended_meetings_and_old_rows_only, recent_rows_come_newest_first,
             meetings_are_found_by_their_search_attributes, a_bulk_load_indexes_its_search_attributes_at_its_end,
             the_engine_indexes_a_meeting_when_it_gains_an_instance, meetings_are_found_by_when_they_start,
-            the_engine_reindexes_a_meeting_whose_start_moves);
+            the_engine_reindexes_a_meeting_whose_start_moves, the_overview_reads_what_runs_what_ended_and_what_is_stuck,
+            held_meetings_are_read_from_the_hold_index);
     };
     (@each $backend:expr; $($name:ident),+) => {
         $(
@@ -1144,4 +1145,103 @@ pub async fn the_engine_reindexes_a_meeting_whose_start_moves(b: &dyn Backend) {
     e.apply(items(&[moved])).await.unwrap();
     assert_eq!(found("10:30", "10:30").await, 0, "not at its old start");
     assert_eq!(found("11:00", "12:00").await, 1, "at its new one");
+}
+
+pub async fn the_overview_reads_what_runs_what_ended_and_what_is_stuck(b: &dyn Backend) {
+    let store = b.open().await;
+    let now = t("12:00");
+    let mut writes = Vec::new();
+    for (i, ended) in [
+        None,
+        None,
+        Some(("11:30", Reason::Success)),
+        Some(("09:00", Reason::Manual)),
+        Some(("11:59", Reason::Success)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut m = meeting(&format!("m-{i}"), t("08:00"));
+        if let Some((at, reason)) = ended {
+            m.state = State::Terminated;
+            m.ended = Some(Ended { reason, at: t(at) });
+        } else {
+            m.timers.cap = Some(if i == 0 { t("11:00") } else { t("14:00") });
+            if i == 1 {
+                m.state = State::InProgress;
+            }
+        }
+        writes.push(write(&m, None));
+    }
+    let dead = NewDeadLetter {
+        at: t("11:00"),
+        origin: "f:1".into(),
+        kind: "not_json".into(),
+        reason: "not JSON".into(),
+        event_id: None,
+        raw: b"{".to_vec(),
+    };
+    commit(
+        store.as_ref(),
+        Changes {
+            instances: writes,
+            effects: vec![terminate_effect("m-2", t("11:30"))],
+            dead_letters: vec![dead],
+            ..Changes::default()
+        },
+    )
+    .await
+    .unwrap();
+    let o = store.overview(now).await.unwrap();
+    assert_eq!(o.live_by_state, vec![("InProgress".to_string(), 1), ("Scheduled".to_string(), 1)]);
+    assert_eq!(o.ended, 3);
+    assert_eq!(o.ended_hour, vec![("SUCCESS".to_string(), 2)], "11:30 and 11:59, not 09:00");
+    assert_eq!(o.ended_day, vec![("MANUAL".to_string(), 1), ("SUCCESS".to_string(), 2)]);
+    assert_eq!(o.oldest_overdue, Some(t("11:00")), "m-0's cap is an hour overdue");
+    assert_eq!(o.dead_letters_day, 1);
+    assert_eq!((o.failed, o.retrying), (0, 0));
+    assert!(o.failed_oldest.is_none());
+    // The effect fails for good: failed, with its error.
+    let claim = Claim { owner: "w".into(), now, lease: Span::from_mins(5), limit: 10, running: vec![] };
+    let got = store.claim_effects(&claim).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let fail = EffectOutcome {
+        id: got[0].id,
+        meeting_id: got[0].meeting_id.clone(),
+        done: 0,
+        status: EffectStatus::Failed,
+        attempts: 1,
+        last_error: Some("UnauthorizedOperation".into()),
+        next_attempt_at: now,
+        at: now,
+        history: vec![entry(now, Outcome::EffectFailed, vec![])],
+    };
+    store.finish_effects("w", &[fail]).await.unwrap();
+    let o = store.overview(now).await.unwrap();
+    assert_eq!(o.failed, 1);
+    let f = o.failed_oldest.expect("the oldest failed effect");
+    assert_eq!((f.instance.as_str(), f.error.as_deref()), ("m-2", Some("UnauthorizedOperation")));
+}
+
+pub async fn held_meetings_are_read_from_the_hold_index(b: &dyn Backend) {
+    let clock = ManualClock::new(t("10:00"));
+    let e = engine(b.open().await, &clock).await;
+    for id in ["m-h1", "m-h2"] {
+        let r = rec(Some(&format!("{id}-1")), "INSERT", Some(t("10:00")), id, img("10:30", json!({})));
+        e.apply(items(&[r])).await.unwrap();
+    }
+    use spindown::meeting::Command;
+    e.command(&id("m-h1"), Command::Hold { until: t("12:00") }).await.unwrap();
+    e.command(&id("m-h2"), Command::Hold { until: t("11:00") }).await.unwrap();
+    let held = e.store().held(t("10:05")).await.unwrap();
+    assert_eq!(held, vec![(id("m-h2"), t("11:00")), (id("m-h1"), t("12:00"))], "soonest end first");
+    assert_eq!(
+        e.store().held(t("11:30")).await.unwrap(),
+        vec![(id("m-h1"), t("12:00"))],
+        "a hold that ended is not counted"
+    );
+    e.command(&id("m-h1"), Command::Release).await.unwrap();
+    assert_eq!(e.store().held(t("10:05")).await.unwrap(), vec![(id("m-h2"), t("11:00"))], "released");
+    e.command(&id("m-h2"), Command::Terminate).await.unwrap();
+    assert!(e.store().held(t("10:05")).await.unwrap().is_empty(), "an ended meeting is not held");
 }

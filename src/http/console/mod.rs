@@ -102,6 +102,7 @@ fn environment() -> &'static Environment<'static> {
         let mut env = Environment::new();
         for (name, text) in [
             ("base.html", include_str!("templates/base.html")),
+            ("overview.html", include_str!("templates/overview.html")),
             ("meetings.html", include_str!("templates/meetings.html")),
             ("meeting.html", include_str!("templates/meeting.html")),
             ("timers.html", include_str!("templates/timers.html")),

@@ -14,8 +14,129 @@ use crate::meeting::{InstanceId, MeetingId, Reason, State as MeetingState, SEARC
 use crate::store::EffectStatus;
 use crate::time::{Span, Timestamp};
 
-pub(super) async fn home() -> Redirect {
-    Redirect::to("/meetings")
+/// The overview (`/`): where to look first. Every figure comes from an
+/// index or a small table (the store's `overview`, the hold index, the
+/// checkpoints, the workers): no request scans the meetings.
+pub(super) async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let now = s.clock.now();
+    let read = async {
+        let o = s.store.overview(now).await?;
+        let held = s.store.held(now).await?;
+        let checkpoints = s.store.checkpoints(None).await?;
+        let workers = s.store.workers(inspect::LIVE_WITHIN).await?;
+        Ok::<_, crate::store::StoreError>((o, held, checkpoints, workers))
+    };
+    let (o, held, checkpoints, workers) = match read.await {
+        Ok(r) => r,
+        Err(e) => return store_error(&s, &headers, e),
+    };
+    #[derive(Serialize)]
+    struct Count {
+        name: String,
+        n: i64,
+        href: String,
+    }
+    #[derive(Serialize)]
+    struct Ended {
+        reason: String,
+        hour: i64,
+        day: i64,
+        href: String,
+    }
+    #[derive(Serialize)]
+    struct Stuck {
+        n: i64,
+        oldest: Option<String>,
+        error: String,
+        since: String,
+        href: String,
+    }
+    #[derive(Serialize)]
+    struct Shard {
+        shard: String,
+        lag: String,
+        state: &'static str,
+    }
+    #[derive(Serialize)]
+    struct P {
+        states: Vec<Count>,
+        held: usize,
+        held_next: Option<String>,
+        ended: i64,
+        reasons: Vec<Ended>,
+        ended_hour: i64,
+        ended_day: i64,
+        failed: Stuck,
+        retrying: Stuck,
+        dead_day: i64,
+        overdue: Option<String>,
+        overdue_by: String,
+        shards: Vec<Shard>,
+        workers_live: usize,
+        workers: Vec<String>,
+        now: String,
+    }
+    let states = MeetingState::ALL
+        .iter()
+        .filter(|st| **st != MeetingState::Terminated)
+        .map(|st| Count {
+            name: st.as_str().to_string(),
+            n: o.live_by_state.iter().find(|(n, _)| n == st.as_str()).map_or(0, |(_, n)| *n),
+            href: format!("/meetings?state={}", st.as_str()),
+        })
+        .collect();
+    let mut reasons: Vec<Ended> = Reason::ALL
+        .iter()
+        .map(|r| {
+            let get = |v: &[(String, i64)]| v.iter().find(|(n, _)| n == r.as_str()).map_or(0, |(_, n)| *n);
+            Ended {
+                reason: r.as_str().to_string(),
+                hour: get(&o.ended_hour),
+                day: get(&o.ended_day),
+                href: format!("/meetings?state=Terminated&reason={}", r.as_str()),
+            }
+        })
+        .collect();
+    reasons.retain(|r| r.day > 0);
+    let stuck = |n: i64, row: &Option<crate::store::Stuck>, href: &str| Stuck {
+        n,
+        oldest: row.as_ref().map(|r| r.instance.clone()),
+        error: row.as_ref().and_then(|r| r.error.clone()).unwrap_or_default(),
+        since: row.as_ref().map(|r| format!("{} ({} ago)", r.at, words(now.since(r.at)))).unwrap_or_default(),
+        href: href.to_string(),
+    };
+    let shards = checkpoints
+        .iter()
+        .filter(|c| !c.closed)
+        .map(|c| Shard {
+            shard: c.shard_id.clone(),
+            lag: match (c.caught_up, c.last_event_at) {
+                (true, _) | (_, None) => "0s".into(),
+                (false, Some(t)) => words(now.since(t)),
+            },
+            state: if c.caught_up { "caught up" } else { "reading" },
+        })
+        .collect();
+    let live: Vec<String> = workers.iter().filter(|w| w.live).map(|w| w.info.id.clone()).collect();
+    let page = P {
+        states,
+        held: held.len(),
+        held_next: held.iter().map(|(_, t)| *t).min().map(|t| t.to_rfc3339()),
+        ended: o.ended,
+        ended_hour: o.ended_hour.iter().map(|(_, n)| n).sum(),
+        ended_day: o.ended_day.iter().map(|(_, n)| n).sum(),
+        reasons,
+        failed: stuck(o.failed, &o.failed_oldest, "/effects?status=failed"),
+        retrying: stuck(o.retrying, &o.retrying_oldest, "/effects?status=pending"),
+        dead_day: o.dead_letters_day,
+        overdue: o.oldest_overdue.map(|t| t.to_rfc3339()),
+        overdue_by: o.oldest_overdue.map(|t| words(now.since(t))).unwrap_or_default(),
+        shards,
+        workers_live: live.len(),
+        workers: live,
+        now: now.to_rfc3339(),
+    };
+    render(&s, &headers, "overview.html", page)
 }
 
 /// `/meetings` filters: all optional; an empty field is no filter.

@@ -29,7 +29,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use super::stats::{Phase, Stats};
 use super::{
     Checkpoint, Claim, Clocks, DeadLetterRow, Deleted, DueKey, Gap, Hints, HistoryAppend, InstanceFilter,
-    InstanceWrite, Lease, LeaseRow, NewDeadLetter, NewEffect, OutboxFilter, OutboxOutcome, OutboxRow, Page,
+    InstanceWrite, Lease, LeaseRow, NewDeadLetter, NewEffect, OutboxFilter, OutboxOutcome, OutboxRow, Overview, Page,
     PendingFilter, PruneLog, Requeue, Retained, Store, StoreError, StoredChunk, StoredInstance, Summary, SweepFinding,
     Tallies, UnitOfWork, WorkerInfo, WorkerRow, WriteCounts,
 };
@@ -325,6 +325,18 @@ where
     async fn tallies(&self) -> Result<Tallies, StoreError> {
         let doc: String = sqlx::query_scalar(D::statement(Q::Counts)).fetch_one(&self.reader).await?;
         rows::tallies_from_doc(&doc)
+    }
+
+    async fn overview(&self, now: Timestamp) -> Result<Overview, StoreError> {
+        let hour = now.saturating_add(Span::from_hours(-1));
+        let day = now.saturating_add(Span::from_hours(-24));
+        let doc: String = sqlx::query_scalar(D::statement(Q::Overview))
+            .bind(now.as_micros())
+            .bind(hour.as_micros())
+            .bind(day.as_micros())
+            .fetch_one(&self.reader)
+            .await?;
+        rows::overview_from_doc(&doc)
     }
 
     async fn checkpoints(&self, stream_arn: Option<&str>) -> Result<Vec<Checkpoint>, StoreError> {
