@@ -94,9 +94,14 @@
 //! * [`retention`] — how long terminated meetings, dead letters and logs are
 //!   kept; the housekeeping job and `spindown prune` (with an archive).
 //! * [`sweep`] — the orphan sweep: tagged instances that outlived their meeting.
-//! * [`inspect`] — read models: the replay line, `show`, `status`.
+//! * [`inspect`] — read models: the replay line, `show`, `status`, the held
+//!   meetings (the hold index).
 //! * [`whatif`] — the same records under other rules (the Lambdas, other
 //!   policies), in memory: instance-hours, cost, meetings cut short.
+//! * [`tune`] — a space of policies over recorded records: every candidate
+//!   as a what-if model (each meeting alone under each), the frontier of
+//!   instance-hours against meetings cut short, the cheapest that cuts no
+//!   more than the base, checked on held-out meetings (`spec/tune.md`).
 //! * [`worker`] — stream reader, timer loop, executor and housekeeping run
 //!   together until a shutdown future completes (`spindown run`).
 //! * [`config`] — the worker settings file (`deploy/spindown.toml`).

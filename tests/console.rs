@@ -261,6 +261,13 @@ async fn the_console_in_a_real_browser() {
     assert!(page.contains("id=\"held\""), "the facts say it is held");
     assert_eq!(b.count("#release"), 1, "held: a release button");
     b.screenshot(&out.join("console-meeting-held.png"));
+    // The timers page says whose timers a hold keeps, and until when.
+    b.go(&format!("{base}/timers"));
+    let page = b.source();
+    assert!(page.contains("1 meeting held by an operator"), "{page}");
+    let row = page.split("<tr>").find(|r| r.contains(">m-later</a>")).expect("m-later's timers are listed");
+    assert!(row.contains("<td class=\"held\">until "), "{row}");
+    b.go(&format!("{base}/meetings/m-later"));
     // Terminate a live meeting by hand: MANUAL, recorded as the console's.
     b.click("#terminate");
     let page = b.wait_for("the termination", |p| p.contains("operator terminate by console"));

@@ -475,14 +475,21 @@ pub(super) async fn timers(State(s): State<AppState>, headers: HeaderMap) -> Res
         Ok(t) => t,
         Err(e) => return store_error(&s, &headers, e),
     };
+    // Held meetings (the hold index): their timers say until when.
+    let held: std::collections::HashMap<MeetingId, Timestamp> = match s.store.held(now).await {
+        Ok(h) => h.into_iter().collect(),
+        Err(e) => return store_error(&s, &headers, e),
+    };
     #[derive(Serialize)]
     struct P {
-        rows: Vec<TimerRow>,
+        rows: Vec<(TimerRow, Option<String>)>,
         overdue: usize,
         shown: usize,
+        held: usize,
     }
-    let rows: Vec<TimerRow> = list.iter().map(|k| timer_row(k, now)).collect();
-    let page = P { overdue: rows.iter().filter(|r| r.overdue).count(), shown: rows.len(), rows };
+    let rows: Vec<(TimerRow, Option<String>)> =
+        list.iter().map(|k| (timer_row(k, now), held.get(&k.meeting_id).map(|t| t.to_rfc3339()))).collect();
+    let page = P { overdue: rows.iter().filter(|r| r.0.overdue).count(), shown: rows.len(), held: held.len(), rows };
     render(&s, &headers, "timers.html", page)
 }
 
