@@ -14,9 +14,9 @@ mod day;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use common::browser::Browser;
+use common::browser::{assert_self_contained, Browser};
 use common::figures::*;
-use common::web::{artifacts, which};
+use common::web::{artifacts, on_a_terminal};
 use common::*;
 use serde_json::Value;
 use spindown::time::Span;
@@ -273,16 +273,8 @@ fn assert_candidates_agree_with_replay(input: &Path, base: Option<&Path>) {
 fn each_candidate_ends_every_meeting_as_replay_of_it_on_the_fixtures_and_every_edge_case() {
     assert_candidates_agree_with_replay(&fixture("day.jsonl"), None);
     assert_candidates_agree_with_replay(&fixture("whatif/legacy-edge.jsonl"), None);
-    let mut edges: Vec<PathBuf> = std::fs::read_dir(fixture("edge"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && !p.to_string_lossy().ends_with(".expected.jsonl"))
-        .collect();
-    edges.sort();
-    assert!(edges.len() >= 15, "every edge case is found");
-    for input in edges {
-        let toml = input.with_extension("toml");
-        assert_candidates_agree_with_replay(&input, toml.exists().then_some(toml.as_path()));
+    for (input, policy) in edge_cases() {
+        assert_candidates_agree_with_replay(&input, policy.as_deref());
     }
 }
 
@@ -484,14 +476,8 @@ fn the_html_page_shows_the_frontier_in_a_real_browser_and_requests_nothing() {
     assert!(table.contains(&grouped(base["instance_seconds"].as_f64().unwrap() / 3600.0, 2)), "the base's hours");
     assert_eq!(browser.count("#holdout-table tbody tr"), 2, "the held-out comparison: the recommendation and the base");
 
-    let shot = artifacts().join("tune-report.png");
-    let size = browser.screenshot(&shot);
-    assert!(size > 30_000, "the screenshot holds a rendered page ({size} bytes)");
-    let asked = browser.page_requests();
-    assert!(asked.contains(&url), "the page's own load is seen: {asked:?}");
-    let elsewhere: Vec<&String> = asked.iter().filter(|u| **u != url).collect();
-    assert!(elsewhere.is_empty(), "the page requested {elsewhere:?}");
-    eprintln!("screenshot: {}", shot.display());
+    // On screen, and what the page itself asked for (its DevTools network events): itself only.
+    assert_self_contained(&browser, &url, &artifacts().join("tune-report.png"), 30_000);
 }
 
 #[test]
@@ -500,20 +486,7 @@ fn a_progress_bar_on_a_terminal_and_nothing_otherwise() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(!stderr.contains("tune: reading"), "no progress without a terminal: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    let script = which("script")
-        .expect("util-linux's `script` (bsdutils; scripts/test-deps installs it) gives the command a terminal");
-    let cmd = format!("{} tune {}", env!("CARGO_BIN_EXE_spindown"), fixture("day.jsonl").display());
-    let dir = tempfile::tempdir().unwrap();
-    let typescript = dir.path().join("typescript");
-    let status = std::process::Command::new(script)
-        .args(["-qec", &cmd])
-        .arg(&typescript)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    let seen = on_a_terminal(&format!("tune {}", fixture("day.jsonl").display()));
     assert!(seen.contains("tune: reading ["), "a bar over the file's bytes: {seen}");
     assert!(seen.contains("CANDIDATE") && seen.contains("Recommended"), "then the table: {seen}");
 }

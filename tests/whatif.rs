@@ -12,9 +12,9 @@ mod day;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::browser::Browser;
+use common::browser::{assert_self_contained, Browser};
 use common::figures::*;
-use common::web::{artifacts, which};
+use common::web::{artifacts, on_a_terminal};
 use common::*;
 use serde_json::Value;
 
@@ -94,16 +94,8 @@ fn policy_models_agree_with_replay_on_the_fixtures_and_every_edge_case() {
     assert_agree(&fixture("day.jsonl"), None, "default");
     assert_agree(&fixture("day.jsonl"), Some(&whatif_dir().join("fixed.toml")), "fixed");
     assert_agree(&whatif_dir().join("legacy-edge.jsonl"), Some(&whatif_dir().join("smart.toml")), "smart");
-    let mut edges: Vec<PathBuf> = std::fs::read_dir(fixture("edge"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && !p.to_string_lossy().ends_with(".expected.jsonl"))
-        .collect();
-    edges.sort();
-    assert!(edges.len() >= 15, "every edge case is found");
-    for input in edges {
-        let toml = input.with_extension("toml");
-        if toml.exists() {
+    for (input, policy) in edge_cases() {
+        if let Some(toml) = policy {
             let stem = toml.file_stem().unwrap().to_string_lossy().into_owned();
             assert_agree(&input, Some(&toml), &stem);
         } else {
@@ -271,15 +263,8 @@ fn the_html_report_renders_in_a_real_browser_and_requests_nothing() {
         assert!(dom.contains(section), "section {section:?}");
     }
 
-    let shot = artifacts().join("whatif-report.png");
-    let size = browser.screenshot(&shot);
-    assert!(size > 50_000, "the screenshot holds a rendered page ({size} bytes)");
-    // What the page itself asked for (its DevTools network events): itself only.
-    let asked = browser.page_requests();
-    assert!(asked.contains(&url), "the page's own load is seen: {asked:?}");
-    let elsewhere: Vec<&String> = asked.iter().filter(|u| **u != url).collect();
-    assert!(elsewhere.is_empty(), "the page requested {elsewhere:?}");
-    eprintln!("screenshot: {}", shot.display());
+    // On screen, and what the page itself asked for (its DevTools network events): itself only.
+    assert_self_contained(&browser, &url, &artifacts().join("whatif-report.png"), 50_000);
 
     // The check can fail: the same page with one image from elsewhere is caught.
     let canary = dir.path().join("canary.html");
@@ -300,20 +285,7 @@ fn a_progress_bar_on_a_terminal_and_nothing_otherwise() {
     assert!(!stderr.contains("whatif: reading"), "no progress without a terminal: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     // A terminal (util-linux `script` gives the command a pseudo-terminal).
-    let script = which("script")
-        .expect("util-linux's `script` (bsdutils; scripts/test-deps installs it) gives the command a terminal");
-    let cmd = format!("{} whatif {} --legacy", env!("CARGO_BIN_EXE_spindown"), fixture("day.jsonl").display());
-    let dir = tempfile::tempdir().unwrap();
-    let typescript = dir.path().join("typescript");
-    let status = std::process::Command::new(script)
-        .args(["-qec", &cmd])
-        .arg(&typescript)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    let seen = on_a_terminal(&format!("whatif {} --legacy", fixture("day.jsonl").display()));
     assert!(seen.contains("whatif: reading [") && seen.contains("582.09 KiB"), "a bar over the file's bytes: {seen}");
     assert!(seen.contains("MODEL") && seen.contains("legacy"), "then the table: {seen}");
 }

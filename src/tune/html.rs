@@ -16,6 +16,7 @@ use crate::whatif::table::grouped;
 
 #[derive(Serialize)]
 struct Page<'a> {
+    style: &'static str,
     input: &'a str,
     version: &'static str,
     candidates: usize,
@@ -109,6 +110,7 @@ pub fn report(t: &Tuned, input: &str) -> String {
             .collect()
     });
     let page = Page {
+        style: crate::whatif::html::STYLE,
         input,
         version: env!("CARGO_PKG_VERSION"),
         candidates: t.lines.len() - 1,

@@ -186,3 +186,16 @@ impl Drop for Browser {
         let _ = self.driver.wait();
     }
 }
+
+/// The page at `url` is on screen: a screenshot of it to `shot` (at least
+/// `min_bytes`: a rendered page), and it requested nothing but itself (its
+/// own DevTools network events).
+pub fn assert_self_contained(browser: &Browser, url: &str, shot: &Path, min_bytes: usize) {
+    let size = browser.screenshot(shot);
+    assert!(size > min_bytes, "the screenshot holds a rendered page ({size} bytes)");
+    let asked = browser.page_requests();
+    assert!(asked.iter().any(|u| u == url), "the page's own load is seen: {asked:?}");
+    let elsewhere: Vec<&String> = asked.iter().filter(|u| *u != url).collect();
+    assert!(elsewhere.is_empty(), "the page requested {elsewhere:?}");
+    eprintln!("screenshot: {}", shot.display());
+}

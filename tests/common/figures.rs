@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{outcomes, run_ok, spindown};
+use super::{fixture, outcomes, run_ok, spindown};
 
 pub fn lines(text: &str) -> Vec<Value> {
     text.lines()
@@ -57,5 +57,25 @@ pub fn replay_ends(input: &Path, policy: Option<&str>) -> BTreeMap<String, (Valu
     outcomes(&run_ok(&mut cmd))
         .into_iter()
         .map(|(id, v)| (id, (v["reason"].clone(), v["terminated_at"].clone())))
+        .collect()
+}
+
+/// Every edge case of the fixtures (`edge/NN_name.jsonl`), in name order,
+/// with its policy file when it has one.
+pub fn edge_cases() -> Vec<(std::path::PathBuf, Option<std::path::PathBuf>)> {
+    let mut edges: Vec<std::path::PathBuf> = std::fs::read_dir(fixture("edge"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && !p.to_string_lossy().ends_with(".expected.jsonl"))
+        .collect();
+    edges.sort();
+    assert!(edges.len() >= 15, "every edge case is found");
+    edges
+        .into_iter()
+        .map(|input| {
+            let toml = input.with_extension("toml");
+            let policy = toml.exists().then_some(toml);
+            (input, policy)
+        })
         .collect()
 }

@@ -28,6 +28,25 @@ pub fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
 }
 
+/// Run `spindown ARGS` on a pseudo-terminal (util-linux `script`), its
+/// stdin empty; what the terminal showed.
+pub fn on_a_terminal(args: &str) -> String {
+    let script = which("script")
+        .expect("util-linux's `script` (bsdutils; scripts/test-deps installs it) gives the command a terminal");
+    let cmd = format!("{} {args}", env!("CARGO_BIN_EXE_spindown"));
+    let dir = tempfile::tempdir().unwrap();
+    let typescript = dir.path().join("typescript");
+    let status = std::process::Command::new(script)
+        .args(["-qec", &cmd])
+        .arg(&typescript)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{cmd} on a terminal: {status}");
+    String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned()
+}
+
 /// Where this test run keeps what a person may want to look at (screenshots).
 pub fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");

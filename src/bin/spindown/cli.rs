@@ -227,22 +227,32 @@ pub struct ReplayArgs {
     pub profile: Option<PathBuf>,
 }
 
+/// The records `whatif` and `tune` read, and how they cost them.
 #[derive(Args, Debug)]
-pub struct WhatifArgs {
+pub struct PricedInput {
     /// Records, one JSON object (or {"Records": [...]}) per line. `-` reads standard input.
     pub file: PathBuf,
-    /// A policy model (TOML, see workflows/meeting.toml), named by the file's stem; repeat for more.
-    #[arg(long = "policy", value_name = "FILE")]
-    pub policies: Vec<PathBuf>,
-    /// Add the `legacy` model first: the two Lambdas as written.
-    #[arg(long)]
-    pub legacy: bool,
     /// Cost instances up to this instant (RFC 3339) [default: the latest record's time + 24 h].
     #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
     pub horizon: Option<Timestamp>,
     /// USD per instance-hour.
     #[arg(long, value_name = "USD", default_value_t = spindown::whatif::DEFAULT_PRICE, value_parser = parse_price)]
     pub price: f64,
+    /// Write where the time went to this file as JSON (benchmarks).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub profile: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct WhatifArgs {
+    #[command(flatten)]
+    pub input: PricedInput,
+    /// A policy model (TOML, see workflows/meeting.toml), named by the file's stem; repeat for more.
+    #[arg(long = "policy", value_name = "FILE")]
+    pub policies: Vec<PathBuf>,
+    /// Add the `legacy` model first: the two Lambdas as written.
+    #[arg(long)]
+    pub legacy: bool,
     /// One JSON object per model instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -252,15 +262,12 @@ pub struct WhatifArgs {
     /// Also write a self-contained HTML report (table and charts) to this file.
     #[arg(long, value_name = "OUT.html")]
     pub html: Option<PathBuf>,
-    /// Write where the time went to this file as JSON (benchmarks).
-    #[arg(long, value_name = "FILE", hide = true)]
-    pub profile: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
 pub struct TuneArgs {
-    /// Records, one JSON object (or {"Records": [...]}) per line. `-` reads standard input.
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub input: PricedInput,
     /// The policy to beat (TOML, see workflows/meeting.toml) [default: the built-in policy].
     #[arg(long, value_name = "P.toml")]
     pub base: Option<PathBuf>,
@@ -273,12 +280,6 @@ pub struct TuneArgs {
     /// Hold out the last F of the meetings by start (0 <= F < 1) and report the recommendation on them.
     #[arg(long, value_name = "F", allow_hyphen_values = true)]
     pub holdout: Option<String>,
-    /// Cost instances up to this instant (RFC 3339) [default: the latest record's time + 24 h].
-    #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
-    pub horizon: Option<Timestamp>,
-    /// USD per instance-hour.
-    #[arg(long, value_name = "USD", default_value_t = spindown::whatif::DEFAULT_PRICE, value_parser = parse_price)]
-    pub price: f64,
     /// One JSON object per candidate, then one for the base, instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -291,9 +292,6 @@ pub struct TuneArgs {
     /// Also write one JSON object per model and meeting, as `whatif --meetings` (models `1`, `2`, …, `base`).
     #[arg(long, value_name = "OUT.jsonl")]
     pub meetings: Option<PathBuf>,
-    /// Write where the time went to this file as JSON (benchmarks).
-    #[arg(long, value_name = "FILE", hide = true)]
-    pub profile: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

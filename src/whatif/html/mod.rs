@@ -15,12 +15,16 @@ use crate::time::Timestamp;
 
 use charts::{hex, PALETTE, RUNNING};
 
+/// The reports' common style, inlined into each page (whatif's and tune's).
+pub(crate) const STYLE: &str = include_str!("style.css");
+
 /// How many meetings "whose end differs most" are shown per model.
 const TOP: usize = 15;
 
 /// Everything the template shows.
 #[derive(Serialize)]
 struct Page<'a> {
+    style: &'static str,
     input: &'a str,
     version: &'static str,
     horizon: Option<String>,
@@ -166,6 +170,7 @@ pub fn report(w: &WhatIf, summaries: &[Summary], h: Option<Timestamp>, input: &s
 
     let env = environment();
     let page = Page {
+        style: STYLE,
         input,
         version: env!("CARGO_PKG_VERSION"),
         horizon: h.map(|h| h.to_rfc3339()),

@@ -61,14 +61,17 @@ fn options(args: &TuneArgs) -> Result<(Options, Space)> {
         None => None,
     };
     let candidates = space.candidates(&base);
-    Ok((Options { base, candidates, holdout, max_cut_short, horizon: args.horizon, price: args.price }, space))
+    Ok((
+        Options { base, candidates, holdout, max_cut_short, horizon: args.input.horizon, price: args.input.price },
+        space,
+    ))
 }
 
 pub async fn run(args: &TuneArgs) -> Result<()> {
     let started = Instant::now();
     let (opts, _space) = options(args)?;
-    let (input, name) = db::open_input(&args.file).map_err(|e| Usage(format!("{e:#}")))?;
-    let bar = progress(&args.file, "tune");
+    let (input, name) = db::open_input(&args.input.file).map_err(|e| Usage(format!("{e:#}")))?;
+    let bar = progress(&args.input.file, "tune");
     let reader = bar.wrap_read(input);
     let feed = LineFeed::new(reader, name.clone());
     let keep_ends = args.meetings.is_some();
@@ -120,7 +123,7 @@ pub async fn run(args: &TuneArgs) -> Result<()> {
     let output_secs = out_started.elapsed().as_secs_f64();
     eprint!("{}", render::tune_summary(&name, &w, &timings, t.lines.len() - 1));
     std::io::stderr().flush().ok();
-    if let Some(p) = &args.profile {
+    if let Some(p) = &args.input.profile {
         let profile = Profile {
             lines: w.read.lines,
             records: w.read.records,

@@ -92,8 +92,8 @@ pub fn progress(path: &Path, command: &str) -> indicatif::ProgressBar {
 pub async fn run(args: &WhatifArgs) -> Result<()> {
     let started = Instant::now();
     let specs = models(args)?;
-    let (input, name) = db::open_input(&args.file)?;
-    let bar = progress(&args.file, "whatif");
+    let (input, name) = db::open_input(&args.input.file)?;
+    let bar = progress(&args.input.file, "whatif");
     let reader = bar.wrap_read(input);
     let feed = LineFeed::new(reader, name.clone());
     let run_specs = specs.clone();
@@ -102,8 +102,8 @@ pub async fn run(args: &WhatifArgs) -> Result<()> {
     let w = result.with_context(|| format!("what-if over {name}"))?;
 
     let out_started = Instant::now();
-    let horizon = w.horizon(args.horizon);
-    let summaries = w.summaries(horizon, args.price);
+    let horizon = w.horizon(args.input.horizon);
+    let summaries = w.summaries(horizon, args.input.price);
     if args.json {
         output::json_lines(&summaries)?;
     } else {
@@ -118,7 +118,7 @@ pub async fn run(args: &WhatifArgs) -> Result<()> {
     }
     let output_secs = out_started.elapsed().as_secs_f64();
     eprint!("{}", render::whatif_summary(&name, &w));
-    if let Some(p) = &args.profile {
+    if let Some(p) = &args.input.profile {
         let profile = Profile {
             lines: w.read.lines,
             records: w.read.records,
