@@ -14,7 +14,7 @@ mod day;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use common::browser::{assert_self_contained, Browser};
+use common::browser::{assert_self_contained, open_report, Browser};
 use common::figures::*;
 use common::web::{artifacts, on_a_terminal};
 use common::*;
@@ -444,13 +444,7 @@ fn the_html_page_shows_the_frontier_in_a_real_browser_and_requests_nothing() {
     let json = lines(&run_ok(
         spindown().arg("tune").arg(fixture("day.jsonl")).args(["--holdout", "0.3", "--json", "--html"]).arg(&page),
     ));
-    let html = std::fs::read_to_string(&page).unwrap();
-    for pattern in ["<script", "<link", "@import", "src=\"http", "href=\"http", "url("] {
-        assert!(!html.contains(pattern), "the page holds {pattern:?}: it must be self-contained");
-    }
-    let url = format!("file://{}", page.display());
-    browser.go(&url);
-    let dom = browser.source();
+    let (_, url, dom) = open_report(&browser, &page);
     assert!(dom.contains("The cheapest policy"), "the page rendered: {}", &dom[..dom.len().min(400)]);
     assert_eq!(browser.count("#frontier svg"), 1, "the frontier chart is drawn");
     let rec = json.iter().find(|l| l["recommended"] == true).unwrap();

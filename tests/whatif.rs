@@ -12,7 +12,7 @@ mod day;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::browser::{assert_self_contained, Browser};
+use common::browser::{assert_self_contained, open_report, Browser};
 use common::figures::*;
 use common::web::{artifacts, on_a_terminal};
 use common::*;
@@ -226,14 +226,7 @@ fn the_html_report_renders_in_a_real_browser_and_requests_nothing() {
             .args(["--legacy", "--policy", &smart, "--policy", &fixed, "--json", "--html"])
             .arg(&page),
     );
-    let html = std::fs::read_to_string(&page).unwrap();
-    for pattern in ["<script", "<link", "@import", "src=\"http", "href=\"http", "url("] {
-        assert!(!html.contains(pattern), "the page holds {pattern:?}: it must be self-contained");
-    }
-
-    let url = format!("file://{}", page.display());
-    browser.go(&url);
-    let dom = browser.source();
+    let (html, url, dom) = open_report(&browser, &page);
     assert!(dom.contains("What would it cost?"), "the page rendered: {}", &dom[..dom.len().min(400)]);
     // Every model's figures are on the page, as the table prints them.
     let row = |figure: &str| -> String {

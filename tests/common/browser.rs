@@ -199,3 +199,17 @@ pub fn assert_self_contained(browser: &Browser, url: &str, shot: &Path, min_byte
     assert!(elsewhere.is_empty(), "the page requested {elsewhere:?}");
     eprintln!("screenshot: {}", shot.display());
 }
+
+/// A report page written to `page`: it holds nothing that loads from
+/// elsewhere (scripts, style sheets, remote images or fonts); open it in
+/// `browser`. Its text, its URL and the DOM the browser built.
+pub fn open_report(browser: &Browser, page: &Path) -> (String, String, String) {
+    let html = std::fs::read_to_string(page).unwrap();
+    for pattern in ["<script", "<link", "@import", "src=\"http", "href=\"http", "url("] {
+        assert!(!html.contains(pattern), "the page holds {pattern:?}: it must be self-contained");
+    }
+    let url = format!("file://{}", page.display());
+    browser.go(&url);
+    let dom = browser.source();
+    (html, url, dom)
+}

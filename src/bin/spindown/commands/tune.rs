@@ -34,8 +34,8 @@ struct Profile {
     peak_rss_mib: Option<f64>,
 }
 
-/// The base, the space and the candidates, or a usage error naming what is wrong.
-fn options(args: &TuneArgs) -> Result<(Options, Space)> {
+/// The base and the candidates, or a usage error naming what is wrong.
+fn options(args: &TuneArgs) -> Result<Options> {
     let base = match &args.base {
         Some(path) => Policy::load(path).map_err(|e| Usage(format!("--base {}: {e}", path.display())))?,
         None => Policy::default(),
@@ -61,15 +61,12 @@ fn options(args: &TuneArgs) -> Result<(Options, Space)> {
         None => None,
     };
     let candidates = space.candidates(&base);
-    Ok((
-        Options { base, candidates, holdout, max_cut_short, horizon: args.input.horizon, price: args.input.price },
-        space,
-    ))
+    Ok(Options { base, candidates, holdout, max_cut_short, horizon: args.input.horizon, price: args.input.price })
 }
 
 pub async fn run(args: &TuneArgs) -> Result<()> {
     let started = Instant::now();
-    let (opts, _space) = options(args)?;
+    let opts = options(args)?;
     let (input, name) = db::open_input(&args.input.file).map_err(|e| Usage(format!("{e:#}")))?;
     let bar = progress(&args.input.file, "tune");
     let reader = bar.wrap_read(input);
