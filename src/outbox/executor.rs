@@ -267,10 +267,14 @@ impl Executor {
                     let ids: Vec<i64> = running.values().map(|r| r.id).collect();
                     let renew = self.store.renew_effect_leases(&self.owner, &ids, self.lease);
                     match crate::store::deadline("renewing effect leases", self.store_deadline, renew).await {
-                        Ok(held) if held.len() < ids.len() => tracing::warn!(
-                            lost = ids.len() - held.len(),
-                            "effect leases lost while their calls ran (another worker may run them too)"
-                        ),
+                        Ok(held) if held.len() < ids.len() => {
+                            let lost: Vec<i64> = ids.iter().copied().filter(|i| !held.contains(i)).collect();
+                            tracing::warn!(
+                                lost = lost.len(),
+                                effects = ?lost,
+                                "effect leases lost while their calls ran (another worker may run them too)"
+                            );
+                        }
                         Ok(_) => {}
                         Err(e) => tracing::warn!("renewing effect leases failed: {e}"),
                     }

@@ -60,12 +60,15 @@ const SERVER_SIDE: &[&str] =
 
 /// Load the shared AWS configuration (the standard chain) with bounded timeouts.
 pub async fn load_config() -> SdkConfig {
-    load_config_with(&AwsTuning::default()).await
+    load_config_with(&AwsTuning::default(), None).await
 }
 
-/// [`load_config`] with explicit timeouts and SDK retries (`[aws]` in the config file).
-pub async fn load_config_with(t: &AwsTuning) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+/// [`load_config`] with explicit timeouts and SDK retries (`[aws]` in the
+/// config file). `app` names the caller in every request's user agent
+/// (`app/spindown-w1`), so CloudTrail says which worker terminated an
+/// instance; characters the header does not allow become `-`.
+pub async fn load_config_with(t: &AwsTuning, app: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(t.connect_timeout)
@@ -73,9 +76,22 @@ pub async fn load_config_with(t: &AwsTuning) -> SdkConfig {
                 .operation_timeout(t.operation_timeout)
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(t.sdk_max_attempts))
-        .load()
-        .await
+        .retry_config(RetryConfig::standard().with_max_attempts(t.sdk_max_attempts));
+    if let Some(name) = app.and_then(app_name) {
+        loader = loader.app_name(name);
+    }
+    loader.load().await
+}
+
+/// `spindown-{who}` as a user-agent app name (letters, digits and
+/// ``!#$%&'*+-.^_`|~`` only, at most 50 characters).
+pub fn app_name(who: &str) -> Option<aws_config::AppName> {
+    let clean: String = format!("spindown-{who}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c) { c } else { '-' })
+        .take(50)
+        .collect();
+    aws_config::AppName::new(clean).ok()
 }
 
 /// A classified SDK failure.
@@ -144,4 +160,17 @@ where
 
 pub(crate) fn effect_error(f: Failure) -> EffectError {
     EffectError { transient: f.transient, message: f.message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::app_name;
+
+    #[test]
+    fn the_user_agent_names_the_worker_in_characters_it_allows() {
+        assert_eq!(app_name("w1-r003").unwrap().to_string(), "spindown-w1-r003");
+        // A host:pid identity, spaces and slashes are not allowed in a user agent.
+        assert_eq!(app_name("pod 7/host:42").unwrap().to_string(), "spindown-pod-7-host-42");
+        assert_eq!(app_name(&"x".repeat(80)).unwrap().to_string().len(), 50);
+    }
 }

@@ -41,24 +41,25 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         listen: args.listen.clone(),
     };
     let config = file.with(&overrides)?;
-    let sdk = aws::load_config_with(&config.aws()?).await;
-    let table = aws::AwsTable::new(&sdk, &args.table);
-    let stream_arn = match &args.stream_arn {
-        Some(a) => a.clone(),
-        None => table.latest_stream_arn().await?,
-    };
     let target = db::target(cli);
-    let mut options = config.worker_options(stream_arn.clone(), db::wake_socket(cli))?;
-    if let Some(http) = &mut options.http {
-        http.console_token = args.console_token.clone().filter(|t| !t.is_empty());
-        http.console_private |= args.console_private;
-    }
     let worker_id = match (&args.worker_id, &target) {
         (Some(id), _) => Some(id.clone()),
         (None, db::Target::Sqlite(_)) => Some("local".to_string()),
         (None, db::Target::Postgres(_)) => None,
     };
-    options.reader.worker = WorkerInfo::this_process(worker_id);
+    let worker = WorkerInfo::this_process(worker_id);
+    let sdk = aws::load_config_with(&config.aws()?, Some(&worker.id)).await;
+    let table = aws::AwsTable::new(&sdk, &args.table);
+    let stream_arn = match &args.stream_arn {
+        Some(a) => a.clone(),
+        None => table.latest_stream_arn().await?,
+    };
+    let mut options = config.worker_options(stream_arn.clone(), db::wake_socket(cli))?;
+    if let Some(http) = &mut options.http {
+        http.console_token = args.console_token.clone().filter(|t| !t.is_empty());
+        http.console_private |= args.console_private;
+    }
+    options.reader.worker = worker;
     match &target {
         // Other workers' timers and effects fall to this one if they die.
         db::Target::Postgres(_) => options.poll_max = Some(std::time::Duration::from_secs(1)),

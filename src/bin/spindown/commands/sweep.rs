@@ -21,7 +21,7 @@ pub async fn run(cli: &Cli, args: &SweepArgs) -> Result<()> {
     let config = file.with(&Overrides { require_tag: args.require_tag.clone(), ..Overrides::default() })?;
     let mut options = config.sweep(policy.max_lifetime)?;
     options.dry_run = args.dry_run;
-    let sdk = aws::load_config_with(&config.aws()?).await;
+    let sdk = aws::load_config_with(&config.aws()?, Some("sweep")).await;
     // Always through the tag guard, whatever [guard] says.
     let ec2: Arc<dyn Ec2> = Arc::new(aws::AwsEc2::new(&sdk, Some(options.tag.clone())));
     let store = db::open_existing(cli).await?;
