@@ -15,13 +15,16 @@
 //!
 //! The stream has two open shards (moto's one, split by meeting id by a
 //! proxy, `common::shards`), so the workers lease and read them separately.
-//! Every `TerminateInstances` call is counted on the way: the calls repeated
-//! (beyond one per termination) must be at most the effects the dead (or
-//! paused) workers held — claimed and not recorded — when they died, and none
-//! may have held more than the executor runs at once: an effect is claimed
-//! only as it starts, its lease renewed while its call runs, its outcome
-//! recorded when the call returns, so a kill repeats at most the calls in
-//! flight.
+//! Every `TerminateInstances` call is recorded on the way (which worker sent
+//! it: the user agent names it) and tied to its termination: a termination
+//! called more than once must owe each repeat to a reason — a worker that died
+//! or was paused holding it (claimed, not recorded), a worker cut off from the
+//! database past its lease, a retry after a failed attempt — and no worker may
+//! have held more than the executor runs at once: an effect is claimed only as
+//! it starts, its lease renewed while its call runs, its outcome recorded when
+//! the call returns, so a kill repeats at most the calls in flight. A repeat
+//! without a reason fails the test with the calls, the history and what the
+//! test did to which worker when.
 //!
 //! `SPINDOWN_MW_MEETINGS` (default 150), `SPINDOWN_MW_KILLS` (default 30),
 //! `SPINDOWN_MW_SEED`, `SPINDOWN_KEEP_DIR=1`.
@@ -42,6 +45,7 @@ use common::proxy::{FaultProxy, Rates};
 use common::scenario::{self, env_usize, POLICY};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use spindown::meeting::history::{Cause, Outcome};
 use spindown::meeting::EffectKind;
 use spindown::store::postgres::{PgOptions, PgStore};
 use spindown::store::{EffectStatus, Store};
@@ -73,15 +77,19 @@ struct Fleet<'a> {
     children: Vec<Child>,
     ids: Vec<String>,
     runs: usize,
-    /// For each worker that died or was paused: the effects it held then.
-    held: Vec<u64>,
+    /// For each worker that died or was paused: the effects it held then (ids).
+    held: Vec<Vec<i64>>,
+    /// What the test did to which worker, and when (printed when a check fails).
+    events: Vec<String>,
 }
 
 impl Fleet<'_> {
     fn spawn(&mut self, k: usize, failpoints: bool) {
         if k < self.children.len() {
             // The one replaced is dead: what it held, its successor may call again.
-            self.held.push(self.held_by(k));
+            let held = self.held_by(k);
+            self.event(format!("{} dead holding effects {held:?}", self.ids[k]));
+            self.held.push(held);
         }
         self.runs += 1;
         let id = format!("w{k}-r{:03}", self.runs);
@@ -92,6 +100,7 @@ impl Fleet<'_> {
         let log = format!("{id}.log");
         let child =
             worker_with(self.moto, Path::new(&self.url), "elephant-meetings", self.dir, &log, POLICY, CONFIG, &env);
+        self.event(format!("{id} started"));
         if k < self.children.len() {
             self.children[k] = child;
             self.ids[k] = id;
@@ -114,12 +123,16 @@ impl Fleet<'_> {
     }
 
     /// Effects worker `k` has claimed and not recorded (its leases on pending rows).
-    fn held_by(&self, k: usize) -> u64 {
-        let n = common::postgres::sql(
+    fn held_by(&self, k: usize) -> Vec<i64> {
+        let ids = common::postgres::sql(
             &self.url,
-            &format!("SELECT count(*) FROM outbox WHERE status = 'pending' AND lease_owner = '{}'", self.ids[k]),
+            &format!("SELECT id FROM outbox WHERE status = 'pending' AND lease_owner = '{}'", self.ids[k]),
         );
-        n.trim().parse().unwrap_or_else(|_| panic!("a count, not {n:?}"))
+        ids.split_whitespace().map(|n| n.parse().unwrap_or_else(|_| panic!("an effect id, not {n:?}"))).collect()
+    }
+
+    fn event(&mut self, what: String) {
+        self.events.push(format!("{} {what}", now()));
     }
 
     /// The worker holding the stream's shard lease now, if one does.
@@ -130,6 +143,15 @@ impl Fleet<'_> {
         );
         self.ids.iter().position(|id| id == owner.trim())
     }
+}
+
+fn stamp(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    Timestamp::from_epoch_seconds(secs).map_or_else(|| secs.to_string(), |t| t.to_string())
+}
+
+fn now() -> String {
+    stamp(std::time::SystemTime::now())
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -173,6 +195,7 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
         ids: vec![],
         runs: 0,
         held: vec![],
+        events: vec![],
     };
     for k in 0..WORKERS {
         fleet.spawn(k, true);
@@ -188,9 +211,18 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
             if let Some(k) = fleet.holder() {
                 signal(&fleet.children[k], "-STOP");
                 let held = fleet.held_by(k);
+                fleet.event(format!("{} stopped holding effects {held:?}", fleet.ids[k]));
                 fleet.held.push(held);
-                tokio::time::sleep(Duration::from_secs(6)).await;
+                // Past its 5 s leases. The others go on dying at crash points
+                // meanwhile: each is counted and restarted at once, before its
+                // own leases run out and what it held passes to another worker
+                // (uncounted, that looks like a call repeated for nothing).
+                for _ in 0..20 {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    self_aborts += fleet.restart_exited();
+                }
                 signal(&fleet.children[k], "-CONT");
+                fleet.event(format!("{} continued", fleet.ids[k]));
                 zombies += 1;
                 continue;
             }
@@ -210,6 +242,7 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
         let k = rng.gen_range(0..WORKERS);
         if fleet.children[k].try_wait().unwrap().is_none() {
             kill9(&mut fleet.children[k]);
+            fleet.event(format!("{} killed", fleet.ids[k]));
             kills += 1;
         } else {
             self_aborts += 1;
@@ -294,15 +327,182 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
     // worker had claimed and not recorded, and a worker claims only what it
     // starts (at most CONCURRENCY at once): a batch claimed whole and run
     // later, or outcomes recorded in batches, would break one of these.
-    let held: u64 = fleet.held.iter().sum();
-    let most = fleet.held.iter().max().copied().unwrap_or(0);
-    eprintln!("multi-worker: effects held at each death or pause {:?} (sum {held}, most {most})", fleet.held);
+    let held: Vec<u64> = fleet.held.iter().map(|h| h.len() as u64).collect();
+    let most = held.iter().max().copied().unwrap_or(0);
+    eprintln!(
+        "multi-worker: effects held at each death or pause {held:?} (sum {}, most {most})",
+        held.iter().sum::<u64>()
+    );
     assert!(most as usize <= spindown::outbox::CONCURRENCY, "a dead worker held {most} effects");
+    let mut retried = BTreeMap::new();
+    for e in &effects {
+        for h in store.history(&e.meeting_id).await.unwrap() {
+            if h.entry.cause == (Cause::Effect { kind: EffectKind::Terminate, effect: Some(e.id) })
+                && h.entry.outcome == Outcome::EffectRetry
+            {
+                *retried.entry(e.id).or_default() += 1;
+            }
+        }
+    }
+    let calls = proxy.calls();
+    let repeats = Repeats::count(&calls, &effects, &retried, &fleet.held, dir.path());
+    eprintln!("multi-worker: {repeats}");
+    if !repeats.unexplained.is_empty() {
+        eprintln!("multi-worker: what the test did:\n  {}", fleet.events.join("\n  "));
+        for (id, _, _) in &repeats.unexplained {
+            let e = effects.iter().find(|e| e.id == *id).unwrap();
+            eprintln!("multi-worker: effect {id} ({}), its TerminateInstances calls:", e.meeting_id);
+            let mine: Vec<String> = e
+                .parts
+                .iter()
+                .flat_map(|p| match p {
+                    spindown::meeting::Effect::Terminate { instances } => {
+                        instances.iter().map(|i| i.to_string()).collect()
+                    }
+                    _ => vec![],
+                })
+                .collect();
+            for c in calls.iter().filter(|c| {
+                c.target.ends_with("TerminateInstances") && c.form_list("InstanceId").iter().any(|i| mine.contains(i))
+            }) {
+                eprintln!(
+                    "  {} by {} invocation {} attempt {} answered {:?}",
+                    stamp(c.at),
+                    c.app,
+                    c.invocation,
+                    c.attempt,
+                    c.answered
+                );
+            }
+            for h in store.history(&e.meeting_id).await.unwrap() {
+                eprintln!("  history {}", serde_json::to_string(&h.entry).unwrap());
+            }
+        }
+    }
+    assert_eq!(repeats.total, repeated, "every TerminateInstances call belongs to one termination");
     assert!(
-        repeated <= held,
-        "{repeated} TerminateInstances calls repeated where the {kills} SIGKILLs and {self_aborts} crash-point aborts \
-         held {held}"
+        repeats.unexplained.is_empty(),
+        "{repeated} TerminateInstances calls repeated ({kills} SIGKILLs, {self_aborts} crash-point aborts): {repeats}"
     );
     assert_eq!(store.checkpoints(None).await.unwrap().len(), 2, "two shards");
     assert_eq!(zombies, 1, "the zombie was made");
+}
+
+/// Where the repeated `TerminateInstances` calls came from, effect by effect.
+///
+/// A termination is called once, and again only for a reason: its worker died
+/// or was paused holding it (once per such death), its worker was cut off
+/// from the database past its lease (the log names the effect), an attempt
+/// got no good answer (the SDK's own retry carries `attempt=2` and up), or the
+/// executor retried the effect after a failed attempt (the row's attempts).
+/// Anything else is a double the engine must not make.
+struct Repeats {
+    /// Calls beyond one per termination.
+    total: u64,
+    /// By reason: (reason, calls it explains).
+    by_reason: BTreeMap<&'static str, u64>,
+    /// Effects called more often than their reasons allow: (id, calls, allowed).
+    unexplained: Vec<(i64, u64, u64)>,
+}
+
+impl Repeats {
+    fn count(
+        calls: &[common::proxy::Call],
+        effects: &[spindown::meeting::EffectRow],
+        retried: &BTreeMap<i64, u64>,
+        held: &[Vec<i64>],
+        logs: &Path,
+    ) -> Repeats {
+        use spindown::meeting::Effect;
+        let mut effect_of = std::collections::HashMap::new();
+        for e in effects {
+            for p in &e.parts {
+                if let Effect::Terminate { instances } = p {
+                    for i in instances {
+                        effect_of.insert(i.to_string(), e.id);
+                    }
+                }
+            }
+        }
+        let mut called: BTreeMap<i64, u64> = BTreeMap::new();
+        let mut sdk_retries: BTreeMap<i64, u64> = BTreeMap::new();
+        for c in calls.iter().filter(|c| c.target.ends_with("TerminateInstances")) {
+            let ids: std::collections::BTreeSet<i64> = c
+                .form_list("InstanceId")
+                .iter()
+                .map(|i| *effect_of.get(i).unwrap_or_else(|| panic!("{i} is no termination's")))
+                .collect();
+            assert_eq!(ids.len(), 1, "one call terminates one meeting's instances: {}", c.form);
+            assert!(c.app.starts_with("spindown-w"), "the user agent names the worker (CloudTrail shows it): {c:?}");
+            let id = *ids.first().unwrap();
+            *called.entry(id).or_default() += 1;
+            if c.attempt > 1 {
+                *sdk_retries.entry(id).or_default() += 1;
+            }
+        }
+        let mut died: BTreeMap<i64, u64> = BTreeMap::new();
+        for id in held.iter().flatten() {
+            *died.entry(*id).or_default() += 1;
+        }
+        let mut cut_off: BTreeMap<i64, u64> = BTreeMap::new();
+        for e in std::fs::read_dir(logs).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "log") {
+                for line in std::fs::read_to_string(&path).unwrap_or_default().lines() {
+                    if line.contains("effect leases lost while their calls ran") {
+                        let list = line.split("effects=[").nth(1).and_then(|r| r.split(']').next()).unwrap_or_default();
+                        for id in list.split(',').filter_map(|n| n.trim().parse::<i64>().ok()) {
+                            *cut_off.entry(id).or_default() += 1;
+                        }
+                    } else if line.contains("effect no longer held by this executor") {
+                        let id = line.split("effect=").nth(1).and_then(|r| r.split_whitespace().next());
+                        if let Some(id) = id.and_then(|n| n.parse::<i64>().ok()) {
+                            *cut_off.entry(id).or_default() += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let mut r = Repeats { total: 0, by_reason: BTreeMap::new(), unexplained: vec![] };
+        for e in effects {
+            let n = called.get(&e.id).copied().unwrap_or(0);
+            if e.parts.iter().any(|p| matches!(p, Effect::Terminate { .. })) {
+                assert!(n >= 1, "effect {} terminated without a call", e.id);
+            } else {
+                continue;
+            }
+            let extra = n - 1;
+            r.total += extra;
+            if extra == 0 {
+                continue;
+            }
+            let mut left = extra;
+            for (reason, allowed) in [
+                ("SDK retries of an unanswered or failed attempt", sdk_retries.get(&e.id).copied().unwrap_or(0)),
+                ("executor retries after a failed attempt", retried.get(&e.id).copied().unwrap_or(0)),
+                ("held by a worker that died or was paused", died.get(&e.id).copied().unwrap_or(0)),
+                ("worker cut off from the database past its lease", cut_off.get(&e.id).copied().unwrap_or(0)),
+            ] {
+                let used = left.min(allowed);
+                if used > 0 {
+                    *r.by_reason.entry(reason).or_default() += used;
+                }
+                left -= used;
+            }
+            if left > 0 {
+                r.unexplained.push((e.id, n, n - left));
+            }
+        }
+        r
+    }
+}
+
+impl std::fmt::Display for Repeats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} repeated TerminateInstances calls: {:?}", self.total, self.by_reason)?;
+        for (id, calls, allowed) in &self.unexplained {
+            write!(f, "; effect {id} called {calls} times where its deaths, cut-offs and retries explain {allowed}")?;
+        }
+        Ok(())
+    }
 }

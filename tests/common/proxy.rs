@@ -47,6 +47,40 @@ struct State {
     requests: BTreeMap<String, u64>,
     /// Faults injected, by kind.
     faults: BTreeMap<&'static str, u64>,
+    /// Every request, in arrival order.
+    calls: Vec<Call>,
+}
+
+/// One request as the proxy saw it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The operation (`EC2.TerminateInstances`, `DynamoDB_20120810.UpdateItem`, ...).
+    pub target: String,
+    /// The SDK's attempt number (its `amz-sdk-request` header): 2 and up are its own retries.
+    pub attempt: u32,
+    /// The body of an EC2 (form-encoded) request; empty for the JSON services.
+    pub form: String,
+    /// The HTTP status handed back, or `None` if the client got no answer
+    /// (a reset, a held request, an upstream that failed).
+    pub answered: Option<u16>,
+    /// The SDK's id of the operation (`amz-sdk-invocation-id`): the same on its retries.
+    pub invocation: String,
+    /// When the request arrived.
+    pub at: std::time::SystemTime,
+    /// Who sent it: the `app/…` of its user agent (`spindown-w0-r003`), if any.
+    pub app: String,
+}
+
+impl Call {
+    /// The values of a form field list (`InstanceId.1=…&InstanceId.2=…` for `InstanceId`).
+    pub fn form_list(&self, name: &str) -> Vec<String> {
+        self.form
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .filter(|(k, _)| k.strip_prefix(name).is_some_and(|n| n.starts_with('.')))
+            .map(|(_, v)| v.to_string())
+            .collect()
+    }
 }
 
 /// A running proxy.
@@ -60,6 +94,32 @@ pub struct Request {
     pub body: Vec<u8>,
     pub target: String,
     pub json: bool,
+}
+
+impl Request {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// The caller's app name in the user agent (`app/NAME`).
+    pub fn app(&self) -> Option<&str> {
+        ["x-amz-user-agent", "user-agent"]
+            .iter()
+            .filter_map(|h| self.header(h))
+            .flat_map(|v| v.split_whitespace())
+            .find_map(|t| t.strip_prefix("app/"))
+    }
+
+    /// The SDK's attempt number (`amz-sdk-request: attempt=2; max=3`), 1 without it.
+    pub fn attempt(&self) -> u32 {
+        self.header("amz-sdk-request")
+            .and_then(|v| v.split(';').find_map(|p| p.trim().strip_prefix("attempt=")?.parse().ok()))
+            .unwrap_or(1)
+    }
 }
 
 pub async fn read_request(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<Request> {
@@ -117,6 +177,12 @@ fn error_response(req: &Request, status: u16, reason: &str, code: &str, message:
     .into_bytes()
 }
 
+/// The status code of an HTTP response.
+fn status_of(reply: &[u8]) -> Option<u16> {
+    let line = reply.split(|&b| b == b'\n').next()?;
+    std::str::from_utf8(line).ok()?.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Forward one request to the upstream and return its full response.
 pub async fn forward(upstream: SocketAddr, req: &Request) -> std::io::Result<Vec<u8>> {
     let mut up = TcpStream::connect(upstream).await?;
@@ -171,6 +237,18 @@ impl FaultProxy {
                         let fault = {
                             let mut s = st.lock().unwrap();
                             *s.requests.entry(req.target.clone()).or_default() += 1;
+                            let form =
+                                if req.json { String::new() } else { String::from_utf8_lossy(&req.body).into_owned() };
+                            s.calls.push(Call {
+                                target: req.target.clone(),
+                                attempt: req.attempt(),
+                                form,
+                                answered: None,
+                                invocation: req.header("amz-sdk-invocation-id").unwrap_or_default().to_string(),
+                                at: std::time::SystemTime::now(),
+                                app: req.app().unwrap_or_default().to_string(),
+                            });
+                            let call = s.calls.len() - 1;
                             let rates = s.rates.clone();
                             let applies = rates.only.as_ref().is_none_or(|o| req.target.contains(o.as_str()));
                             let x: f64 = s.rng.as_mut().unwrap().gen();
@@ -195,8 +273,9 @@ impl FaultProxy {
                             if let Some(k) = pick {
                                 *s.faults.entry(k).or_default() += 1;
                             }
-                            pick.map(|k| (k, rates.delay_for))
+                            (call, pick.map(|k| (k, rates.delay_for)))
                         };
+                        let (call, fault) = fault;
                         let reply = match fault {
                             None => match forward(upstream, &req).await {
                                 Ok(r) => r,
@@ -249,6 +328,7 @@ impl FaultProxy {
                         if wr.write_all(&reply).await.is_err() {
                             return;
                         }
+                        st.lock().unwrap().calls[call].answered = status_of(&reply);
                     }
                 });
             }
@@ -263,6 +343,11 @@ impl FaultProxy {
     /// Faults injected so far, by kind.
     pub fn faults(&self) -> BTreeMap<&'static str, u64> {
         self.state.lock().unwrap().faults.clone()
+    }
+
+    /// Every request seen so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.lock().unwrap().calls.clone()
     }
 
     /// Requests seen so far, by operation.
