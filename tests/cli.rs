@@ -147,6 +147,30 @@ fn read_commands_do_not_create_a_database() {
 }
 
 #[test]
+fn freed_memory_goes_back_after_1_ms_unless_the_environment_says_otherwise() {
+    // The binary sets mimalloc's purge delay through its option number; the
+    // environment's value read back through the same number shows it is the
+    // purge delay (and that the environment wins).
+    let dir = tempfile::tempdir().unwrap();
+    let day = fixture("edge/01_no_show.jsonl");
+    let delay = |env: Option<&str>| {
+        let mut cmd = spindown();
+        cmd.arg("-vv").arg("--db").arg(dir.path().join(format!("{env:?}.db"))).arg("replay").arg(&day);
+        if let Some(v) = env {
+            cmd.env("MIMALLOC_PURGE_DELAY", v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let line = err.lines().find(|l| l.contains("allocator")).unwrap_or_else(|| panic!("no allocator line:\n{err}"));
+        line.split("purge_delay_ms=").nth(1).unwrap().split_whitespace().next().unwrap().to_string()
+    };
+    assert_eq!(delay(None), "1");
+    assert_eq!(delay(Some("7")), "7");
+    assert_eq!(delay(Some("10")), "10");
+}
+
+#[test]
 fn every_command_has_help() {
     for cmd in ["replay", "ingest", "show", "list", "timers", "dead-letters", "terminate", "status"] {
         let out = run_ok(spindown().args([cmd, "--help"]));

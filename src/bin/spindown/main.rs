@@ -1,6 +1,8 @@
 //! The `spindown` command line: parse, wire, run. Each command is a file in
 //! `commands/`; text rendering is `render.rs`.
 
+#[cfg(feature = "mimalloc")]
+mod alloc;
 mod cli;
 mod commands;
 mod db;
@@ -12,10 +14,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Cmd};
-
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn init_tracing(verbose: u8, daemon: bool, format: cli::LogFormat) {
     let default = match verbose {
@@ -94,6 +92,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose, matches!(cli.command, Cmd::Run(_)), cli.log_format);
+    #[cfg(feature = "mimalloc")]
+    {
+        // Called whatever the log level (a disabled event evaluates no field).
+        let purge_delay_ms = alloc::return_freed_memory_promptly();
+        tracing::debug!(purge_delay_ms, "allocator");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
