@@ -1,12 +1,13 @@
 //! The binary's allocator: mimalloc, told to hand freed memory back to the
-//! system after 1 ms instead of its default 1 s.
+//! system after 10 ms instead of its default 1 s (v3's; v2's was 10 ms).
 //!
 //! A replay frees a batch's records, documents and history as the next
 //! batch is decoded; with the default delay those pages are still counted
-//! against the process when the next batch peaks. At 1 ms `replay` of a
-//! 1M-record day peaks ~30 MiB lower for a few percent of its speed
-//! (BENCHMARKS.md). `MIMALLOC_PURGE_DELAY` in the environment still wins
-//! (`=1000` for the old speed, `=0` for the least memory).
+//! against the process when the next batch peaks. At 10 ms `replay` of a
+//! 1M-record day peaks ~40 MiB lower (~190 MiB instead of ~233) for ~5 % of
+//! its speed; 1 ms saves little more and costs ~14 % (BENCHMARKS.md).
+//! `MIMALLOC_PURGE_DELAY` in the environment still wins (`=1000` for the
+//! old speed, `=0` for the least memory).
 
 use std::os::raw::{c_int, c_long};
 
@@ -19,7 +20,7 @@ const PURGE_DELAY: c_int = 15;
 /// mimalloc's documented default for it, in ms: the check that
 /// [`PURGE_DELAY`] names the option we mean.
 const DEFAULT_PURGE_DELAY_MS: c_long = 1000;
-const PURGE_DELAY_MS: c_long = 1;
+const PURGE_DELAY_MS: c_long = 10;
 
 extern "C" {
     fn mi_option_get(option: c_int) -> c_long;
