@@ -147,6 +147,7 @@ fn read_commands_do_not_create_a_database() {
 }
 
 #[test]
+#[cfg(feature = "mimalloc")]
 fn freed_memory_goes_back_after_10_ms_unless_the_environment_says_otherwise() {
     // The binary sets mimalloc's purge delay through its option number; the
     // environment's value read back through the same number shows it is the
