@@ -274,20 +274,22 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
         );
     }
 
-    // What the logs say happened.
+    // What the logs say happened (every worker run's log, read once).
+    let logs: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect();
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in std::fs::read_dir(dir.path()).unwrap() {
-        let path = e.unwrap().path();
-        if path.extension().is_some_and(|x| x == "log") {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            for (what, needle) in [
-                ("failpoint aborts", "failpoint "),
-                ("lease takeovers", "took over an expired shard lease"),
-                ("leases found lost on commit", "its last page is left to the new owner"),
-                ("leases found lost on renewal", "no longer reading it"),
-            ] {
-                *seen.entry(what).or_default() += text.matches(needle).count();
-            }
+    for text in &logs {
+        for (what, needle) in [
+            ("failpoint aborts", "failpoint "),
+            ("lease takeovers", "took over an expired shard lease"),
+            ("leases found lost on commit", "its last page is left to the new owner"),
+            ("leases found lost on renewal", "no longer reading it"),
+        ] {
+            *seen.entry(what).or_default() += text.matches(needle).count();
         }
     }
 
@@ -345,7 +347,7 @@ async fn three_workers_killed_paused_and_cut_off_lose_nothing_and_double_nothing
         }
     }
     let calls = proxy.calls();
-    let repeats = Repeats::count(&calls, &effects, &retried, &fleet.held, dir.path());
+    let repeats = Repeats::count(&calls, &effects, &retried, &fleet.held, &logs);
     eprintln!("multi-worker: {repeats}");
     if !repeats.unexplained.is_empty() {
         eprintln!("multi-worker: what the test did:\n  {}", fleet.events.join("\n  "));
@@ -411,7 +413,7 @@ impl Repeats {
         effects: &[spindown::meeting::EffectRow],
         retried: &BTreeMap<i64, u64>,
         held: &[Vec<i64>],
-        logs: &Path,
+        logs: &[String],
     ) -> Repeats {
         use spindown::meeting::Effect;
         let mut effect_of = std::collections::HashMap::new();
@@ -445,21 +447,16 @@ impl Repeats {
             *died.entry(*id).or_default() += 1;
         }
         let mut cut_off: BTreeMap<i64, u64> = BTreeMap::new();
-        for e in std::fs::read_dir(logs).unwrap() {
-            let path = e.unwrap().path();
-            if path.extension().is_some_and(|x| x == "log") {
-                for line in std::fs::read_to_string(&path).unwrap_or_default().lines() {
-                    if line.contains("effect leases lost while their calls ran") {
-                        let list = line.split("effects=[").nth(1).and_then(|r| r.split(']').next()).unwrap_or_default();
-                        for id in list.split(',').filter_map(|n| n.trim().parse::<i64>().ok()) {
-                            *cut_off.entry(id).or_default() += 1;
-                        }
-                    } else if line.contains("effect no longer held by this executor") {
-                        let id = line.split("effect=").nth(1).and_then(|r| r.split_whitespace().next());
-                        if let Some(id) = id.and_then(|n| n.parse::<i64>().ok()) {
-                            *cut_off.entry(id).or_default() += 1;
-                        }
-                    }
+        for line in logs.iter().flat_map(|text| text.lines()) {
+            if line.contains("effect leases lost while their calls ran") {
+                let list = line.split("effects=[").nth(1).and_then(|r| r.split(']').next()).unwrap_or_default();
+                for id in list.split(',').filter_map(|n| n.trim().parse::<i64>().ok()) {
+                    *cut_off.entry(id).or_default() += 1;
+                }
+            } else if line.contains("effect no longer held by this executor") {
+                let id = line.split("effect=").nth(1).and_then(|r| r.split_whitespace().next());
+                if let Some(id) = id.and_then(|n| n.parse::<i64>().ok()) {
+                    *cut_off.entry(id).or_default() += 1;
                 }
             }
         }

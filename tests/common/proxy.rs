@@ -99,10 +99,7 @@ pub struct Request {
 impl Request {
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
+        header(&self.head, name)
     }
 
     /// The caller's app name in the user agent (`app/NAME`).
@@ -122,6 +119,14 @@ impl Request {
     }
 }
 
+/// A header's value in a request or response head.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
 pub async fn read_request(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<Request> {
     let mut head = String::new();
     loop {
@@ -134,17 +139,11 @@ pub async fn read_request(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> 
             break;
         }
     }
-    let header = |name: &str| {
-        head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    };
-    let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = header(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
     let mut body = vec![0; len];
     r.read_exact(&mut body).await.ok()?;
-    let (target, json) = match header("x-amz-target") {
-        Some(t) => (t, true),
+    let (target, json) = match header(&head, "x-amz-target") {
+        Some(t) => (t.to_string(), true),
         None => {
             let b = String::from_utf8_lossy(&body);
             let action = b.split('&').find_map(|kv| kv.strip_prefix("Action=")).unwrap_or("?").to_string();
